@@ -1,0 +1,64 @@
+"""Entry point of the ``modelport`` command: global options, sub-command groups, exit codes.
+
+Exit codes: 0 success, 1 a failure (the error printed as one line naming the field and the fix),
+2 a usage error (unknown option, missing argument). ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from modelport import __version__
+from modelport.errors import ModelportError
+
+app = typer.Typer(
+    name="modelport",
+    help="Deploy registered machine-learning models as web services, locally or on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state: dict[str, bool] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelport {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    _state["debug"] = debug
+
+
+def _register_groups() -> None:
+    # Imported here so that each group lives in its own module and `modelport --help` stays fast.
+    from modelport.cli import groups
+
+    for name, group in groups.all_groups():
+        app.add_typer(group, name=name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors become one line on stderr and exit code 1 (usage errors: 2)."""
+    _register_groups()
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    try:
+        # Standalone mode: typer turns usage errors into exit code 2 and success into 0.
+        app(args, prog_name="modelport")
+    except (ModelportError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if _state["debug"]:
+            raise
+        message = exc.message if isinstance(exc, ModelportError) else str(exc)
+        typer.echo(f"Error: {message}", err=True)
+        sys.exit(1)

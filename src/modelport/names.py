@@ -1,0 +1,64 @@
+"""Name rules of Azure ML v1 (§1.10 of the compatibility spec), checked in one place."""
+
+from __future__ import annotations
+
+import re
+
+from modelport.errors import UserErrorException, WebserviceException, WorkspaceException
+
+MODEL_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-\._]{0,254}$")
+SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
+COMPUTE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,31}$")
+# Environment names are free text in Azure ML; modelport only refuses what cannot be a file or
+# a row key safely (path separators, NUL, leading dots, control characters).
+ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,254}$")
+
+
+def _safe_path_component(value: str) -> bool:
+    return value not in {".", ".."} and ".." not in value and "/" not in value and "\x00" not in value
+
+
+def check_model_name(name: object) -> str:
+    """Return ``name`` if it is a valid model name, else raise ``WebserviceException``."""
+    if not isinstance(name, str) or not MODEL_NAME.match(name) or not _safe_path_component(name):
+        raise WebserviceException(
+            f"Invalid model name {name!r}: model_name must be 1-255 characters, start with a letter or "
+            "digit and contain only letters, digits, '-', '.' and '_' (no '..', '/' or NUL). "
+            "Fix: choose a name such as 'iris-classifier'."
+        )
+    return name
+
+
+def check_service_name(name: object) -> str:
+    """Return ``name`` if it is a valid service name (3-32 chars, lower-case DNS-like)."""
+    if not isinstance(name, str) or not (3 <= len(name) <= 32) or not SERVICE_NAME.match(name):
+        raise WebserviceException(
+            f"Error, provided service name is invalid. It must only consist of lowercase letters, numbers, "
+            f"or dashes, start with a letter, end with a letter or number, and be between 3 and 32 "
+            f"characters long. Got {name!r}."
+        )
+    return name
+
+
+def check_workspace_name(name: object) -> str:
+    """Return ``name`` if it is a valid workspace name (2-32 chars, alnum first, then alnum/-/_)."""
+    if not isinstance(name, str) or not WORKSPACE_NAME.match(name):
+        raise WorkspaceException(
+            f"Invalid workspace name {name!r}: it must be 2-32 characters, start with a letter or digit "
+            "and contain only letters, digits, '-' and '_'. Fix: choose a name such as 'my-workspace'."
+        )
+    return name
+
+
+def check_environment_name(name: object) -> str:
+    """Return ``name`` if it can name a registered environment; ``TypeError`` if not a string (as AML)."""
+    if not isinstance(name, str):
+        raise TypeError(f"Environment name must be a str, got {type(name).__name__}")
+    if not ENVIRONMENT_NAME.match(name) or not _safe_path_component(name):
+        raise UserErrorException(
+            f"Invalid environment name {name!r}: use 1-255 letters, digits, '_', '-', '.' or spaces, "
+            "starting with a letter, digit or '_' (no '..', '/' or NUL)."
+        )
+    return name
