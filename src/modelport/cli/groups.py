@@ -1,6 +1,8 @@
-"""The list of sub-command groups; one module per user-facing area adds itself here."""
+"""The sub-command groups and top-level commands; one module per user-facing area adds itself here."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import typer
 
@@ -9,3 +11,9 @@ def all_groups() -> list[tuple[str, typer.Typer]]:
     """Return ``(name, group)`` for every sub-command group of the CLI."""
     groups: list[tuple[str, typer.Typer]] = []
     return groups
+
+
+def all_commands() -> list[tuple[str, Callable[..., object]]]:
+    """Return ``(name, function)`` for every top-level command (such as ``serve``)."""
+    commands: list[tuple[str, Callable[..., object]]] = []
+    return commands

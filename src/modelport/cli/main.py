@@ -46,6 +46,8 @@ def _register_groups() -> None:
 
     for name, group in groups.all_groups():
         app.add_typer(group, name=name)
+    for name, command in groups.all_commands():
+        app.command(name, context_settings={"allow_interspersed_args": True})(command)
 
 
 def main(argv: list[str] | None = None) -> None:
