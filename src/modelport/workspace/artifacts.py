@@ -8,6 +8,7 @@ object appears only when the (multipart) upload completes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -242,12 +243,16 @@ class ArtifactStore:
 
     def delete(self, digest: str) -> None:
         """Remove a blob (absent blobs are fine)."""
+        path = self.blob_path(digest)
         try:
-            self.fs.rm_file(self.blob_path(digest))
+            self.fs.rm_file(path)
         except FileNotFoundError:
             pass
         except Exception as exc:
             raise self._error(f"deleting blob {digest[:12]}", exc) from exc
+        if self.is_local:
+            with contextlib.suppress(OSError):  # the prefix folder is removed once it is empty
+                os.rmdir(os.path.dirname(path))
 
     def delete_many(self, digests: list[str], on_error: Callable[[str, Exception], None]) -> None:
         """Remove several blobs, reporting (not raising) each failure; used for best-effort cleanup."""

@@ -25,6 +25,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The newest migration; a test checks it against alembic's own view of the scripts.
 HEAD_REVISION = "0001"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# PostgreSQL advisory lock keys (arbitrary, fixed): schema migration, blob garbage collection.
+_MIGRATION_LOCK = 727274
+_BLOB_LOCK = 727275
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -123,6 +126,15 @@ class MetadataStore:
         ).returning(version_counters.c.last_version)
         return int(conn.execute(stmt).scalar_one())
 
+    def lock_blobs(self, conn: Connection) -> None:
+        """Serialise blob garbage collection with registrations that reuse existing blobs.
+
+        SQLite write transactions are already serialised; PostgreSQL takes a transaction-scoped
+        advisory lock.
+        """
+        if self.dialect == "postgresql":
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_BLOB_LOCK})"))
+
     def current_revision(self) -> str | None:
         """The schema revision of the database, or None for an empty database."""
         try:
@@ -139,7 +151,7 @@ class MetadataStore:
         with self.write() as conn:
             if self.dialect == "postgresql":
                 # Two processes opening a fresh PostgreSQL workspace at once must not both create tables.
-                conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
             cfg.attributes["connection"] = conn

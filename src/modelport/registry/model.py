@@ -1,0 +1,717 @@
+"""The model registry: ``Model.register``, lookup, listing, download, tags and properties, delete.
+
+Files are stored content-addressed (see :mod:`modelport.workspace.artifacts`); a model version
+is a row plus the list of its files. A registration uploads first and then, in one
+transaction, takes the next version number and inserts the rows: if anything fails, the
+transaction rolls back (the version number goes back too) and the blobs this call created are
+removed, so no row, file or version is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from modelport._notes import note
+from modelport.errors import (
+    ModelNotFoundException,
+    UserErrorException,
+    WebserviceException,
+)
+from modelport.names import check_model_name
+from modelport.registry.model_path import local_model_path, models_dir
+from modelport.workspace.artifacts import NoProgress, Progress
+from modelport.workspace.tables import model_files, models, service_models
+from modelport.workspace.workspace import current_user
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+# Columns of `models` read for listing (no file lists: listing 10 000 models stays fast).
+_MODEL_COLUMNS = tuple(models.c)
+
+
+class ModelPathNotFoundError(WebserviceException, FileNotFoundError):
+    """``model_path`` does not exist (a ``FileNotFoundError``, as in Azure ML)."""
+
+
+@dataclass(frozen=True)
+class _SourceFile:
+    local: Path
+    stored: str  # POSIX path under the model's folder, e.g. "model.pkl" or "my_model/a/b.bin"
+    size: int
+    mode: int
+
+
+def _check_mapping(value: object, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WebserviceException(
+            f"Invalid {field}: expected a dict of str to str, got {type(value).__name__} {value!r}."
+        )
+    try:
+        json.dumps(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise WebserviceException(f"Invalid {field}: values must be JSON-serialisable ({exc}).") from exc
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise WebserviceException(f"Invalid {field}: keys must be non-empty strings, got {key!r}.")
+    return dict(value)
+
+
+def _normalise_filters(value: object, field: str) -> list[tuple[str, str | None]]:
+    """Azure ML filter lists: items ``'key'`` (present) or ``['key', 'value']`` (equal)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UserErrorException(
+            f"{field} must be a list whose items are 'key' or ['key', 'value'], got {value!r}."
+        )
+    filters: list[tuple[str, str | None]] = []
+    for item in value:
+        if isinstance(item, str):
+            filters.append((item, None))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            filters.append((str(item[0]), str(item[1])))
+        else:
+            raise UserErrorException(f"Invalid {field} filter item {item!r}: use 'key' or ['key', 'value'].")
+    return filters
+
+
+def _matches(values: Mapping[str, Any], filters: Sequence[tuple[str, str | None]]) -> bool:
+    return all(k in values and (v is None or str(values[k]) == v) for k, v in filters)
+
+
+def _safe_relative(path: str, field: str) -> PurePosixPath:
+    pure = PurePosixPath(path.replace(os.sep, "/"))
+    if pure.is_absolute() or ".." in pure.parts or "\x00" in path or not pure.parts:
+        raise WebserviceException(
+            f"Invalid {field} entry {path!r}: it must be a relative path inside model_path (no '..')."
+        )
+    return pure
+
+
+def _collect_files(model_path: Path, child_paths: Sequence[str] | None) -> list[_SourceFile]:
+    """The files of a file or folder model, with the layout Azure ML stores (§1.2)."""
+    if model_path.is_file():
+        if child_paths:
+            raise WebserviceException("child_paths can only be given when model_path is a folder.")
+        stat = model_path.stat()
+        return [_SourceFile(model_path, model_path.name, stat.st_size, stat.st_mode)]
+    top = model_path.name
+    selected: list[Path]
+    if child_paths:
+        selected = []
+        for child in child_paths:
+            relative = _safe_relative(str(child), "child_paths")
+            candidate = model_path / relative
+            if not candidate.exists():
+                raise WebserviceException(
+                    f"Invalid child_paths entry {child!r}: {candidate} does not exist under model_path."
+                )
+            selected.extend(_walk(candidate) if candidate.is_dir() else [candidate])
+    else:
+        selected = _walk(model_path)
+    files = []
+    for path in sorted(set(selected)):
+        stat = path.stat()
+        stored = f"{top}/{path.relative_to(model_path).as_posix()}"
+        files.append(_SourceFile(path, stored, stat.st_size, stat.st_mode))
+    if not files:
+        raise WebserviceException(
+            f"model_path {str(model_path)!r} is an empty folder. Fix: point it at the model file or a "
+            "folder holding the model's files."
+        )
+    return files
+
+
+def _walk(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames.clear()
+            continue
+        seen.add(real)
+        for filename in filenames:
+            path = Path(dirpath) / filename
+            if not path.exists():
+                raise ModelPathNotFoundError(f"{path} is a broken symbolic link inside model_path.")
+            found.append(path)
+    return found
+
+
+def _check_readable(files: Iterable[_SourceFile]) -> None:
+    # Fail before anything is uploaded, naming the file, rather than half-way through.
+    for source in files:
+        try:
+            with open(source.local, "rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise WebserviceException(
+                f"Cannot read model file {source.local}: {exc.strerror or exc}. Fix: check its permissions."
+            ) from exc
+
+
+def _manifest_digest(entries: Iterable[tuple[str, str, int]]) -> str:
+    canonical = json.dumps(sorted(entries), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _ByteProgress:
+    """Forwards byte counts to the caller's progress, ignoring the store's per-file phases."""
+
+    def __init__(self, target: Progress) -> None:
+        self._target = target
+
+    def start(self, description: str, total: int) -> None:
+        return None
+
+    def advance(self, amount: int) -> None:
+        self._target.advance(amount)
+
+
+class Model:
+    """A registered model version (Azure ML's ``azureml.core.Model``)."""
+
+    class Framework:
+        """Values of ``model_framework`` that Azure ML knows."""
+
+        CUSTOM = "Custom"
+        TENSORFLOW = "TensorFlow"
+        SCIKITLEARN = "ScikitLearn"
+        ONNX = "Onnx"
+        TFKERAS = "TfKeras"
+        PYTORCH = "PyTorch"
+        MULTI = "Multi"
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        name: str | None = None,
+        id: str | None = None,
+        tags: list[Any] | None = None,
+        properties: list[Any] | None = None,
+        version: int | None = None,
+        run_id: str | None = None,
+        model_framework: str | None = None,
+        expand: bool = True,
+    ) -> None:
+        if name is None and id is None:
+            raise WebserviceException("Error, one of id or name must be provided.")
+        if id is not None:
+            name, sep, ver = id.rpartition(":")
+            if not sep or not name or not ver.isdigit():
+                raise WebserviceException(
+                    f"Invalid model id {id!r}: expected '<name>:<version>', e.g. 'iris:1'."
+                )
+            version = int(ver)
+        assert name is not None
+        tag_filters = _normalise_filters(tags, "tags")
+        property_filters = _normalise_filters(properties, "properties")
+        query = select(*_MODEL_COLUMNS).where(models.c.name == name)
+        if version is not None:
+            query = query.where(models.c.version == int(version))
+        if model_framework is not None:
+            query = query.where(models.c.framework == model_framework)
+        with workspace._store.read() as conn:
+            rows = conn.execute(query.order_by(models.c.version.desc())).all()
+        for row in rows:
+            if _matches(row.tags, tag_filters) and _matches(row.properties, property_filters):
+                self._load(workspace, row)
+                return
+        shown = version if version is not None else "latest"
+        raise ModelNotFoundException(
+            f"ModelNotFound: Model with name {name}, version {shown} not found in provided workspace"
+        )
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def _from_row(cls, workspace: Workspace, row: Any) -> Model:
+        model = cls.__new__(cls)
+        model._load(workspace, row)
+        return model
+
+    def _load(self, workspace: Workspace, row: Any) -> None:
+        self.workspace = workspace
+        self._db_id: int = row.id
+        self.name: str = row.name
+        self.version: int = row.version
+        self.id = f"{row.name}:{row.version}"
+        self.description: str | None = row.description
+        self.tags: dict[str, Any] = dict(row.tags or {})
+        self.properties: dict[str, Any] = dict(row.properties or {})
+        self.model_framework: str | None = row.framework
+        self.model_framework_version: str | None = row.framework_version
+        self.created_time: datetime = row.created_time
+        self.created_by: str = row.created_by
+        self.kind: str = row.kind
+        self.root: str = row.root
+        self.size_bytes: int = row.size_bytes
+        self.file_count: int = row.file_count
+        self.content_digest: str = row.content_digest
+        self.mime_type = "application/octet-stream"
+        self.unpack = False
+        self.url = f"modelport://models/{row.name}/{row.version}"
+        self.experiment_name: str | None = None
+        self.run_id: str | None = None
+        self.run = None
+        self.datasets: dict[str, Any] = {}
+        self.parent_id: str | None = None
+        self.derived_model_ids: list[str] = []
+        self.resource_configuration = None
+        self.sample_input_dataset = None
+        self.sample_output_dataset = None
+
+    def _reload(self, conn: Connection) -> None:
+        row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == self._db_id)).first()
+        if row is None:
+            raise ModelNotFoundException(
+                f"ModelNotFound: Model with name {self.name}, version {self.version} not found in provided "
+                "workspace"
+            )
+        self._load(self.workspace, row)
+
+    def __repr__(self) -> str:
+        return f"Model(workspace={self.workspace!r}, name={self.name}, id={self.id}, version={self.version})"
+
+    # ------------------------------------------------------------------ register
+    @staticmethod
+    def register(
+        workspace: Workspace,
+        model_path: str | os.PathLike[str],
+        model_name: str,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        child_paths: Sequence[str] | None = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Model:
+        """Register a file or folder as the next version of ``model_name``.
+
+        Identical content already in the store is not stored again. On any failure nothing
+        is left behind: no version, no row, no blob created by this call.
+        """
+        check_model_name(model_name)
+        if model_framework_version is not None and model_framework is None:
+            raise WebserviceException(
+                "model_framework_version cannot be given without model_framework. Fix: pass "
+                "model_framework as well (e.g. Model.Framework.SCIKITLEARN)."
+            )
+        tags = _check_mapping(tags, "tags")
+        properties = _check_mapping(properties, "properties")
+        if description is not None and not isinstance(description, str):
+            raise WebserviceException(f"Invalid description: expected a string, got {description!r}.")
+        path = Path(model_path)
+        if not path.exists():
+            raise ModelPathNotFoundError(
+                f"model_path {str(model_path)!r} does not exist (resolved against {os.getcwd()}). Fix: pass "
+                "the path of the model file or folder."
+            )
+        files = _collect_files(path, child_paths)
+        _check_readable(files)
+        note(f"Registering model {model_name}")
+
+        store = workspace._artifacts
+        total = sum(f.size for f in files)
+        progress = progress or NoProgress()
+        progress.start(f"Registering model {model_name}", total * (1 if store.is_local else 2))
+        created: list[str] = []
+        stored: list[tuple[_SourceFile, str]] = []
+        try:
+            forward = _ByteProgress(progress)
+            for source in files:
+                blob = store.put_file(source.local, forward)
+                if blob.created:
+                    created.append(blob.digest)
+                stored.append((source, blob.digest))
+            digest = _manifest_digest((s.stored, d, s.size) for s, d in stored)
+            now = datetime.now(UTC)
+            with workspace._store.write() as conn:
+                workspace._store.lock_blobs(conn)
+                reused = {d for _, d in stored} - set(created)
+                missing = [d for d in reused if not store.exists(d)]
+                if missing:  # a concurrent delete collected them after we checked
+                    for source, d in stored:
+                        if d in missing:
+                            store.put_file(source.local)
+                            created.append(d)
+                version = workspace._store.next_version(conn, "model", model_name)
+                model_id = conn.execute(
+                    insert(models)
+                    .values(
+                        name=model_name,
+                        version=version,
+                        description=description,
+                        tags=tags,
+                        properties=properties,
+                        framework=model_framework,
+                        framework_version=model_framework_version,
+                        created_time=now,
+                        created_by=current_user(),
+                        kind="file" if path.is_file() else "folder",
+                        root=path.name,
+                        size_bytes=total,
+                        file_count=len(files),
+                        content_digest=digest,
+                    )
+                    .returning(models.c.id)
+                ).scalar_one()
+                conn.execute(
+                    insert(model_files),
+                    [
+                        {"model_id": model_id, "path": s.stored, "digest": d, "size": s.size, "mode": s.mode}
+                        for s, d in stored
+                    ],
+                )
+                row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == model_id)).one()
+        except BaseException:
+            _discard_unreferenced(workspace, created)
+            raise
+        return Model._from_row(workspace, row)
+
+    # ------------------------------------------------------------------ list
+    @staticmethod
+    def list(
+        workspace: Workspace,
+        name: str | None = None,
+        tags: list[Any] | None = None,
+        properties: list[Any] | None = None,
+        run_id: str | None = None,
+        latest: bool = False,
+        dataset_id: str | None = None,
+        expand: bool = True,
+        page_count: int = 255,
+        model_framework: str | None = None,
+    ) -> list[Model]:
+        """Registered models, newest version first within each name; filters combine with AND."""
+        if not isinstance(page_count, int) or not 20 <= page_count <= 255:
+            raise UserErrorException(f"Invalid page_count {page_count!r}: it must be between 20 and 255.")
+        tag_filters = _normalise_filters(tags, "tags")
+        property_filters = _normalise_filters(properties, "properties")
+        query = select(*_MODEL_COLUMNS)
+        if name is not None:
+            query = query.where(models.c.name == name)
+        if model_framework is not None:
+            query = query.where(models.c.framework == model_framework)
+        if run_id is not None or dataset_id is not None:
+            return []  # models registered here never come from a training run or a dataset
+        if latest and not tag_filters and not property_filters:
+            newest = (
+                select(models.c.name, func.max(models.c.version).label("version"))
+                .group_by(models.c.name)
+                .subquery()
+            )
+            query = query.join(
+                newest, (models.c.name == newest.c.name) & (models.c.version == newest.c.version)
+            )
+        with workspace._store.read() as conn:
+            rows = conn.execute(query.order_by(models.c.name, models.c.version.desc())).all()
+        result: list[Model] = []
+        seen: set[str] = set()
+        for row in rows:
+            if tag_filters and not _matches(row.tags, tag_filters):
+                continue
+            if property_filters and not _matches(row.properties, property_filters):
+                continue
+            if latest:
+                if row.name in seen:
+                    continue
+                seen.add(row.name)
+            result.append(Model._from_row(workspace, row))
+        return result
+
+    # ------------------------------------------------------------------ files
+    def _files(self) -> list[Any]:
+        with self.workspace._store.read() as conn:
+            return conn.execute(
+                select(model_files.c.path, model_files.c.digest, model_files.c.size, model_files.c.mode)
+                .where(model_files.c.model_id == self._db_id)
+                .order_by(model_files.c.path)
+            ).all()
+
+    def download(
+        self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False, exists_ok: bool | None = None
+    ) -> str:
+        """Write the model's files under ``target_dir`` with their stored layout; return the model's path.
+
+        Files are fetched into a staging folder first, so a failure part-way leaves ``target_dir``
+        as it was.
+        """
+        if exists_ok is not None:
+            if exist_ok:
+                raise WebserviceException("Error, 'exists_ok' is deprecated; pass only 'exist_ok'.")
+            exist_ok = exists_ok
+        target = Path(target_dir)
+        files = self._files()
+        clashes = [str(target / f.path) for f in files if (target / f.path).exists()]
+        if clashes and not exist_ok:
+            raise WebserviceException(
+                "File already exists. To overwrite, set exist_ok to True. "
+                f"Existing: {', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''}"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        staging = target / f".modelport-download-{uuid.uuid4().hex[:12]}"
+        try:
+            for f in files:
+                self.workspace._artifacts.fetch(f.digest, staging / f.path, f.mode)
+            for f in files:
+                destination = target / f.path
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                if destination.is_dir():
+                    raise WebserviceException(f"Cannot overwrite folder {destination} with a model file.")
+                os.replace(staging / f.path, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return str(target / self.root)
+
+    def get_sas_urls(self) -> dict[str, str]:
+        """Relative file name → a URL the file can be read from (presigned for object stores)."""
+        store = self.workspace._artifacts
+        urls: dict[str, str] = {}
+        for f in self._files():
+            blob = store.blob_path(f.digest)
+            urls[f.path] = f"file://{blob}" if store.is_local else store.fs.sign(blob)
+        return urls
+
+    @staticmethod
+    def get_model_path(
+        model_name: str, version: int | None = None, _workspace: Workspace | None = None
+    ) -> str:
+        """Path of a model's files: the local cache (``$AML_APP_ROOT/azureml-models``) first.
+
+        With ``_workspace`` and the model missing locally (or ``version`` None), the version is
+        downloaded into the cache, as Azure ML did.
+        """
+        if _workspace is None:
+            return local_model_path(model_name, version)
+        if version is not None:
+            try:
+                return local_model_path(model_name, version)
+            except WebserviceException:
+                pass
+        model = Model(_workspace, name=model_name, version=version)
+        version_dir = models_dir() / model.name / str(model.version)
+        model.download(version_dir, exist_ok=True)
+        return str(version_dir / model.root)
+
+    # ------------------------------------------------------------------ tags and properties
+    def _modify(self, change: Any) -> None:
+        """Run ``change(tags, properties) -> (tags, properties)`` on the stored row, atomically."""
+        with self.workspace._store.write() as conn:
+            row = conn.execute(
+                select(models.c.tags, models.c.properties).where(models.c.id == self._db_id).with_for_update()
+            ).first()
+            if row is None:
+                raise ModelNotFoundException(
+                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
+                    "provided workspace"
+                )
+            tags, properties = change(dict(row.tags or {}), dict(row.properties or {}))
+            conn.execute(
+                update(models).where(models.c.id == self._db_id).values(tags=tags, properties=properties)
+            )
+            self._reload(conn)
+
+    def add_tags(self, tags: dict[str, Any]) -> None:
+        """Add or replace tags."""
+        new = _check_mapping(tags, "tags")
+
+        def change(current: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            for key, value in new.items():
+                if key in current and current[key] != value:
+                    note(f"Replacing tag {key} -> {current[key]} with {key} -> {value}")
+            return {**current, **new}, props
+
+        self._modify(change)
+
+    def remove_tags(self, tags: str | list[str]) -> None:
+        """Remove tags by key (missing keys are reported, not an error)."""
+        keys = [tags] if isinstance(tags, str) else list(tags)
+
+        def change(current: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            for key in keys:
+                if key not in current:
+                    note(f"Tag with key {key} not found, will not be removed")
+                current.pop(key, None)
+            return current, props
+
+        self._modify(change)
+
+    def add_properties(self, properties: dict[str, Any]) -> None:
+        """Add properties; existing keys cannot be changed (properties are immutable, as in Azure ML)."""
+        new = _check_mapping(properties, "properties")
+
+        def change(tags: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            clashes = [k for k in new if k in current]
+            if clashes:
+                raise WebserviceException(
+                    "Error, properties are immutable, the following keys cannot be added/modified: "
+                    + ",".join(clashes)
+                )
+            return tags, {**current, **new}
+
+        self._modify(change)
+
+    def update_tags_properties(
+        self,
+        add_tags: dict[str, Any] | None = None,
+        remove_tags: str | list[str] | None = None,
+        add_properties: dict[str, Any] | None = None,
+    ) -> None:
+        """Add tags, remove tags and add properties in one atomic change."""
+        new_tags = _check_mapping(add_tags, "tags")
+        new_props = _check_mapping(add_properties, "properties")
+        removed = [remove_tags] if isinstance(remove_tags, str) else list(remove_tags or [])
+
+        def change(tags: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            clashes = [k for k in new_props if k in props]
+            if clashes:
+                raise WebserviceException(
+                    "Error, properties are immutable, the following keys cannot be added/modified: "
+                    + ",".join(clashes)
+                )
+            tags = {**tags, **new_tags}
+            for key in removed:
+                tags.pop(key, None)
+            return tags, {**props, **new_props}
+
+        self._modify(change)
+
+    def update(
+        self,
+        tags: dict[str, Any] | None = None,
+        description: str | None = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+    ) -> None:
+        """Replace the whole tag dict and/or the description (Azure ML semantics)."""
+        values: dict[str, Any] = {}
+        if tags is not None:
+            values["tags"] = _check_mapping(tags, "tags")
+        if description is not None:
+            if not isinstance(description, str):
+                raise WebserviceException(f"Invalid description: expected a string, got {description!r}.")
+            values["description"] = description
+        if not values:
+            return
+        with self.workspace._store.write() as conn:
+            result = conn.execute(update(models).where(models.c.id == self._db_id).values(**values))
+            if result.rowcount == 0:
+                raise ModelNotFoundException(
+                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
+                    "provided workspace"
+                )
+            self._reload(conn)
+
+    # ------------------------------------------------------------------ delete
+    def services_using(self) -> list[str]:
+        """Names of the services deployed with this model version."""
+        with self.workspace._store.read() as conn:
+            return list(
+                conn.execute(
+                    select(service_models.c.service_name)
+                    .where(service_models.c.model_id == self._db_id)
+                    .order_by(service_models.c.service_name)
+                ).scalars()
+            )
+
+    def delete(self) -> None:
+        """Delete this version and the stored files no other version shares.
+
+        Refused while a service uses the model; the error names the services.
+        """
+        digests: list[str] = []
+        with self.workspace._store.write() as conn:
+            users = list(
+                conn.execute(
+                    select(service_models.c.service_name)
+                    .where(service_models.c.model_id == self._db_id)
+                    .order_by(service_models.c.service_name)
+                ).scalars()
+            )
+            if users:
+                raise WebserviceException(
+                    f"Model {self.id} cannot be deleted: it is used by service(s) {', '.join(users)}. "
+                    "Fix: delete those services or update them to another model version first.",
+                    status_code=412,
+                )
+            digests = list(
+                conn.execute(
+                    select(model_files.c.digest).where(model_files.c.model_id == self._db_id)
+                ).scalars()
+            )
+            conn.execute(delete(model_files).where(model_files.c.model_id == self._db_id))
+            result = conn.execute(delete(models).where(models.c.id == self._db_id))
+            if result.rowcount == 0:
+                raise ModelNotFoundException(
+                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
+                    "provided workspace"
+                )
+        _discard_unreferenced(self.workspace, digests)
+
+    # ------------------------------------------------------------------ serialisation
+    def serialize(self) -> dict[str, Any]:
+        """The Azure ML dict form of the model (``az ml model show`` prints it)."""
+        return {
+            "createdTime": self.created_time.isoformat() if self.created_time else None,
+            "createdBy": self.created_by,
+            "description": self.description,
+            "id": self.id,
+            "mimeType": self.mime_type,
+            "name": self.name,
+            "framework": self.model_framework,
+            "frameworkVersion": self.model_framework_version,
+            "tags": self.tags,
+            "properties": self.properties,
+            "unpack": self.unpack,
+            "url": self.url,
+            "version": self.version,
+            "experimentName": self.experiment_name,
+            "runId": self.run_id,
+            "runDetails": None,
+            "datasets": self.datasets,
+            "resourceConfiguration": self.resource_configuration,
+            "sampleInputDatasetId": None,
+            "sampleOutputDatasetId": None,
+            "sizeBytes": self.size_bytes,
+            "fileCount": self.file_count,
+            "contentDigest": self.content_digest,
+        }
+
+
+def _discard_unreferenced(workspace: Workspace, digests: Sequence[str]) -> None:
+    """Remove the given blobs unless a model still references them (best effort, reported)."""
+    if not digests:
+        return
+    with workspace._store.write() as conn:
+        workspace._store.lock_blobs(conn)
+        referenced = set(
+            conn.execute(
+                select(model_files.c.digest).where(model_files.c.digest.in_(list(set(digests))))
+            ).scalars()
+        )
+        orphans = [d for d in dict.fromkeys(digests) if d not in referenced]
+        workspace._artifacts.delete_many(
+            orphans, lambda d, exc: note(f"warning: could not remove unused blob {d[:12]}: {exc}")
+        )
