@@ -1,0 +1,1 @@
+"""The workspace registries: models and environments, versioned per name (1, 2, 3, ...)."""
