@@ -9,7 +9,9 @@ import typer
 
 def all_groups() -> list[tuple[str, typer.Typer]]:
     """Return ``(name, group)`` for every sub-command group of the CLI."""
-    groups: list[tuple[str, typer.Typer]] = []
+    from modelport.cli import environment
+
+    groups: list[tuple[str, typer.Typer]] = [("environment", environment.app)]
     return groups
 
 

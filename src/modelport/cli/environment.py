@@ -1,0 +1,149 @@
+"""``modelport environment register|list|show``: the environment registry from the command line."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note
+from modelport.registry.environment import Environment
+from modelport.registry.environment_store import (
+    RegisteredEnvironment,
+    get_environment,
+    list_environments,
+    register_environment,
+)
+
+app = typer.Typer(
+    help="Register and inspect environments (Python, packages, base image).", no_args_is_help=True
+)
+
+SUMMARY_COLUMNS = ("name", "version", "python", "pipPackages", "baseImage", "contentHash", "createdTime")
+
+
+@contextmanager
+def _warnings_as_notes() -> Iterator[None]:
+    """Show definition warnings (unknown keys, pinned Python) as one line each, without source lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        note(f"Warning: {warning.message}")
+
+
+def summary(record: RegisteredEnvironment) -> dict[str, Any]:
+    """The fields ``list`` and ``show`` print for one registered version."""
+    env = record.environment
+    conda = env.python.conda_dependencies
+    user_managed = env.python.user_managed_dependencies
+    return {
+        "name": env.name,
+        "version": env.version,
+        "python": f"user-managed ({env.python.interpreter_path})"
+        if user_managed
+        else (conda.get_python_version() if conda else None),
+        "condaPackages": [] if user_managed or conda is None else conda.conda_packages,
+        "pipPackages": [] if user_managed or conda is None else conda.pip_packages,
+        "baseImage": env.docker.base_image or ("(Dockerfile)" if env.docker.base_dockerfile else None),
+        "environmentVariables": env.environment_variables,
+        "contentHash": record.content_hash,
+        "createdTime": record.created_time.isoformat(),
+        "createdBy": record.created_by,
+    }
+
+
+def _only_one(**sources: object) -> None:
+    given = [f"--{key.replace('_', '-')}" for key, value in sources.items() if value is not None]
+    if len(given) > 1:
+        raise typer.BadParameter(f"give only one of {', '.join(given)}", param_hint=given[1])
+
+
+def _build(
+    name: str | None,
+    conda_file: Path | None,
+    pip_requirements: Path | None,
+    directory: Path | None,
+    base_image: str | None,
+) -> Environment:
+    _only_one(conda_file=conda_file, pip_requirements=pip_requirements, directory=directory)
+    if directory is not None:
+        env = Environment.load_from_directory(directory)
+        if name is not None:
+            env = env.clone(name)
+        if base_image is not None:
+            env.docker.base_image = base_image
+        return env
+    if name is None:
+        raise typer.BadParameter("a name is required unless --directory gives one", param_hint="--name")
+    if base_image is not None:
+        return Environment.from_docker_image(
+            name, base_image, conda_specification=conda_file, pip_requirements=pip_requirements
+        )
+    if conda_file is not None:
+        return Environment.from_conda_specification(name, conda_file)
+    if pip_requirements is not None:
+        return Environment.from_pip_requirements(name, pip_requirements)
+    raise typer.BadParameter(
+        "give --conda-file, --pip-requirements, --directory or --base-image", param_hint="--conda-file"
+    )
+
+
+@app.command("register")
+def register(
+    name: str | None = typer.Option(
+        None, "--name", "-n", help="Environment name (default with -d: the saved one)."
+    ),
+    conda_file: Path | None = typer.Option(
+        None, "--conda-file", "-c", help="Conda YAML with the dependencies."
+    ),
+    pip_requirements: Path | None = typer.Option(
+        None, "--pip-requirements", "-r", help="pip requirements.txt with the dependencies."
+    ),
+    directory: Path | None = typer.Option(
+        None, "--directory", "-d", help="Folder written by Environment.save_to_directory (Azure ML's layout)."
+    ),
+    base_image: str | None = typer.Option(
+        None, "--base-image", help="Base image; alone, the image's own Python is used as it is."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+    workspace_name: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Register an environment as the next version of its name (an unchanged definition keeps its version)."""
+    with _warnings_as_notes():
+        env = _build(name, conda_file, pip_requirements, directory, base_image)
+    record = register_environment(open_workspace(workspace_name, path), env)
+    note(f"Environment {record.environment.name!r} is version {record.environment.version}.")
+    emit(summary(record), output, columns=SUMMARY_COLUMNS)
+
+
+@app.command("list")
+def list_(
+    name: str | None = typer.Option(None, "--name", "-n", help="List every version of this environment."),
+    output: OutputFormat = OUTPUT_OPTION,
+    workspace_name: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """List the latest version of each registered environment (or all versions of one)."""
+    records = list_environments(open_workspace(workspace_name, path), name=name)
+    emit([summary(r) for r in records], output, columns=SUMMARY_COLUMNS)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Option(..., "--name", "-n", help="Environment name."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Version (default: the latest)."),
+    output: OutputFormat = OUTPUT_OPTION,
+    workspace_name: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Show one registered environment; json and yaml include the full definition."""
+    record = get_environment(open_workspace(workspace_name, path), name, version)
+    details = {**summary(record), "definition": record.environment.to_dict()}
+    emit(details, output, columns=[c for c in details if c != "definition"])
