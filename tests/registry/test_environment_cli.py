@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport.registry.environment import Environment
+from modelport.registry.environment import ContainerRegistry, Environment
 from modelport.workspace import Workspace
 
 CONDA = "name: x\ndependencies:\n  - python=3.10\n  - pip:\n    - azureml-defaults\n    - joblib\n"
@@ -62,12 +62,23 @@ def test_register_from_pip_requirements_and_from_a_saved_folder(folder: Path) ->
         folder, "environment", "register", "-n", "pip-env", "--pip-requirements", str(req), "-o", "json"
     )
     assert json.loads(pip.stdout)["pipPackages"] == ["scikit-learn==1.4.2"]
-    saved = Environment.from_docker_image("image-env", "python:3.11-slim")
+    saved = Environment.from_docker_image(
+        "image-env",
+        "reg.example/py:3.11",
+        container_registry=ContainerRegistry("reg.example", "bot", "s3cret"),
+    )
     saved.save_to_directory(folder / "saved")
     from_dir = _cli(folder, "environment", "register", "--directory", str(folder / "saved"), "-o", "yaml")
     assert from_dir.returncode == 0, from_dir.stderr
     assert "name: image-env" in from_dir.stdout
     assert "python: user-managed (python)" in from_dir.stdout
+    shown = _cli(folder, "environment", "show", "-n", "image-env", "-o", "json").stdout
+    assert "s3cret" not in shown
+    assert json.loads(shown)["definition"]["docker"]["baseImageRegistry"] == {
+        "address": "reg.example",
+        "username": "bot",
+        "password": "***",
+    }
     names = [e["name"] for e in json.loads(_cli(folder, "environment", "list", "-o", "json").stdout)]
     assert names == ["image-env", "pip-env"]
 

@@ -145,5 +145,9 @@ def show(
 ) -> None:
     """Show one registered environment; json and yaml include the full definition."""
     record = get_environment(open_workspace(workspace_name, path), name, version)
-    details = {**summary(record), "definition": record.environment.to_dict()}
+    definition = record.environment.to_dict()
+    registry = definition["docker"]["baseImageRegistry"]
+    if registry["password"] is not None:
+        registry["password"] = "***"  # stored for pulling the image, never printed
+    details = {**summary(record), "definition": definition}
     emit(details, output, columns=[c for c in details if c != "definition"])
