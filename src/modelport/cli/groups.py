@@ -9,13 +9,20 @@ import typer
 
 def all_groups() -> list[tuple[str, typer.Typer]]:
     """Return ``(name, group)`` for every sub-command group of the CLI."""
-    from modelport.cli import environment
+    from modelport.cli import environment, model, workspace
 
-    groups: list[tuple[str, typer.Typer]] = [("environment", environment.app)]
+    groups: list[tuple[str, typer.Typer]] = [
+        ("workspace", workspace.app),
+        ("model", model.app),
+        ("environment", environment.app),
+    ]
     return groups
 
 
 def all_commands() -> list[tuple[str, Callable[..., object]]]:
     """Return ``(name, function)`` for every top-level command (such as ``serve``)."""
     commands: list[tuple[str, Callable[..., object]]] = []
+    from modelport.cli import serve
+
+    commands.append(("serve", serve.serve))
     return commands

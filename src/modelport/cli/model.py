@@ -1,0 +1,169 @@
+"""``modelport model register|list|show|download|update|delete`` (the ``az ml model`` shapes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.params import BarProgress, parse_filters, parse_pairs
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
+
+app = typer.Typer(help="Register, inspect, download and delete models.", no_args_is_help=True)
+
+_COLUMNS = ["name", "version", "framework", "sizeBytes", "tags", "createdTime", "description"]
+MODEL_ID_OPTION = typer.Option(None, "--model-id", "-i", help="Model id NAME:VERSION.")
+MODEL_NAME_OPTION = typer.Option(
+    None, "--model-name", "-n", help="Model name (latest version unless --version)."
+)
+VERSION_OPTION = typer.Option(None, "--version", help="Model version (with --model-name).")
+
+
+def _find(ws, model_id: str | None, name: str | None, version: int | None):  # type: ignore[no-untyped-def]
+    from modelport.registry.model import Model
+
+    if model_id is None and name is None:
+        raise typer.BadParameter("give --model-id NAME:VERSION or --model-name NAME", param_hint="--model-id")
+    return Model(ws, name=name, id=model_id, version=version)
+
+
+@app.command("register")
+def register(
+    name: str = typer.Option(..., "--name", "-n", help="Model name."),
+    model_path: Path = typer.Option(..., "--model-path", "-p", help="Model file or folder."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="KEY=VALUE; repeatable."),
+    prop: list[str] | None = typer.Option(None, "--property", help="KEY=VALUE; repeatable."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    framework: str | None = typer.Option(None, "--model-framework", help="e.g. ScikitLearn, Onnx, PyTorch."),
+    framework_version: str | None = typer.Option(None, "--model-framework-version"),
+    child_path: list[str] | None = typer.Option(None, "--child-path", help="Only these paths of the folder."),
+    metadata_file: Path | None = typer.Option(
+        None, "--output-metadata-file", "-t", help="Write {modelId, workspaceName} here (for `deploy -f`)."
+    ),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Register a file or folder as the next version of a model."""
+    from modelport.registry.model import Model
+
+    ws = open_workspace(workspace, path)
+    bar = BarProgress()
+    try:
+        model = Model.register(
+            ws,
+            model_path,
+            name,
+            tags=parse_pairs(tag, "--tag"),
+            properties=parse_pairs(prop, "--property"),
+            description=description,
+            model_framework=framework,
+            model_framework_version=framework_version,
+            child_paths=child_path,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    if metadata_file is not None:
+        payload = {"modelId": model.id, "workspaceName": ws.name, "resourceGroupName": None}
+        metadata_file.write_text(json.dumps(payload, indent=2) + "\n")
+    emit(model.serialize(), output)
+
+
+@app.command("list")
+def list_(
+    name: str | None = typer.Option(None, "--model-name", "-n", help="Only this name."),
+    tag: list[str] | None = typer.Option(
+        None, "--tag", help="KEY or KEY=VALUE; repeatable (all must match)."
+    ),
+    prop: list[str] | None = typer.Option(None, "--property", help="KEY or KEY=VALUE; repeatable."),
+    latest: bool = typer.Option(False, "--latest", help="Only the newest version of each name."),
+    framework: str | None = typer.Option(None, "--model-framework"),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """List registered models."""
+    from modelport.registry.model import Model
+
+    ws = open_workspace(workspace, path)
+    found = Model.list(
+        ws,
+        name=name,
+        tags=parse_filters(tag),
+        properties=parse_filters(prop),
+        latest=latest,
+        model_framework=framework,
+    )
+    emit([m.serialize() for m in found], output, columns=_COLUMNS)
+
+
+@app.command("show")
+def show(
+    model_id: str | None = MODEL_ID_OPTION,
+    name: str | None = MODEL_NAME_OPTION,
+    version: int | None = VERSION_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Show one model version."""
+    emit(_find(open_workspace(workspace, path), model_id, name, version).serialize(), output)
+
+
+@app.command("download")
+def download(
+    model_id: str | None = MODEL_ID_OPTION,
+    name: str | None = MODEL_NAME_OPTION,
+    version: int | None = VERSION_OPTION,
+    target_dir: Path = typer.Option(Path("."), "--target-dir", "-t", help="Where to write the files."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files that already exist."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Download a model's files with their registered layout."""
+    model = _find(open_workspace(workspace, path), model_id, name, version)
+    typer.echo(Path(model.download(target_dir, exist_ok=overwrite)).resolve())
+
+
+@app.command("update")
+def update(
+    model_id: str = typer.Option(..., "--model-id", "-i", help="Model id NAME:VERSION."),
+    add_tag: list[str] | None = typer.Option(None, "--add-tag", help="KEY=VALUE; repeatable."),
+    remove_tag: list[str] | None = typer.Option(None, "--remove-tag", help="KEY; repeatable."),
+    add_property: list[str] | None = typer.Option(None, "--add-property", help="KEY=VALUE; repeatable."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Add or remove tags, add properties (existing ones cannot change) or replace the description."""
+    model = _find(open_workspace(workspace, path), model_id, None, None)
+    if not (add_tag or remove_tag or add_property or description is not None):
+        raise typer.BadParameter(
+            "nothing to update: give --add-tag, --remove-tag, --add-property or --description",
+            param_hint="--add-tag",
+        )
+    if add_tag or remove_tag or add_property:
+        model.update_tags_properties(
+            add_tags=parse_pairs(add_tag, "--add-tag"),
+            remove_tags=remove_tag,
+            add_properties=parse_pairs(add_property, "--add-property"),
+        )
+    if description is not None:
+        model.update(description=description)
+    emit(model.serialize(), output)
+
+
+@app.command("delete")
+def delete(
+    model_id: str = typer.Option(..., "--model-id", "-i", help="Model id NAME:VERSION."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Delete a model version (refused while a service uses it)."""
+    model = _find(open_workspace(workspace, path), model_id, None, None)
+    model.delete()
+    typer.echo(f"Deleted model {model.id}")
