@@ -23,3 +23,15 @@ def write_file(tmp_path: Path) -> WriteFile:
         return path
 
     return write
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder (the CWD) with ``src/score.py``, a conda file and extra Dockerfile steps."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "score.py").write_text("def init():\n    pass\n\n\ndef run(data):\n    return data\n")
+    (src / "conda.yml").write_text("dependencies:\n  - python=3.11\n")
+    (src / "steps.txt").write_text("RUN echo hello\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -153,9 +153,9 @@ def test_unknown_keys_are_warned_about_by_name(write_file: WriteFile) -> None:
     with pytest.warns(ConfigWarning) as record:
         config = load_deployment_config(path)
     assert [str(w.message) for w in record] == [
-        f"{path}: unknown key 'numReplica' ignored.",
+        f"{path}: unknown key 'numReplica' ignored. Did you mean 'numReplicas'?",
         f"{path}: unknown key 'sslEnabled' ignored.",
-        f"{path}: unknown key 'autoScaler.maxReplica' ignored.",
+        f"{path}: unknown key 'autoScaler.maxReplica' ignored. Did you mean 'autoScaler.maxReplicas'?",
     ]
     assert config.effective().autoscale_enabled is True
 

@@ -13,6 +13,8 @@ from modelport.config.deployment import (
 )
 from modelport.config.deployment_file import deployment_config_from_dict, load_deployment_config
 from modelport.config.files import ConfigFileError, ConfigWarning, read_config_file
+from modelport.config.inference import InferenceConfig
+from modelport.config.inference_file import inference_config_from_dict, load_inference_config
 
 __all__ = [
     "AksServiceDeploymentConfiguration",
@@ -20,11 +22,14 @@ __all__ = [
     "ConfigWarning",
     "DeploymentConfig",
     "EffectiveDeploymentConfig",
+    "InferenceConfig",
     "KubernetesDeploymentConfig",
     "LocalDeploymentConfig",
     "deployment_config_from_dict",
+    "inference_config_from_dict",
     "kubernetes_deploy_configuration",
     "load_deployment_config",
+    "load_inference_config",
     "local_deploy_configuration",
     "read_config_file",
 ]

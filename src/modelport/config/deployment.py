@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from modelport.config.files import type_error_message
 from modelport.config.rules import (
     DEPLOY_PREFIX,
     DEPLOYMENT_RULES,
@@ -68,11 +69,6 @@ _EXPECTED = {
     "string_type": "a string",
     "dict_type": "a mapping of strings to strings",
 }
-
-
-def type_error_message(label: str, value: Any, expected: str) -> str:
-    """The line reported for a value of the wrong type: names the field, the value and the expected type."""
-    return f"{label} must be {expected}, got {value!r} ({type(value).__name__})."
 
 
 class EffectiveDeploymentConfig(BaseModel):

@@ -9,7 +9,6 @@ a Kubernetes deployment, with a warning saying what was mapped and what was drop
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,9 @@ from modelport.config.deployment import (
     DeploymentConfig,
     KubernetesDeploymentConfig,
     LocalDeploymentConfig,
-    type_error_message,
     validate_as,
 )
-from modelport.config.files import ConfigWarning, read_config_file
+from modelport.config.files import read_config_file, type_error_message, warn, warn_unknown_key
 from modelport.config.rules import DEPLOY_PREFIX
 from modelport.errors import ConfigValidationError, WebserviceException
 
@@ -175,11 +173,11 @@ def deployment_config_from_dict(
             dropped.append(key)
             reason = layout.ignored[key]
             if reason is not None:
-                warnings.warn(f"{source}: {key} {reason}.", ConfigWarning, stacklevel=2)
+                warn(f"{source}: {key} {reason}.")
         else:
-            warnings.warn(f"{source}: unknown key {key!r} ignored.", ConfigWarning, stacklevel=2)
+            warn_unknown_key(source, key, [*layout.keys, *layout.ignored])
     if layout.summary is not None:
-        warnings.warn(layout.summary(source, values, set(labels), dropped), ConfigWarning, stacklevel=2)
+        warn(layout.summary(source, values, set(labels), dropped))
 
     try:
         config = validate_as(layout.config_class, values, labels)

@@ -8,8 +8,11 @@ line and column where parsing stopped.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +83,20 @@ def read_config_file(path: str | os.PathLike[str], *, what: str = "configuration
             f"got {type(content).__name__}: {content!r:.60}"
         )
     return content
+
+
+def warn(message: str) -> None:
+    """Issue a ``ConfigWarning`` (the CLI prints these; Python callers can filter them by class)."""
+    warnings.warn(message, ConfigWarning, stacklevel=3)
+
+
+def warn_unknown_key(source: str, key: str, known: Iterable[str]) -> None:
+    """Warn that ``key`` of ``source`` is not read, suggesting the closest known key (typos, casing)."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    warn(f"{source}: unknown key {key!r} ignored.{hint}")
+
+
+def type_error_message(label: str, value: Any, expected: str) -> str:
+    """The line reported for a value of the wrong type: names the field, the value and the expected type."""
+    return f"{label} must be {expected}, got {value!r} ({type(value).__name__})."
