@@ -1,0 +1,237 @@
+"""HTTP/1.1 on the front process: parsing (httptools), limits, keep-alive, writing responses.
+
+Every accepted socket gets ``TCP_NODELAY`` and every response goes out in one ``write`` (status
+line, headers and body joined first): a response split over two sends waits about 40 ms behind
+the client's delayed ACK on keep-alive connections. Requests on one connection are answered in
+order (pipelining works). Limits answer in JSON: body larger than the configured maximum → 413,
+more than 100 header fields or a field over 8190 bytes → 431, a request line over 8190 bytes → 414,
+unparsable input → 400; these close the connection since the rest of the stream cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol, cast
+
+import httptools
+
+MAX_HEADERS = 100
+MAX_FIELD_BYTES = 8190
+MAX_URL_BYTES = 8190
+
+
+class Request:
+    """One complete HTTP request as the application sees it."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "received")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers  # lower-case names, latin-1 decoded, in arrival order
+        self.body = body
+        self.keep_alive = keep_alive
+        self.received = time.perf_counter()
+
+    def header(self, name: str) -> str | None:
+        """The first value of the lower-case header ``name``."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class Responder(Protocol):
+    """What the application calls to answer a request."""
+
+    def respond(self, request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+
+class Application(Protocol):
+    """The request handler behind the HTTP layer."""
+
+    def handle(self, request: Request, responder: Responder) -> None: ...
+
+
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <code> <reason>\\r\\n``, cached."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
+        _STATUS_LINES[status] = line
+    return line
+
+
+def serialize(
+    status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool, head_only: bool = False
+) -> bytes:
+    """The complete response as one bytes object (without the body for a HEAD request)."""
+    head = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    tail = f"content-length: {len(body)}\r\n" + ("\r\n" if keep_alive else "connection: close\r\n\r\n")
+    return b"".join((status_line(status), (head + tail).encode("latin-1"), b"" if head_only else body))
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_error(message: str) -> bytes:
+    """The body of every error answer: ``{"message": ...}``."""
+    return json.dumps({"message": message}).encode("utf-8")
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, app: Application, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.pending: collections.deque[Request] = collections.deque()
+        self.busy = False
+        self._dispatching = False
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+
+    # -- connection -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._reject(cause.status, cause.message)
+            else:
+                raise
+        except httptools.HttpParserUpgrade:
+            self._reject(400, "Protocol upgrades are not supported.")
+        except httptools.HttpParserError as exc:
+            self._reject(400, f"Malformed HTTP request: {exc}")
+
+    def _reject(self, status: int, message: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            headers = [("content-type", "application/json"), ("x-ms-run-function-failed", "False")]
+            self.transport.write(serialize(status, headers, json_error(message), keep_alive=False))
+            self.transport.close()
+
+    # -- httptools callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            raise _Reject(414, f"The request line is longer than {MAX_URL_BYTES} bytes.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._headers) >= MAX_HEADERS:
+            raise _Reject(431, f"The request has more than {MAX_HEADERS} header fields.")
+        if len(name) + len(value) > MAX_FIELD_BYTES:
+            raise _Reject(
+                431,
+                f"The header field {name[:64].decode('latin-1')!r} is longer than {MAX_FIELD_BYTES} bytes.",
+            )
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        length = next((v for k, v in self._headers if k == "content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise _Reject(413, self._too_large_message())
+        expect = next((v for k, v in self._headers if k == "expect"), None)
+        if expect is not None and expect.lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.max_body:
+            raise _Reject(413, self._too_large_message())
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = httptools.parse_url(self._url)
+        request = Request(
+            self.parser.get_method().decode("latin-1"),
+            url.path.decode("latin-1"),
+            url.query or b"",
+            self._headers,
+            b"".join(self._body),
+            self.parser.should_keep_alive(),
+        )
+        self.pending.append(request)
+        if not self.busy:
+            self._next()
+
+    def _too_large_message(self) -> str:
+        return (
+            f"The request body is larger than the limit of {self.max_body} bytes; "
+            "raise --max_request_bytes / MODELPORT_MAX_REQUEST_BYTES to accept it."
+        )
+
+    # -- answering ------------------------------------------------------------------------------
+    def _next(self) -> None:
+        # A loop, not recursion: synchronous answers to pipelined requests come back through
+        # respond() while this loop runs.
+        self._dispatching = True
+        try:
+            while self.pending and not self.busy:
+                self.busy = True
+                self.app.handle(self.pending.popleft(), self)
+        finally:
+            self._dispatching = False
+
+    def respond(self, request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Write the answer to ``request`` in one send; close or go on with the next request."""
+        transport = self.transport
+        self.busy = False
+        if transport is None or transport.is_closing():
+            return
+        transport.write(serialize(status, headers, body, request.keep_alive, request.method == "HEAD"))
+        if not request.keep_alive:
+            transport.close()
+            return
+        if self.pending and not self._dispatching:
+            self._next()
+
+
+def protocol_factory(app: Application, max_body: int) -> Callable[[], HttpProtocol]:
+    """A factory for ``loop.create_server``."""
+    return lambda: HttpProtocol(app, max_body)

@@ -1,0 +1,101 @@
+"""The front process of ``modelport serve``: listening sockets, the worker pool, shutdown.
+
+It binds the port before the workers start, so that requests sent during a slow ``init()`` wait
+instead of being refused (as with the reference server), then starts the workers. Returns the
+process exit status: 0 after SIGTERM/SIGINT, the failing worker's status (3 for a failed
+``init()``) when a worker cannot boot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+
+import uvloop
+
+from modelport.errors import UserErrorException
+from modelport.runtime import logs
+from modelport.runtime.app import ScoringApp
+from modelport.runtime.config import ServeConfig
+from modelport.runtime.http_server import protocol_factory
+from modelport.runtime.metrics import ServerMetrics
+from modelport.runtime.pool import WorkerPool
+
+log = logging.getLogger("modelport.runtime.server")
+BACKLOG = 2048
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; a clear error when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise UserErrorException(
+            f"--port / --host: {host}:{port} {reason}; stop the other server or pick another port."
+        ) from exc
+    sock.listen(BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+def run(config: ServeConfig) -> int:
+    """Serve until stopped; return the exit status."""
+    logs.configure(config.log_level)
+    sockets = [bind(config.host, config.port)]
+    if config.health_port is not None:
+        sockets.append(bind(config.host, config.health_port))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(config, sockets))
+
+
+async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[int] = loop.create_future()
+
+    def finish(code: int) -> None:
+        if not finished.done():
+            finished.set_result(code)
+
+    metrics = ServerMetrics()
+    pool = WorkerPool(config, metrics, on_fatal=finish)
+    app = ScoringApp(config, pool, metrics)
+    servers = [
+        await loop.create_server(protocol_factory(app, config.max_request_bytes), sock=s) for s in sockets
+    ]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, finish, 0)
+    _banner(config, sockets)
+    await pool.start()
+    code = await finished
+    log.info("Stopping (exit status %d)", code)
+    for server in servers:
+        server.close()
+    await pool.stop()
+    return code
+
+
+def _banner(config: ServeConfig, sockets: list[socket.socket]) -> None:
+    env = config.worker_env
+    addresses = ", ".join("http://{}:{}".format(*s.getsockname()[:2]) for s in sockets)
+    log.info(
+        "modelport scoring server listening at %s\n"
+        "  entry script: %s\n  model dir: %s\n  workers: %d\n  scoring timeout: %d ms\n"
+        "  max request body: %d bytes\n  CORS origins: %s\n"
+        "  routes: GET / (liveness+readiness), GET|POST|OPTIONS /score, GET /swagger.json, "
+        "GET /health/live, GET /health/ready, GET /metrics",
+        addresses,
+        env.get("AZUREML_ENTRY_SCRIPT", "main.py from sys.path"),
+        env.get("AZUREML_MODEL_DIR", "(AZUREML_MODEL_DIR not set)"),
+        config.worker_count,
+        config.scoring_timeout_ms,
+        config.max_request_bytes,
+        ", ".join(config.cors_origins) or "(none)",
+    )

@@ -1,0 +1,1 @@
+"""Stand-in for the ``azureml`` namespace inside a modelport scoring worker."""

@@ -1,0 +1,1 @@
+"""Stand-in for ``azureml.contrib`` inside a modelport scoring worker."""
