@@ -96,14 +96,15 @@ def _warn_unknown_keys(section: dict[str, Any], known: set[str], ignored: set[st
         )
 
 
-def _typed(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any) -> Any:
+def _typed(section: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    """``section[key]`` checked to be a ``kind``; ``default`` when absent or null."""
     value = section.get(key)
     if value is None:
         return copy.deepcopy(default)
     if not isinstance(value, kind):
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise EnvironmentException(
-            f"{where}.{key} must be {names}, got {type(value).__name__} {value!r}. Fix the value in the file."
+            f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} {value!r}. "
+            "Fix the value in the file."
         )
     return copy.deepcopy(value)
 
