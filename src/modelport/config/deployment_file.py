@@ -34,14 +34,15 @@ _IGNORED_EVERYWHERE: dict[str, str | None] = {
     "description": _NOT_FROM_FILES,
 }
 
-_ACI_KEYS = {
-    "containerResourceRequirements.cpu": "cpu_cores",
-    "containerResourceRequirements.memoryInGB": "memory_gb",
-    "authEnabled": "auth_enabled",
-    "appInsightsEnabled": "enable_app_insights",
-    "keys.primaryKey": "primary_key",
-    "keys.secondaryKey": "secondary_key",
-}
+# The parameters an ACI file shares with AKS (same file keys); everything else ACI had is dropped.
+_ACI_PARAMETERS = (
+    "cpu_cores",
+    "memory_gb",
+    "auth_enabled",
+    "enable_app_insights",
+    "primary_key",
+    "secondary_key",
+)
 _ACI_DROPPED = (
     "location",
     "sslEnabled",
@@ -118,7 +119,7 @@ _LAYOUTS: dict[str, _Layout] = {
     ),
     "aci": _Layout(
         KubernetesDeploymentConfig,
-        _ACI_KEYS,
+        {key: name for key, name in _AKS.keys.items() if name in _ACI_PARAMETERS},
         dict.fromkeys(_ACI_DROPPED),
         preset={"num_replicas": 1, "autoscale_enabled": False, "auth_enabled": False},
         summary=_aci_summary,
