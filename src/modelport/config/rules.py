@@ -16,7 +16,6 @@ from typing import Any
 from modelport.names import NAMESPACE
 
 DEPLOY_PREFIX = "Invalid configuration, "
-UPDATE_PREFIX = "Error, "
 
 # The Azure service (not the SDK) refused longer scoring timeouts; modelport enforces it client-side.
 MAX_SCORING_TIMEOUT_MS = 300_000
