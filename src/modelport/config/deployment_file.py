@@ -97,7 +97,7 @@ def _aksendpoint_summary(
 ) -> str:
     return (
         f"{source}: computeType 'aksendpoint' read as a single Kubernetes ('aks') deployment; endpoint "
-        f"versions and traffic split (versionName, trafficPercentile) are not supported yet."
+        "versions and traffic split (versionName, trafficPercentile) are not supported yet."
     )
 
 
@@ -145,9 +145,7 @@ def _flatten(content: Mapping[str, Any], layout: _Layout) -> tuple[dict[str, Any
     return leaves, errors
 
 
-def deployment_config_from_dict(
-    content: Mapping[str, Any], *, source: str = FLAG
-) -> KubernetesDeploymentConfig | LocalDeploymentConfig:
+def deployment_config_from_dict(content: Mapping[str, Any], *, source: str = FLAG) -> DeploymentConfig:
     """Build a deployment configuration from the parsed content of a ``deploymentconfig`` file.
 
     ``source`` names the file in warnings and errors. Raises ``WebserviceException`` for a
@@ -191,6 +189,6 @@ def deployment_config_from_dict(
 
 def load_deployment_config(
     path: str | os.PathLike[str],
-) -> KubernetesDeploymentConfig | LocalDeploymentConfig:
-    """Read a ``deploymentconfig.json`` or YAML file into a validated deployment configuration."""
+) -> DeploymentConfig:
+    """Read a ``deploymentconfig.json``/YAML file: a ``KubernetesDeploymentConfig`` or ``LocalDeploymentConfig``."""
     return deployment_config_from_dict(read_config_file(path, what=FLAG), source=str(path))
