@@ -190,5 +190,8 @@ def deployment_config_from_dict(content: Mapping[str, Any], *, source: str = FLA
 def load_deployment_config(
     path: str | os.PathLike[str],
 ) -> DeploymentConfig:
-    """Read a ``deploymentconfig.json``/YAML file: a ``KubernetesDeploymentConfig`` or ``LocalDeploymentConfig``."""
+    """Read a ``deploymentconfig.json`` or YAML file.
+
+    Returns a ``KubernetesDeploymentConfig`` or a ``LocalDeploymentConfig``, validated.
+    """
     return deployment_config_from_dict(read_config_file(path, what=FLAG), source=str(path))
