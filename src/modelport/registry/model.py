@@ -244,36 +244,60 @@ class Model:
         model._load(workspace, row)
         return model
 
+    # Attributes Azure ML models have that never vary here (no training runs, no datasets).
+    mime_type = "application/octet-stream"
+    unpack = False
+    experiment_name: str | None = None
+    run_id: str | None = None
+    run = None
+    parent_id: str | None = None
+    resource_configuration = None
+    sample_input_dataset = None
+    sample_output_dataset = None
+
     def _load(self, workspace: Workspace, row: Any) -> None:
+        # Unpacked by position: listing builds thousands of these, and attribute access on
+        # rows by name costs more than the rest of the work.
+        (
+            self._db_id,
+            self.name,
+            self.version,
+            self.description,
+            tags,
+            properties,
+            self.model_framework,
+            self.model_framework_version,
+            self.created_time,
+            self.created_by,
+            self.kind,
+            self.root,
+            self.size_bytes,
+            self.file_count,
+            self.content_digest,
+        ) = row
         self.workspace = workspace
-        self._db_id: int = row.id
-        self.name: str = row.name
-        self.version: int = row.version
-        self.id = f"{row.name}:{row.version}"
-        self.description: str | None = row.description
-        self.tags: dict[str, Any] = dict(row.tags or {})
-        self.properties: dict[str, Any] = dict(row.properties or {})
-        self.model_framework: str | None = row.framework
-        self.model_framework_version: str | None = row.framework_version
-        self.created_time: datetime = row.created_time
-        self.created_by: str = row.created_by
-        self.kind: str = row.kind
-        self.root: str = row.root
-        self.size_bytes: int = row.size_bytes
-        self.file_count: int = row.file_count
-        self.content_digest: str = row.content_digest
-        self.mime_type = "application/octet-stream"
-        self.unpack = False
-        self.url = f"modelport://models/{row.name}/{row.version}"
-        self.experiment_name: str | None = None
-        self.run_id: str | None = None
-        self.run = None
-        self.datasets: dict[str, Any] = {}
-        self.parent_id: str | None = None
-        self.derived_model_ids: list[str] = []
-        self.resource_configuration = None
-        self.sample_input_dataset = None
-        self.sample_output_dataset = None
+        self.tags: dict[str, Any] = tags or {}
+        self.properties: dict[str, Any] = properties or {}
+
+    @property
+    def id(self) -> str:
+        """``"<name>:<version>"``."""
+        return f"{self.name}:{self.version}"
+
+    @property
+    def url(self) -> str:
+        """Where the model lives, as a URL."""
+        return f"modelport://models/{self.name}/{self.version}"
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        """Datasets by scenario (always empty: models here are registered from files)."""
+        return {}
+
+    @property
+    def derived_model_ids(self) -> list[str]:
+        """Ids of models derived from this one (always empty here)."""
+        return []
 
     def _reload(self, conn: Connection) -> None:
         row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == self._db_id)).first()

@@ -15,9 +15,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import fsspec
 from fsspec.callbacks import Callback
@@ -26,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from modelport.errors import ArtifactStoreError
 
 CHUNK_SIZE = 1 << 20
+PIPELINE_CHUNK = 4 << 20
 STALE_TEMP_SECONDS = 3600
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -109,6 +111,46 @@ def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _fsync_dir(path: str) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_and_hash(src: BinaryIO, dst: BinaryIO, progress: Progress) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` reading each byte once, hashing in a second thread meanwhile.
+
+    SHA-256 costs about as much as the copy itself; hashlib releases the GIL on large updates,
+    so hashing chunk *n* while chunk *n* is written nearly halves the time on two cores. Two
+    buffers alternate: a buffer is refilled only after its hash update has finished.
+    """
+    digest = hashlib.sha256()
+    buffers = (bytearray(PIPELINE_CHUNK), bytearray(PIPELINE_CHUNK))
+    size = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelport-hash") as hasher:
+        pending: Future[None] | None = None
+        index = 0
+        while True:
+            buffer = buffers[index % 2]
+            n = src.readinto(buffer)
+            if not n:
+                break
+            chunk = memoryview(buffer)[:n]
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, chunk)
+            dst.write(chunk)
+            size += n
+            progress.advance(n)
+            index += 1
+        if pending is not None:
+            pending.result()
+    return digest.hexdigest(), size
+
+
 class ArtifactStore:
     """Stores and fetches blobs by SHA-256 under one fsspec URL."""
 
@@ -177,28 +219,20 @@ class ArtifactStore:
         self.fs.makedirs(tmp_dir, exist_ok=True)
         self._remove_stale_temps(tmp_dir)
         tmp = f"{tmp_dir}/{uuid.uuid4().hex}.part"
-        digest = hashlib.sha256()
-        buffer = bytearray(CHUNK_SIZE)
-        view = memoryview(buffer)
-        size = 0
         progress.start(f"storing {Path(local_path).name}", Path(local_path).stat().st_size)
         try:
             with open(local_path, "rb", buffering=0) as src, self.fs.open(tmp, "wb") as dst:
-                while n := src.readinto(buffer):
-                    chunk = view[:n]
-                    digest.update(chunk)
-                    dst.write(chunk)
-                    size += n
-                    progress.advance(n)
+                hexdigest, size = _copy_and_hash(src, dst, progress)
                 dst.flush()
+                # Durable before the metadata row that points at it is committed.
                 os.fsync(dst.fileno())
-            hexdigest = digest.hexdigest()
             final = self.blob_path(hexdigest)
             if self.fs.exists(final):
                 self.fs.rm_file(tmp)
                 return StoredBlob(hexdigest, size, created=False)
             self.fs.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(tmp, final)
+            _fsync_dir(os.path.dirname(final))
             return StoredBlob(hexdigest, size, created=True)
         except BaseException:
             if self.fs.exists(tmp):

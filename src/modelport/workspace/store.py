@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -30,6 +31,12 @@ _MIGRATION_LOCK = 727274
 _BLOB_LOCK = 727275
 
 _engines: dict[str, Engine] = {}
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 _engines_lock = threading.Lock()
 
 
@@ -45,7 +52,7 @@ def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +88,9 @@ def _engine_for(url: str) -> Engine:
             if parsed.get_backend_name() == "sqlite":
                 engine = _sqlite_engine(url)
             elif parsed.get_backend_name() == "postgresql":
-                engine = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(
+                    url, pool_pre_ping=True, json_serializer=_json_dumps, json_deserializer=orjson.loads
+                )
             else:
                 raise WorkspaceException(
                     f"Unsupported metadata_url {url!r}: modelport stores metadata in SQLite or PostgreSQL. "
