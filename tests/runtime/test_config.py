@@ -67,7 +67,7 @@ def test_config_file_and_server_port_variable(factory: ServerFactory, modelport_
     document = server.client().get("/swagger.json").json()
     assert document["info"]["title"] == "iris-svc"
     assert document["info"]["version"] == "7"
-    assert "/api/v1/service/x/score" in document["paths"]
+    assert "/api/v1/service/iris/score" in document["paths"]
 
 
 def test_model_path_and_azure_imports_inside_the_replica(
