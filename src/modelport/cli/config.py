@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 from modelport.config import InferenceConfig, load_deployment_config, load_inference_config
 
 app = typer.Typer(help="Check inferenceconfig and deploymentconfig files.", no_args_is_help=True)
@@ -34,18 +31,6 @@ DEPLOY_CONFIG_OPTION = typer.Option(
 
 # Secrets may sit in the files (keys, registry passwords); they are checked but never printed.
 _SECRET_KEYS = frozenset({"password", "primary_key", "secondary_key"})
-
-
-@contextmanager
-def _warnings_printed() -> Iterator[None]:
-    """Print each warning raised while loading as one ``Warning:`` line, also when loading then fails."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for warning in caught:
-                note(f"Warning: {warning.message}")
 
 
 def _masked(value: Any) -> Any:
@@ -84,7 +69,7 @@ def validate(
             param_hint="'-ic' / '-dc'",
         )
     sections: dict[str, dict[str, Any]] = {}
-    with _warnings_printed():
+    with warnings_as_notes():
         if inference_config_file is not None:
             sections["inferenceConfig"] = _inference_view(
                 load_inference_config(inference_config_file), output

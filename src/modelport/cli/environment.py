@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
-from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note, warnings_as_notes
 from modelport.registry.environment import Environment
 from modelport.registry.environment_store import (
     RegisteredEnvironment,
@@ -25,16 +22,6 @@ app = typer.Typer(
 )
 
 SUMMARY_COLUMNS = ("name", "version", "python", "pipPackages", "baseImage", "contentHash", "createdTime")
-
-
-@contextmanager
-def _warnings_as_notes() -> Iterator[None]:
-    """Show definition warnings (unknown keys, pinned Python) as one line each, without source lines."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        note(f"Warning: {warning.message}")
 
 
 def summary(record: RegisteredEnvironment) -> dict[str, Any]:
@@ -116,7 +103,7 @@ def register(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """Register an environment as the next version of its name (an unchanged definition keeps its version)."""
-    with _warnings_as_notes():
+    with warnings_as_notes():
         env = _build(name, conda_file, pip_requirements, directory, base_image)
     record = register_environment(open_workspace(workspace_name, path), env)
     note(f"Environment {record.environment.name!r} is version {record.environment.version}.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -68,6 +70,21 @@ def emit(
         for row in data:
             table.add_row(*(_cell(row.get(col)) for col in cols))
     _stdout.print(table)
+
+
+@contextmanager
+def warnings_as_notes() -> Iterator[None]:
+    """Print each warning raised inside the block as one ``Warning:`` line on stderr.
+
+    Also when the block then fails, so that the warnings explaining a failure are not lost.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                note(f"Warning: {warning.message}")
 
 
 def note(message: str) -> None:
