@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from modelport.errors import EnvironmentException
 from modelport.names import check_environment_name
 from modelport.registry.environment import Environment
 from modelport.workspace import current_user
+from modelport.workspace.store import only_latest_versions
 from modelport.workspace.tables import environments
 
 if TYPE_CHECKING:
@@ -140,14 +141,7 @@ def list_environments(workspace: Workspace, name: str | None = None) -> list[Reg
     if name is not None:
         query = query.where(environments.c.name == name).order_by(environments.c.version.desc())
     else:
-        newest = (
-            select(environments.c.name, func.max(environments.c.version).label("version"))
-            .group_by(environments.c.name)
-            .subquery()
-        )
-        query = query.join(
-            newest, (environments.c.name == newest.c.name) & (environments.c.version == newest.c.version)
-        ).order_by(environments.c.name)
+        query = only_latest_versions(query, environments).order_by(environments.c.name)
     with workspace._store.read() as conn:
         rows = conn.execute(query).all()
     return [_record(row) for row in rows]

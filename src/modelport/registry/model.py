@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from modelport._notes import note
 from modelport.errors import (
@@ -31,6 +31,7 @@ from modelport.errors import (
 from modelport.names import check_model_name
 from modelport.registry.model_path import local_model_path, models_dir
 from modelport.workspace.artifacts import NoProgress, Progress
+from modelport.workspace.store import only_latest_versions
 from modelport.workspace.tables import model_files, models, service_models
 from modelport.workspace.workspace import current_user
 
@@ -163,6 +164,17 @@ def _check_readable(files: Iterable[_SourceFile]) -> None:
             raise WebserviceException(
                 f"Cannot read model file {source.local}: {exc.strerror or exc}. Fix: check its permissions."
             ) from exc
+
+
+def _add_properties(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Properties are add-only: refuse keys that already exist, naming them (Azure ML's message)."""
+    clashes = [k for k in new if k in current]
+    if clashes:
+        raise WebserviceException(
+            "Error, properties are immutable, the following keys cannot be added/modified: "
+            + ",".join(clashes)
+        )
+    return {**current, **new}
 
 
 def _manifest_digest(entries: Iterable[tuple[str, str, int]]) -> str:
@@ -440,14 +452,7 @@ class Model:
         if run_id is not None or dataset_id is not None:
             return []  # models registered here never come from a training run or a dataset
         if latest and not tag_filters and not property_filters:
-            newest = (
-                select(models.c.name, func.max(models.c.version).label("version"))
-                .group_by(models.c.name)
-                .subquery()
-            )
-            query = query.join(
-                newest, (models.c.name == newest.c.name) & (models.c.version == newest.c.version)
-            )
+            query = only_latest_versions(query, models)
         with workspace._store.read() as conn:
             rows = conn.execute(query.order_by(models.c.name, models.c.version.desc())).all()
         result: list[Model] = []
@@ -586,13 +591,7 @@ class Model:
         new = _check_mapping(properties, "properties")
 
         def change(tags: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            clashes = [k for k in new if k in current]
-            if clashes:
-                raise WebserviceException(
-                    "Error, properties are immutable, the following keys cannot be added/modified: "
-                    + ",".join(clashes)
-                )
-            return tags, {**current, **new}
+            return tags, _add_properties(current, new)
 
         self._modify(change)
 
@@ -608,16 +607,10 @@ class Model:
         removed = [remove_tags] if isinstance(remove_tags, str) else list(remove_tags or [])
 
         def change(tags: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            clashes = [k for k in new_props if k in props]
-            if clashes:
-                raise WebserviceException(
-                    "Error, properties are immutable, the following keys cannot be added/modified: "
-                    + ",".join(clashes)
-                )
             tags = {**tags, **new_tags}
             for key in removed:
                 tags.pop(key, None)
-            return tags, {**props, **new_props}
+            return tags, _add_properties(props, new_props)
 
         self._modify(change)
 

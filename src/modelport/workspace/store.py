@@ -12,9 +12,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
@@ -98,6 +99,14 @@ def _engine_for(url: str) -> Engine:
                 )
             _engines[url] = engine
         return engine
+
+
+def only_latest_versions(query: Select[Any], table: Table) -> Select[Any]:
+    """Restrict ``query`` on a versioned table (``name``, ``version``) to the newest version per name."""
+    newest = (
+        select(table.c.name, func.max(table.c.version).label("version")).group_by(table.c.name).subquery()
+    )
+    return query.join(newest, (table.c.name == newest.c.name) & (table.c.version == newest.c.version))
 
 
 class MetadataStore:
