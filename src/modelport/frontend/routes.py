@@ -1,0 +1,44 @@
+"""What the front end needs to know about each service: the routing table its owner pushes.
+
+The owner (the local agent, or the in-cluster controller) builds one :class:`ServiceRoute` per
+service from the desired and observed state and replaces the whole table with
+``FrontEnd.set_routes`` whenever something changes (a replica became ready, keys rotated, a
+service was deleted). Replicas absent from the new table receive no new requests; requests
+already in flight on them finish (``FrontEnd.in_flight(replica_id)`` tells when they have).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AuthMode = Literal["none", "key", "token"]
+
+
+@dataclass(frozen=True)
+class ReplicaTarget:
+    """One ready replica: the scoring server of ``modelport serve`` at ``base_url``."""
+
+    replica_id: str
+    base_url: str  # e.g. "http://127.0.0.1:43121" (routes /score, /swagger.json, / on it)
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """How requests to a service authenticate: nothing, a key, or a signed token."""
+
+    mode: AuthMode = "none"
+    keys: tuple[str, ...] = ()  # primary and secondary key (mode "key")
+    token_secret: bytes | None = None  # HS256 signing secret (mode "token")
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    """Routing, admission and timeout settings of one service, with its ready replicas."""
+
+    name: str
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    max_concurrent_per_replica: int = 1
+    max_queue_wait_ms: int = 500
+    scoring_timeout_ms: int = 60_000
+    replicas: tuple[ReplicaTarget, ...] = ()
