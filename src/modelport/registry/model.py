@@ -31,6 +31,7 @@ from modelport.errors import (
 from modelport.names import check_model_name
 from modelport.registry.model_path import local_model_path, models_dir
 from modelport.workspace.artifacts import NoProgress, Progress
+from modelport.workspace.blobs import discard_unreferenced_blobs
 from modelport.workspace.store import only_latest_versions
 from modelport.workspace.tables import model_files, models, service_models
 from modelport.workspace.workspace import current_user
@@ -421,7 +422,7 @@ class Model:
                 )
                 row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == model_id)).one()
         except BaseException:
-            _discard_unreferenced(workspace, created)
+            discard_unreferenced_blobs(workspace, created)
             raise
         return Model._from_row(workspace, row)
 
@@ -685,7 +686,7 @@ class Model:
                     f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
                     "provided workspace"
                 )
-        _discard_unreferenced(self.workspace, digests)
+        discard_unreferenced_blobs(self.workspace, digests)
 
     # ------------------------------------------------------------------ serialisation
     def serialize(self) -> dict[str, Any]:
@@ -715,20 +716,3 @@ class Model:
             "fileCount": self.file_count,
             "contentDigest": self.content_digest,
         }
-
-
-def _discard_unreferenced(workspace: Workspace, digests: Sequence[str]) -> None:
-    """Remove the given blobs unless a model still references them (best effort, reported)."""
-    if not digests:
-        return
-    with workspace._store.write() as conn:
-        workspace._store.lock_blobs(conn)
-        referenced = set(
-            conn.execute(
-                select(model_files.c.digest).where(model_files.c.digest.in_(list(set(digests))))
-            ).scalars()
-        )
-        orphans = [d for d in dict.fromkeys(digests) if d not in referenced]
-        workspace._artifacts.delete_many(
-            orphans, lambda d, exc: note(f"warning: could not remove unused blob {d[:12]}: {exc}")
-        )

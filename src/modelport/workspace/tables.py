@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
 
 metadata = MetaData()
 
@@ -116,8 +118,9 @@ environments = Table(
     UniqueConstraint("name", "version", name="uq_environments_name_version"),
 )
 
-# Desired state of deployed services; the lifecycle issue fills in the rest. The registry
-# needs it now to refuse deleting a model that a service uses.
+# Desired state of deployed services: the spec (models, code, environment, effective deployment
+# configuration, keys) and its generation, which every deploy or update increments. Target
+# drivers reconcile towards it and report in ``service_status``.
 services = Table(
     "services",
     metadata,
@@ -127,6 +130,8 @@ services = Table(
     Column("created_time", UTCDateTime(), nullable=False),
     Column("updated_time", UTCDateTime(), nullable=False),
     Column("spec", JSON, nullable=False),
+    Column("generation", Integer, nullable=False, server_default="1"),
+    Column("deleting", Boolean, nullable=False, server_default=false()),
 )
 
 service_models = Table(
@@ -134,4 +139,52 @@ service_models = Table(
     metadata,
     Column("service_name", String(32), ForeignKey("services.name", ondelete="CASCADE"), primary_key=True),
     Column("model_id", Integer, ForeignKey("models.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+# The service's source directory (or entry script), content-addressed like model files.
+source_files = Table(
+    "source_files",
+    metadata,
+    Column("service_name", String(32), ForeignKey("services.name", ondelete="CASCADE"), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("path", String(4096), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mode", Integer, nullable=False),
+    Index("ix_source_files_digest", "digest"),
+)
+
+# Observed state, written by the target driver.
+service_status = Table(
+    "service_status",
+    metadata,
+    Column("service_name", String(32), ForeignKey("services.name", ondelete="CASCADE"), primary_key=True),
+    Column("observed_generation", Integer, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("error", JSON),
+    Column("detail", JSON, nullable=False),
+    Column("updated_time", UTCDateTime(), nullable=False),
+)
+
+# What happened to a service, in order: deployment progress (streamed by wait_for_deployment),
+# replica starts and crashes, autoscaling decisions with their inputs.
+service_events = Table(
+    "service_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_name", String(32), ForeignKey("services.name", ondelete="CASCADE"), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", JSON),
+    Index("ix_service_events_service", "service_name", "id"),
+)
+
+# Workspace-wide settings (the local front end's port, the default compute target, ...).
+workspace_settings = Table(
+    "workspace_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
 )
