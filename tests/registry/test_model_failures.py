@@ -134,7 +134,7 @@ def test_unreadable_file_is_reported_before_anything_is_stored(
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr("modelport.registry.model.open", refusing_open, raising=False)
+    monkeypatch.setattr("modelport.workspace.filesets.open", refusing_open, raising=False)
     before = _state(workspace)
     with pytest.raises(WebserviceException, match=r"Cannot read model file .*part2\.bin: Permission denied"):
         Model.register(workspace, big_folder, "unreadable")

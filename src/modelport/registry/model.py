@@ -15,9 +15,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -32,6 +31,13 @@ from modelport.names import check_model_name
 from modelport.registry.model_path import local_model_path, models_dir
 from modelport.workspace.artifacts import NoProgress, Progress
 from modelport.workspace.blobs import discard_unreferenced_blobs
+from modelport.workspace.filesets import (
+    MissingPathError,
+    check_readable,
+    collect_files,
+    restore_collected,
+    store_files,
+)
 from modelport.workspace.store import only_latest_versions
 from modelport.workspace.tables import model_files, models, service_models
 from modelport.workspace.workspace import current_user
@@ -41,18 +47,6 @@ if TYPE_CHECKING:
 
 # Columns of `models` read for listing (no file lists: listing 10 000 models stays fast).
 _MODEL_COLUMNS = tuple(models.c)
-
-
-class ModelPathNotFoundError(WebserviceException, FileNotFoundError):
-    """``model_path`` does not exist (a ``FileNotFoundError``, as in Azure ML)."""
-
-
-@dataclass(frozen=True)
-class _SourceFile:
-    local: Path
-    stored: str  # POSIX path under the model's folder, e.g. "model.pkl" or "my_model/a/b.bin"
-    size: int
-    mode: int
 
 
 def _check_mapping(value: object, field: str) -> dict[str, Any]:
@@ -93,78 +87,6 @@ def _normalise_filters(value: object, field: str) -> list[tuple[str, str | None]
 
 def _matches(values: Mapping[str, Any], filters: Sequence[tuple[str, str | None]]) -> bool:
     return all(k in values and (v is None or str(values[k]) == v) for k, v in filters)
-
-
-def _safe_relative(path: str, field: str) -> PurePosixPath:
-    pure = PurePosixPath(path.replace(os.sep, "/"))
-    if pure.is_absolute() or ".." in pure.parts or "\x00" in path or not pure.parts:
-        raise WebserviceException(
-            f"Invalid {field} entry {path!r}: it must be a relative path inside model_path (no '..')."
-        )
-    return pure
-
-
-def _collect_files(model_path: Path, child_paths: Sequence[str] | None) -> list[_SourceFile]:
-    """The files of a file or folder model, with the layout Azure ML stores (§1.2)."""
-    if model_path.is_file():
-        if child_paths:
-            raise WebserviceException("child_paths can only be given when model_path is a folder.")
-        stat = model_path.stat()
-        return [_SourceFile(model_path, model_path.name, stat.st_size, stat.st_mode)]
-    top = model_path.name
-    selected: list[Path]
-    if child_paths:
-        selected = []
-        for child in child_paths:
-            relative = _safe_relative(str(child), "child_paths")
-            candidate = model_path / relative
-            if not candidate.exists():
-                raise WebserviceException(
-                    f"Invalid child_paths entry {child!r}: {candidate} does not exist under model_path."
-                )
-            selected.extend(_walk(candidate) if candidate.is_dir() else [candidate])
-    else:
-        selected = _walk(model_path)
-    files = []
-    for path in sorted(set(selected)):
-        stat = path.stat()
-        stored = f"{top}/{path.relative_to(model_path).as_posix()}"
-        files.append(_SourceFile(path, stored, stat.st_size, stat.st_mode))
-    if not files:
-        raise WebserviceException(
-            f"model_path {str(model_path)!r} is an empty folder. Fix: point it at the model file or a "
-            "folder holding the model's files."
-        )
-    return files
-
-
-def _walk(folder: Path) -> list[Path]:
-    found: list[Path] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop
-            dirnames.clear()
-            continue
-        seen.add(real)
-        for filename in filenames:
-            path = Path(dirpath) / filename
-            if not path.exists():
-                raise ModelPathNotFoundError(f"{path} is a broken symbolic link inside model_path.")
-            found.append(path)
-    return found
-
-
-def _check_readable(files: Iterable[_SourceFile]) -> None:
-    # Fail before anything is uploaded, naming the file, rather than half-way through.
-    for source in files:
-        try:
-            with open(source.local, "rb") as handle:
-                handle.read(1)
-        except OSError as exc:
-            raise WebserviceException(
-                f"Cannot read model file {source.local}: {exc.strerror or exc}. Fix: check its permissions."
-            ) from exc
 
 
 def _add_properties(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -360,38 +282,25 @@ class Model:
             raise WebserviceException(f"Invalid description: expected a string, got {description!r}.")
         path = Path(model_path)
         if not path.exists():
-            raise ModelPathNotFoundError(
+            raise MissingPathError(
                 f"model_path {str(model_path)!r} does not exist (resolved against {os.getcwd()}). Fix: pass "
                 "the path of the model file or folder."
             )
-        files = _collect_files(path, child_paths)
-        _check_readable(files)
+        files = collect_files(path, "model_path", child_paths)
+        check_readable(files, "model file")
         note(f"Registering model {model_name}")
 
         store = workspace._artifacts
         total = sum(f.size for f in files)
         progress = progress or NoProgress()
         progress.start(f"Registering model {model_name}", total * (1 if store.is_local else 2))
-        created: list[str] = []
-        stored: list[tuple[_SourceFile, str]] = []
+        stored, created = store_files(workspace, files, _ByteProgress(progress))
         try:
-            forward = _ByteProgress(progress)
-            for source in files:
-                blob = store.put_file(source.local, forward)
-                if blob.created:
-                    created.append(blob.digest)
-                stored.append((source, blob.digest))
-            digest = _manifest_digest((s.stored, d, s.size) for s, d in stored)
+            digest = _manifest_digest((f.path, f.digest, f.size) for f in stored)
             now = datetime.now(UTC)
             with workspace._store.write() as conn:
                 workspace._store.lock_blobs(conn)
-                reused = {d for _, d in stored} - set(created)
-                missing = [d for d in reused if not store.exists(d)]
-                if missing:  # a concurrent delete collected them after we checked
-                    for source, d in stored:
-                        if d in missing:
-                            store.put_file(source.local)
-                            created.append(d)
+                restore_collected(workspace, files, stored, created)
                 version = workspace._store.next_version(conn, "model", model_name)
                 model_id = conn.execute(
                     insert(models)
@@ -416,8 +325,14 @@ class Model:
                 conn.execute(
                     insert(model_files),
                     [
-                        {"model_id": model_id, "path": s.stored, "digest": d, "size": s.size, "mode": s.mode}
-                        for s, d in stored
+                        {
+                            "model_id": model_id,
+                            "path": f.path,
+                            "digest": f.digest,
+                            "size": f.size,
+                            "mode": f.mode,
+                        }
+                        for f in stored
                     ],
                 )
                 row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == model_id)).one()
