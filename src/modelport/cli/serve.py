@@ -65,24 +65,22 @@ def serve(
 ) -> None:
     """Serve an entry script (init()/run()) over HTTP as Azure ML's inference server does."""
     from modelport.runtime.config import ServeFlags, load_config
-    from modelport.runtime.server import run
+    from modelport.runtime.server import exec_server
 
-    config = load_config(
-        ServeFlags(
-            entry_script=entry_script,
-            model_dir=model_dir,
-            port=port,
-            health_port=health_port,
-            worker_count=worker_count,
-            host=host,
-            access_control_allow_origins=access_control_allow_origins,
-            config_file=config_file,
-            appinsights_instrumentation_key=appinsights_instrumentation_key,
-            max_request_bytes=max_request_bytes,
-            scoring_timeout_ms=scoring_timeout_ms,
-            json_encoding=json_encoding,
-        )
+    flags = ServeFlags(
+        entry_script=entry_script,
+        model_dir=model_dir,
+        port=port,
+        health_port=health_port,
+        worker_count=worker_count,
+        host=host,
+        access_control_allow_origins=access_control_allow_origins,
+        config_file=config_file,
+        appinsights_instrumentation_key=appinsights_instrumentation_key,
+        max_request_bytes=max_request_bytes,
+        scoring_timeout_ms=scoring_timeout_ms,
+        json_encoding=json_encoding,
     )
-    code = run(config)
-    if code != 0:
-        raise typer.Exit(code)
+    # Validate here, so that bad settings are one-line CLI errors, then hand over to the server.
+    load_config(flags)
+    exec_server(flags)

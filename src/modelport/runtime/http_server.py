@@ -29,7 +29,7 @@ MAX_URL_BYTES = 8190
 class Request:
     """One complete HTTP request as the application sees it."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "received")
+    __slots__ = ("_map", "body", "headers", "keep_alive", "method", "path", "query", "received")
 
     def __init__(
         self,
@@ -47,13 +47,13 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self.received = time.perf_counter()
+        self._map: dict[str, str] | None = None
 
-    def header(self, name: str) -> str | None:
-        """The first value of the lower-case header ``name``."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+    def header_map(self) -> dict[str, str]:
+        """Headers by lower-case name (the last value of a repeated header)."""
+        if self._map is None:
+            self._map = dict(self.headers)
+        return self._map
 
 
 class Responder(Protocol):

@@ -15,6 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+KNOWN_ROUTES = frozenset(("/", "/score", "/swagger.json", "/health/live", "/health/ready", "/metrics"))
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -57,6 +58,18 @@ class ServerMetrics:
             "Worker processes replaced after they exited.",
             registry=self.registry,
         )
+
+        self._answered: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def answered(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (label children cached: this is per request)."""
+        children = self._answered.get((route, status))
+        if children is None:
+            label = route if route in KNOWN_ROUTES else "other"
+            children = (self.requests.labels(label, str(status)), self.latency.labels(label))
+            self._answered[(route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text exposition format."""

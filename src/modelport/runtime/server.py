@@ -9,23 +9,53 @@ process exit status: 0 after SIGTERM/SIGINT, the failing worker's status (3 for 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
+import json
 import logging
+import os
 import signal
 import socket
+import sys
+from typing import NoReturn
 
 import uvloop
 
-from modelport.errors import UserErrorException
+from modelport.errors import ModelportError, UserErrorException
 from modelport.runtime import logs
 from modelport.runtime.app import ScoringApp
-from modelport.runtime.config import ServeConfig
+from modelport.runtime.config import ServeConfig, ServeFlags, load_config
 from modelport.runtime.http_server import protocol_factory
 from modelport.runtime.metrics import ServerMetrics
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.server")
 BACKLOG = 2048
+FLAGS_VARIABLE = "MODELPORT_SERVE_FLAGS"
+
+
+def exec_server(flags: ServeFlags) -> NoReturn:
+    """Replace this process by a fresh interpreter that runs only the server.
+
+    The CLI process has imported every command's modules; the front process stays lean (memory,
+    and nothing in it that the scoring path does not use). Same pid, so signals and process
+    supervisors keep working.
+    """
+    env = {**os.environ, FLAGS_VARIABLE: json.dumps(dataclasses.asdict(flags))}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "modelport.runtime.server"], env)
+
+
+def main() -> int:
+    """Entry point after :func:`exec_server`: read the flags back, resolve them again, serve."""
+    flags = ServeFlags(**json.loads(os.environ.pop(FLAGS_VARIABLE)))
+    try:
+        return run(load_config(flags))
+    except ModelportError as exc:
+        # Same one-line form as the CLI's errors (this process replaced the CLI).
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -99,3 +129,7 @@ def _banner(config: ServeConfig, sockets: list[socket.socket]) -> None:
         config.max_request_bytes,
         ", ".join(config.cors_origins) or "(none)",
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
