@@ -119,6 +119,7 @@ class ServerFactory:
         """Start a server for ``scripts/<script>.py`` (or ``script_text``); wait until ``GET /`` answers."""
         app_root = Path(self._mkdtemp())
         for name, text in (app_files or {}).items():
+            (app_root / name).parent.mkdir(parents=True, exist_ok=True)
             (app_root / name).write_text(text)
         argv = [*self.command]
         if script is not None or script_text is not None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port
 
@@ -107,3 +108,20 @@ def test_serve_help_lists_azmlinfsrv_flags(flag: str) -> None:
         "--max_request_bytes",
     ):
         assert name in result.stdout
+
+
+def test_separate_health_port(factory: ServerFactory) -> None:
+    health_port = free_port()
+    server = factory.start(
+        "plain", args=("--health_port", str(health_port)), env={"SEPERATE_HEALTH_ENDPOINT": "true"}
+    )
+    reply = httpx.get(f"http://127.0.0.1:{health_port}/", timeout=30)
+    assert reply.text == "Healthy"
+    assert server.client().get("/").text == "Healthy"
+
+
+def test_unknown_config_file_keys_are_a_warning(factory: ServerFactory, modelport_only: None) -> None:
+    files = {"config.json": json.dumps({"SERVICE_NAME": "svc", "BOGUS": 1})}
+    server = factory.start("plain", app_files=files)
+    assert server.client().get("/swagger.json").json()["info"]["title"] == "svc"
+    assert "ignoring unknown keys ['BOGUS']" in server.log()

@@ -10,6 +10,7 @@ from tests.runtime.conftest import Server, ServerFactory
 
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
 INTERNAL = "An unexpected internal error occurred. Check the logs for more info."
+FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +206,45 @@ def test_iris_model_from_azureml_model_dir(factory: ServerFactory, iris_model_di
     reply = server.client().post("/score", json={"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
     assert reply.status_code == 200
     assert reply.json() == [0, 2]
+
+
+def test_plain_run_gets_form_encoded_bodies(plain_server: Server, modelport_only: None) -> None:
+    # The reference passes "" here (Flask consumed the body as a form); curl -d sends this type.
+    reply = plain_server.client().post("/score", content=b"a=1&b=2", headers={"content-type": FORM})
+    assert reply.json()["got"] == "a=1&b=2"
+
+
+def test_driver_module_run_is_called(factory: ServerFactory) -> None:
+    script = """
+        def init():
+            pass
+
+        def run(data):
+            return "outer"
+
+        class driver_module:
+            @staticmethod
+            def run(data):
+                return "inner"
+    """
+    server = factory.start(None, script_text=script)
+    assert server.client().post("/score", content="x").json() == "inner"
+
+
+def test_source_directory_is_importable(factory: ServerFactory) -> None:
+    script = """
+        import helper
+
+        def init():
+            pass
+
+        def run(data):
+            return helper.VALUE
+    """
+    server = factory.start(
+        None,
+        script_text=script,
+        app_files={"src/helper.py": "VALUE = 42\n"},
+        env={"AZUREML_SOURCE_DIRECTORY": "src"},
+    )
+    assert server.client().post("/score", content="x").json() == 42

@@ -85,6 +85,7 @@ class ServeConfig:
     server_version: str | None
     log_level: str
     worker_env: dict[str, str] = field(repr=False)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
     """
     env = dict(os.environ if environ is None else environ)
     errors: list[str] = []
+    warnings: list[str] = []
     cwd = Path.cwd()
     app_root = Path(env.get("AML_APP_ROOT") or cwd).absolute()
 
@@ -134,7 +136,7 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         env["AZUREML_ENTRY_SCRIPT"] = os.path.realpath(flags.entry_script)
     if flags.config_file is not None:
         env["AZUREML_CONFIG_FILE"] = os.path.abspath(flags.config_file)
-    file_values = _read_config_file(env, app_root, errors)
+    file_values = _read_config_file(env, app_root, errors, warnings)
     for key, value in file_values.items():
         env.setdefault(key, str(value))
     app_root = Path(env.get("AML_APP_ROOT") or app_root).absolute()
@@ -192,6 +194,10 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         env["AML_MDC_STORAGE_ENABLED"] = env["AML_MODEL_DC_STORAGE_ENABLED"]
     if flags.appinsights_instrumentation_key is not None:
         env["AML_APP_INSIGHTS_KEY"] = flags.appinsights_instrumentation_key
+    if env.get("AML_APP_INSIGHTS_KEY") or _true(env.get("AML_APP_INSIGHTS_ENABLED")):
+        warnings.append(
+            "Application Insights export is not supported; request metrics are at GET /metrics (Prometheus)."
+        )
     version_enabled = env.get("SERVER_VERSION_LOG_RESPONSE_ENABLED", "true").lower() == "true"
     # Scripts that print expect to see their lines in the log at once.
     env["PYTHONUNBUFFERED"] = "1"
@@ -207,6 +213,7 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         server_version=SERVER_VERSION if version_enabled else None,
         log_level=level,
         worker_env=env,
+        warnings=tuple(warnings),
     )
 
 
@@ -237,7 +244,9 @@ def _integer(
     return value
 
 
-def _read_config_file(env: dict[str, str], app_root: Path, errors: list[str]) -> dict[str, Any]:
+def _read_config_file(
+    env: dict[str, str], app_root: Path, errors: list[str], warnings: list[str]
+) -> dict[str, Any]:
     candidates = []
     if env.get("AZUREML_CONFIG_FILE"):
         candidates.append(Path(env["AZUREML_CONFIG_FILE"]))
@@ -262,8 +271,11 @@ def _read_config_file(env: dict[str, str], app_root: Path, errors: list[str]) ->
             return {}
         unknown = sorted(set(values) - set(CONFIG_FILE_KEYS))
         if unknown:
-            errors.append(
-                f"config file {path}: unknown keys {unknown}; allowed keys are {', '.join(CONFIG_FILE_KEYS)}."
+            # A warning, not an error: Azure ML ignores unknown keys, and files that work there must
+            # keep working here.
+            warnings.append(
+                f"config file {path}: ignoring unknown keys {unknown}; "
+                f"known keys are {', '.join(CONFIG_FILE_KEYS)}."
             )
         return {key: value for key, value in values.items() if key in CONFIG_FILE_KEYS}
     return {}

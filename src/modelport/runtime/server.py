@@ -103,6 +103,8 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, finish, 0)
     _banner(config, sockets)
+    for warning in config.warnings:
+        log.warning("%s", warning)
     await pool.start()
     code = await finished
     log.info("Stopping (exit status %d)", code)
