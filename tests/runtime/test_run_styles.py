@@ -216,18 +216,16 @@ def test_plain_run_gets_form_encoded_bodies(plain_server: Server, modelport_only
 
 def test_driver_module_run_is_called(factory: ServerFactory) -> None:
     script = """
+        import real_score as driver_module
+
         def init():
             pass
 
         def run(data):
             return "outer"
-
-        class driver_module:
-            @staticmethod
-            def run(data):
-                return "inner"
     """
-    server = factory.start(None, script_text=script)
+    inner = "def run(data):\n    return 'inner'\n"
+    server = factory.start(None, script_text=script, app_files={"real_score.py": inner})
     assert server.client().post("/score", content="x").json() == "inner"
 
 

@@ -2,7 +2,7 @@
 
 Rules from ``scoring-contract.md`` §5: the file is imported as module ``entry_module``; without a
 file, ``import main`` from ``sys.path``; the module must define ``init`` and ``run``; a
-``driver_module`` attribute with its own ``run`` is called instead of the outer ``run``; ``run()``
+``driver_module`` attribute (a module) with its own ``run`` is called instead of the outer ``run``; ``run()``
 takes no ``*args``/``**kwargs``/positional-only parameters, at least one input parameter, and an
 optional ``request_headers``; ``@rawhttp`` cannot be combined with ``@input_schema``.
 """
@@ -63,7 +63,7 @@ def load_entry_script(path: Path | None) -> EntryScript:
             )
     run = module.run
     driver = getattr(module, "driver_module", None)
-    if driver is not None and callable(getattr(driver, "run", None)):
+    if isinstance(driver, ModuleType) and callable(getattr(driver, "run", None)):
         run = driver.run
     return _classify(module, run, where)
 
