@@ -128,3 +128,22 @@ def test_metrics_count_requests_and_run_time(plain_server: Server) -> None:
     assert "modelport_run_duration_seconds_count" in text
     assert "modelport_requests_in_flight 0.0" in text
     assert "modelport_workers_ready 1.0" in text
+
+
+def test_rejection_waits_for_the_requests_before_it(factory: ServerFactory) -> None:
+    server = factory.start("plain", args=("--max_request_bytes", "100"))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(_request(b"first") + _request(b"x" * 200))
+        first, rejected = _read_responses(sock, 2)
+        assert b'"got": "first"' in first
+        assert rejected.startswith(b"HTTP/1.1 413 ")
+        assert sock.recv(1) == b""
+
+
+def test_many_pipelined_requests_are_all_answered_in_order(plain_server: Server) -> None:
+    bodies = [f"n{i}".encode() for i in range(60)]
+    with socket.create_connection(("127.0.0.1", plain_server.port)) as sock:
+        sock.sendall(b"".join(_request(body) for body in bodies))
+        replies = _read_responses(sock, len(bodies))
+    for reply, body in zip(replies, bodies, strict=True):
+        assert b'"got": "' + body + b'"' in reply

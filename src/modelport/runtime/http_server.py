@@ -24,6 +24,8 @@ import httptools
 MAX_HEADERS = 100
 MAX_FIELD_BYTES = 8190
 MAX_URL_BYTES = 8190
+# Pipelined requests parsed ahead of their turn; beyond this the connection stops reading.
+MAX_PENDING = 16
 
 
 class Request:
@@ -113,6 +115,8 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: collections.deque[Request] = collections.deque()
         self.busy = False
         self._dispatching = False
+        self._paused = False
+        self._rejection: bytes | None = None
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
@@ -145,9 +149,17 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(400, f"Malformed HTTP request: {exc}")
 
     def _reject(self, status: int, message: str) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            headers = [("content-type", "application/json"), ("x-ms-run-function-failed", "False")]
-            self.transport.write(serialize(status, headers, json_error(message), keep_alive=False))
+        # Answered after the requests before it (pipelining keeps order), then the connection closes.
+        headers = [("content-type", "application/json"), ("x-ms-run-function-failed", "False")]
+        self._rejection = serialize(status, headers, json_error(message), keep_alive=False)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if not self.busy and not self.pending:
+            self._close_with_rejection()
+
+    def _close_with_rejection(self) -> None:
+        if self.transport is not None and not self.transport.is_closing() and self._rejection is not None:
+            self.transport.write(self._rejection)
             self.transport.close()
 
     # -- httptools callbacks ------------------------------------------------------------------
@@ -177,7 +189,8 @@ class HttpProtocol(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise _Reject(413, self._too_large_message())
         expect = next((v for k, v in self._headers if k == "expect"), None)
-        if expect is not None and expect.lower() == "100-continue" and self.transport is not None:
+        idle = not self.busy and not self.pending
+        if expect is not None and expect.lower() == "100-continue" and idle and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -197,6 +210,9 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.should_keep_alive(),
         )
         self.pending.append(request)
+        if len(self.pending) >= MAX_PENDING and self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
         if not self.busy:
             self._next()
 
@@ -217,6 +233,10 @@ class HttpProtocol(asyncio.Protocol):
                 self.app.handle(self.pending.popleft(), self)
         finally:
             self._dispatching = False
+        resumable = self._rejection is None and len(self.pending) < MAX_PENDING // 2
+        if self._paused and resumable and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     def respond(self, request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Write the answer to ``request`` in one send; close or go on with the next request."""
@@ -230,6 +250,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.pending and not self._dispatching:
             self._next()
+        elif not self.pending and self._rejection is not None:
+            self._close_with_rejection()
 
 
 def protocol_factory(app: Application, max_body: int) -> Callable[[], HttpProtocol]:
