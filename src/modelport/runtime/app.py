@@ -13,6 +13,7 @@ import json
 import random
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from modelport.runtime import wire
 from modelport.runtime.config import ServeConfig
@@ -204,10 +205,7 @@ class ScoringApp:
     def _when_ready(self, request: Request, responder: Responder, ids: list[tuple[str, str]]) -> None:
         # Like the reference, these wait (rather than fail) while the first init() runs.
         first = self.pool.first_ready
-        if first is None or not first.done():
-            if first is None:
-                first = asyncio.get_running_loop().create_future()
-                self.pool.first_ready = first
+        if not first.done():
             first.add_done_callback(lambda _: self._when_ready(request, responder, ids))
             return
         if request.path == "/":
@@ -217,8 +215,6 @@ class ScoringApp:
             self._swagger(request, responder, ids)
 
     def _swagger(self, request: Request, responder: Responder, ids: list[tuple[str, str]]) -> None:
-        from urllib.parse import parse_qs
-
         asked = parse_qs(request.query.decode("latin-1")).get("version", ["2"])[0]
         version = VERSION_ALIASES.get(asked)
         documents = self.pool.documents

@@ -88,7 +88,8 @@ class WorkerPool:
         self.on_fatal = on_fatal
         self.style: str | None = None
         self.documents: dict[str, str] = {}
-        self.first_ready: asyncio.Future[None] | None = None
+        # Resolved when the first worker finished init(); GET / waits on it.
+        self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._workers: list[_Worker | None] = [None] * config.worker_count
         self._idle: collections.deque[_Worker] = collections.deque()  # ready, no job
         self._spare: collections.deque[_Worker] = collections.deque()  # ready, fewer than PIPELINE_DEPTH jobs
@@ -106,13 +107,8 @@ class WorkerPool:
         """Whether every worker slot holds a worker that finished ``init()``."""
         return self.ready_count == self.config.worker_count
 
-    def pids(self) -> list[int]:
-        """Process ids of the current workers."""
-        return [w.process.pid for w in self._workers if w is not None]
-
     async def start(self) -> None:
         """Start every worker; they become ready on their own as their ``init()`` returns."""
-        self.first_ready = asyncio.get_running_loop().create_future()
         for slot in range(self.config.worker_count):
             await self._spawn(slot)
 
@@ -187,7 +183,7 @@ class WorkerPool:
             self.style, self.documents = style, documents
             self.metrics.workers_ready.set(self.ready_count)
             log.info("Worker %d (pid %d) finished init()", worker.slot, pid)
-            if self.first_ready is not None and not self.first_ready.done():
+            if not self.first_ready.done():
                 self.first_ready.set_result(None)
             self._refill(worker)
         elif kind == wire.REPLY and worker.jobs:
