@@ -8,10 +8,12 @@ from pathlib import Path
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.deploy import deploy
 from modelport.cli.params import BarProgress, parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
-app = typer.Typer(help="Register, inspect, download and delete models.", no_args_is_help=True)
+app = typer.Typer(help="Register, inspect, download, deploy and delete models.", no_args_is_help=True)
+app.command("deploy")(deploy)
 
 _COLUMNS = ["name", "version", "framework", "sizeBytes", "tags", "createdTime", "description"]
 MODEL_ID_OPTION = typer.Option(None, "--model-id", "-i", help="Model id NAME:VERSION.")

@@ -1,0 +1,207 @@
+"""``modelport service list|show|logs|update|delete|keys|regen-key|token|run``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.deploy import SERVICE_COLUMNS, load_inference
+from modelport.cli.params import parse_filters, parse_pairs
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
+
+app = typer.Typer(help="Inspect, use, update and delete deployed services.", no_args_is_help=True)
+NAME_OPTION = typer.Option(..., "--name", "-n", help="Service name.")
+
+
+def _service(name: str, workspace: str | None, path: Path | None):  # type: ignore[no-untyped-def]
+    from modelport.service.webservice import Webservice
+
+    return Webservice(open_workspace(workspace, path), name)
+
+
+@app.command("list")
+def list_(
+    compute_type: str | None = typer.Option(None, "--compute-type", help="local or kubernetes (AKS)."),
+    model_name: str | None = typer.Option(None, "--model-name"),
+    model_id: str | None = typer.Option(None, "--model-id"),
+    tag: list[str] | None = typer.Option(None, "--tag", help="KEY or KEY=VALUE; repeatable."),
+    prop: list[str] | None = typer.Option(None, "--property", help="KEY or KEY=VALUE; repeatable."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """List services."""
+    from modelport.service.webservice import Webservice
+
+    services = Webservice.list(
+        open_workspace(workspace, path),
+        compute_type=compute_type,
+        model_name=model_name,
+        model_id=model_id,
+        tags=parse_filters(tag),
+        properties=parse_filters(prop),
+    )
+    emit([s.serialize() for s in services], output, columns=SERVICE_COLUMNS)
+
+
+@app.command("show")
+def show(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Show a service: state, error, replicas and the last autoscaling decision."""
+    service = _service(name, workspace, path)
+    data = service.serialize()
+    if output is OutputFormat.table:
+        observed = data.get("deploymentStatus") or {}
+        data = {
+            **{k: data[k] for k in ("name", "state", "computeName", "scoringUri", "models", "generation")},
+            "error": json.dumps(data["error"]) if data["error"] else None,
+            "replicas": f"{observed.get('readyReplicas', 0)} ready of {observed.get('desiredReplicas', '?')}",
+            "autoscale": json.dumps(observed.get("autoscale")) if observed.get("autoscale") else None,
+            "authEnabled": data["authEnabled"],
+            "tokenAuthEnabled": data["aadAuthEnabled"],
+        }
+    emit(data, output)
+
+
+@app.command("logs")
+def logs(
+    name: str = NAME_OPTION,
+    num_lines: int = typer.Option(5000, "--num-lines", "-l", help="How many lines at most."),
+    init: bool = typer.Option(False, "--init", help="The preparation log (env build, models)."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Print a service's logs."""
+    sys.stdout.write(_service(name, workspace, path).get_logs(num_lines=num_lines, init=init))
+
+
+@app.command("keys")
+def keys(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Print the primary and secondary keys."""
+    primary, secondary = _service(name, workspace, path).get_keys()
+    emit({"primaryKey": primary, "secondaryKey": secondary}, output)
+
+
+@app.command("regen-key")
+def regen_key(
+    name: str = NAME_OPTION,
+    key: str = typer.Option(..., "--key", "-k", help="Primary or Secondary."),
+    set_key: str | None = typer.Option(None, "--set-key", "-s", help="The new value (default: generated)."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Replace one key; the old value stops working when this returns."""
+    service = _service(name, workspace, path)
+    service.regen_key(key, set_key=set_key)
+    primary, secondary = service.get_keys()
+    emit({"primaryKey": primary, "secondaryKey": secondary}, output)
+
+
+@app.command("token")
+def token(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Print an access token (token-auth services) with its refresh-after and expiry times."""
+    emit(_service(name, workspace, path).get_access_token().to_wire(), output)
+
+
+@app.command("run")
+def run(
+    name: str = NAME_OPTION,
+    input_data: str = typer.Option(..., "--input-data", "-d", help="The JSON body to score, or @FILE."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Score a request through the front end, with the service's key or token."""
+    body = Path(input_data[1:]).read_text() if input_data.startswith("@") else input_data
+    result: Any = _service(name, workspace, path).run(body)
+    typer.echo(json.dumps(result))
+
+
+@app.command("update")
+def update(
+    name: str = NAME_OPTION,
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="Model id NAME:VERSION; repeatable."),
+    inference_config: Path | None = typer.Option(None, "-ic", "--ic", "--inference-config-file"),
+    deploy_config: Path | None = typer.Option(None, "-dc", "--dc", "--deploy-config-file"),
+    environment_name: str | None = typer.Option(None, "-e", "--environment-name"),
+    environment_version: str | None = typer.Option(None, "--ev", "--environment-version"),
+    add_tag: list[str] | None = typer.Option(None, "--add-tag", help="KEY=VALUE; repeatable."),
+    remove_tag: list[str] | None = typer.Option(None, "--remove-tag", help="KEY; repeatable."),
+    add_property: list[str] | None = typer.Option(None, "--add-property", help="KEY=VALUE; repeatable."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    no_wait: bool = typer.Option(False, "--no-wait"),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Change a service: a rolling update for settings, models and code; tags and properties in place."""
+    from modelport.config import load_deployment_config
+
+    service = _service(name, workspace, path)
+    with warnings_as_notes():
+        inference = load_inference(inference_config, environment_name, environment_version, service.workspace)
+        knobs: dict[str, Any] = {}
+        if deploy_config is not None:
+            given = load_deployment_config(deploy_config).given()
+            knobs = {k: v for k, v in given.items() if v is not None and k not in _NOT_UPDATABLE}
+    tags = None
+    if add_tag or remove_tag:
+        tags = {**service.tags, **parse_pairs(add_tag, "--add-tag")}
+        for key in remove_tag or []:
+            tags.pop(key, None)
+    service.update(
+        models=model or None,
+        inference_config=inference,
+        tags=tags,
+        properties=parse_pairs(add_property, "--add-property") or None,
+        description=description,
+        **knobs,
+    )
+    if not no_wait and service._pending_generation is not None:
+        service.wait_for_deployment(show_output=True)
+    emit(service.serialize(), output, columns=SERVICE_COLUMNS)
+
+
+# Keys cannot be changed by update (use regen-key); the target cannot change either.
+_NOT_UPDATABLE = frozenset(
+    {
+        "primary_key",
+        "secondary_key",
+        "compute_target_name",
+        "blobfuse_enabled",
+        "tags",
+        "properties",
+        "description",
+        "port",
+    }
+)
+
+
+@app.command("delete")
+def delete(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Delete a service and everything it owns."""
+    _service(name, workspace, path).delete()
+    typer.echo(f"Deleted service {name}")

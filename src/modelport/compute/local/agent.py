@@ -1,0 +1,357 @@
+"""The local agent: one background process per workspace that runs its local services.
+
+It owns the front end's listener and the replica processes, reconciles every local service
+towards its desired state in the workspace store, and writes what it observes back. Holding
+``agent.lock`` (flock) for its whole life makes it the only agent of the workspace on this
+machine; if it is killed (even with SIGKILL) its replicas die with it, and the next agent
+brings every service back from the store.
+
+Run as ``python -m modelport.compute.local.agent``; the workspace comes from environment
+variables set by :mod:`modelport.compute.local.driver` (so that no secret shows in ``ps``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelport.compute.local.paths import LocalPaths
+from modelport.compute.local.replica import ReplicaLaunch, free_port
+from modelport.compute.local.runner import PreparationError, ServiceRunner, remove_tree
+from modelport.errors import ModelportError
+from modelport.frontend.routes import AuthPolicy, ServiceRoute
+from modelport.frontend.server import FrontEnd
+from modelport.registry.environment import Environment
+from modelport.registry.model import Model
+from modelport.service import states
+from modelport.service import store as service_store
+from modelport.service.autoscaling import ReplicaPlanner
+from modelport.service.spec import ServiceSpec
+from modelport.service.states import ErrorDetail, ServiceError
+from modelport.workspace import Workspace
+from modelport.workspace.config import WorkspaceLocation
+
+log = logging.getLogger("modelport.agent")
+
+LOOP_INTERVAL_S = 0.2
+HEARTBEAT_INTERVAL_S = 2.0
+AGENT_SETTING = "local.agent"
+PORT_SETTING = "local.frontend_port"
+ENV_NAME = "MODELPORT_AGENT_WORKSPACE"  # JSON: name, metadata_url, artifact_url, storage_options
+GIB = 1024**3
+
+
+class LocalAgent:
+    """Reconciles the workspace's local services and serves them through one front end."""
+
+    def __init__(self, workspace: Workspace, paths: LocalPaths) -> None:
+        self.ws = workspace
+        self.paths = paths
+        self._builder: Any = None  # created on first need: most services reuse a built environment
+        self.runners: dict[str, ServiceRunner] = {}
+        self.records: dict[str, service_store.ServiceRecord] = {}
+        self.planners: dict[str, ReplicaPlanner] = {}
+        self.frontend: FrontEnd | None = None
+        self._reported: dict[str, tuple[Any, ...]] = {}
+        self._routes: dict[str, ServiceRoute] = {}
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ life
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then stop every replica."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        self.frontend = await self._start_frontend()
+        await asyncio.to_thread(self._announce)
+        last_heartbeat = 0.0
+        async with httpx.AsyncClient() as client:
+            while not self._stopping.is_set():
+                try:
+                    await self._reconcile_all(client)
+                except Exception:  # one bad pass must not kill every service
+                    log.exception("reconcile pass failed")
+                if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL_S:
+                    last_heartbeat = time.monotonic()
+                    await asyncio.to_thread(self._announce)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), LOOP_INTERVAL_S)
+        log.info("stopping: %d service(s)", len(self.runners))
+        await asyncio.gather(*(runner.stop_all() for runner in self.runners.values()))
+        await self.frontend.stop()
+
+    async def _start_frontend(self) -> FrontEnd:
+        port = await asyncio.to_thread(service_store.get_setting, self.ws, PORT_SETTING)
+        for candidate in (port, None):
+            chosen = int(candidate) if candidate else free_port()
+            frontend = FrontEnd(host="127.0.0.1", port=chosen)
+            try:
+                await frontend.start()
+            except (OSError, ModelportError) as exc:
+                log.warning("front end port %s unavailable (%s); choosing another", chosen, exc)
+                continue
+            if frontend.port != port:
+                await asyncio.to_thread(service_store.set_setting, self.ws, PORT_SETTING, frontend.port)
+            log.info("front end listening on http://127.0.0.1:%d", frontend.port)
+            return frontend
+        raise RuntimeError("no port for the front end")
+
+    def _announce(self) -> None:
+        assert self.frontend is not None
+        service_store.set_setting(
+            self.ws,
+            AGENT_SETTING,
+            {
+                "pid": os.getpid(),
+                "port": self.frontend.port,
+                "host": os.uname().nodename,
+                "heartbeat": datetime.now(UTC).isoformat(),
+                "stateDir": str(self.paths.root),
+            },
+        )
+
+    # ------------------------------------------------------------------ reconcile
+    async def _reconcile_all(self, client: httpx.AsyncClient) -> None:
+        assert self.frontend is not None
+        records = await asyncio.to_thread(service_store.list_services, self.ws, "local")
+        present = {r.spec.name for r in records}
+        for name in list(self.runners):
+            if name not in present:  # removed behind our back: stop what runs
+                await self._forget(name)
+        for record in records:
+            name = record.spec.name
+            if record.deleting:
+                await self._delete(name)
+                continue
+            runner = self.runners.get(name)
+            if runner is None:
+                runner = self.runners[name] = ServiceRunner(
+                    name, self._prepare, self._emit, self.frontend.in_flight
+                )
+                self.planners[name] = ReplicaPlanner(name)
+            self.records[name] = record
+            desired, decision = self.planners[name].plan(
+                record.spec.deployment, self.frontend.load(name), runner.current_count()
+            )
+            if decision is not None:
+                await self._emit(name, record.generation, "autoscale", decision.message, decision.to_dict())
+            await runner.reconcile(record, desired, client)
+            await self._report(record, runner)
+        routes = {name: self._route(name) for name in self.runners}
+        if routes != self._routes:  # unchanged tables are not pushed: the front end keeps its state
+            self._routes = routes
+            self.frontend.set_routes(routes)
+
+    def _route(self, name: str) -> ServiceRoute:
+        # Auth and admission follow the newest desired state at once (a regenerated key must stop
+        # working immediately); the replicas are whichever generation currently serves.
+        return route_for(self.records[name].spec, self.runners[name].routes())
+
+    async def _report(self, record: service_store.ServiceRecord, runner: ServiceRunner) -> None:
+        generation, state, error = runner.observed()
+        detail = runner.describe()
+        planner = self.planners[record.spec.name]
+        if planner.last_decision is not None:
+            detail["autoscale"] = planner.last_decision
+        if self.frontend is not None:
+            detail["frontendPort"] = self.frontend.port
+        detail["authDigest"] = record.spec.auth_digest
+        key = (generation, state, error, json.dumps(detail, sort_keys=True, default=str))
+        if self._reported.get(record.spec.name) == key:
+            return
+        self._reported[record.spec.name] = key
+        await asyncio.to_thread(
+            service_store.write_status,
+            self.ws,
+            record.spec.name,
+            observed_generation=generation,
+            state=state,
+            error=error,
+            detail=detail,
+        )
+
+    async def _delete(self, name: str) -> None:
+        await self._forget(name)
+        await asyncio.to_thread(service_store.remove_service, self.ws, name)
+        await asyncio.to_thread(remove_tree, self.paths.service_dir(name))
+        log.info("deleted service %s", name)
+
+    async def _forget(self, name: str) -> None:
+        runner = self.runners.pop(name, None)
+        self.planners.pop(name, None)
+        self.records.pop(name, None)
+        self._reported.pop(name, None)
+        if runner is not None:
+            await runner.stop_all()
+
+    async def _emit(self, name: str, generation: int, kind: str, message: str, data: dict | None) -> None:
+        log.info("%s g%d %s: %s", name, generation, kind, message.splitlines()[0] if message else "")
+        await asyncio.to_thread(service_store.add_event, self.ws, name, generation, kind, message, data)
+
+    # ------------------------------------------------------------------ preparation
+    async def _prepare(self, spec: ServiceSpec, generation: int) -> ReplicaLaunch:
+        return await asyncio.to_thread(self._prepare_sync, spec, generation)
+
+    def _prepare_sync(self, spec: ServiceSpec, generation: int) -> ReplicaLaunch:
+        build_log = self.paths.build_log(spec.name, generation)
+        build_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(build_log, "w", encoding="utf-8") as handle:
+
+            def say(line: str) -> None:
+                handle.write(line.rstrip("\n") + "\n")
+                handle.flush()
+                service_store.add_event(self.ws, spec.name, generation, "build", line.rstrip("\n"))
+
+            app_root = self.paths.generation_dir(spec.name, generation)
+            python = self._python_for(spec, say)
+            self._materialise(spec, generation, app_root, say)
+        memory_limit = spec.deployment.memory_gb_limit
+        return ReplicaLaunch(
+            python=python,
+            app_root=app_root,
+            entry_script=spec.source.entry_script,
+            model_dir=app_root / spec.model_dir,
+            env=replica_environment(self.ws.name, spec, app_root),
+            log_path=self.paths.log_dir(spec.name) / f"replicas-g{generation}.log",
+            memory_limit_bytes=int(memory_limit * GIB) if memory_limit else None,
+        )
+
+    def _python_for(self, spec: ServiceSpec, say: Any) -> Path:
+        if spec.environment is None:
+            say(
+                f"Using the workspace's own Python ({sys.executable}): the inference config names no "
+                "environment"
+            )
+            return Path(sys.executable)
+        from modelport.compute.local.envbuild import EnvironmentBuilder, EnvironmentBuildError
+
+        if self._builder is None:
+            self._builder = EnvironmentBuilder(LocalPaths.environments_cache())
+        env = Environment.from_dict(spec.environment.definition)
+        say(
+            f"Environment {spec.environment.name}:{spec.environment.version} "
+            f"({spec.environment.content_hash[:12]})"
+        )
+        try:
+            return self._builder.python_for(env, log=say)
+        except EnvironmentBuildError as exc:
+            raise PreparationError(
+                ServiceError(
+                    code=states.ENVIRONMENT_BUILD_FAILED,
+                    message=f"Building environment {spec.environment.name}:{spec.environment.version} "
+                    f"failed: {exc.message}",
+                    details=(ErrorDetail(code="InstallerOutput", message=exc.log_tail),),
+                )
+            ) from exc
+
+    def _materialise(self, spec: ServiceSpec, generation: int, app_root: Path, say: Any) -> None:
+        if app_root.exists():
+            remove_tree(app_root)
+        app_root.mkdir(parents=True)
+        files = service_store.source_file_list(self.ws, spec.name, generation)
+        for record in files:
+            self.ws._artifacts.fetch(record.digest, app_root / record.path, record.mode)
+        say(f"Unpacked {len(files)} source file(s) into {app_root}")
+        for ref in spec.models:
+            target = app_root / "azureml-models" / ref.name / str(ref.version)
+            Model(self.ws, id=ref.id).download(target, exist_ok=True)
+            say(f"Downloaded model {ref.id} into {target}")
+
+
+def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
+    """The front end's view of a service: auth, admission and timeouts from its spec."""
+    config = spec.deployment
+    keys = tuple(k for k in (config.primary_key, config.secondary_key) if k)
+    return ServiceRoute(
+        name=spec.name,
+        auth=AuthPolicy(mode=spec.auth_mode, keys=keys, token_secret=bytes.fromhex(spec.token_secret)),
+        max_concurrent_per_replica=config.replica_max_concurrent_requests,
+        max_queue_wait_ms=config.max_request_wait_time,
+        scoring_timeout_ms=config.scoring_timeout_ms,
+        replicas=replicas,
+    )
+
+
+def replica_environment(workspace_name: str, spec: ServiceSpec, app_root: Path) -> dict[str, str]:
+    """Environment variables of a replica, as Azure ML's container had them (§5.2)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELPORT_AGENT", "AZUREML_"))}
+    if spec.environment is not None:
+        env.update(
+            {
+                str(k): str(v)
+                for k, v in (spec.environment.definition.get("environmentVariables") or {}).items()
+            }
+        )
+    env.update(
+        {
+            "AML_APP_ROOT": str(app_root),
+            "AZUREML_MODEL_DIR": str(app_root / spec.model_dir),
+            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
+            "SERVICE_NAME": spec.name,
+            "WORKSPACE_NAME": workspace_name,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if spec.source.directory:
+        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
+    if spec.deployment.gpu_cores:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(spec.deployment.gpu_cores))
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def _open_workspace() -> Workspace:
+    raw = os.environ.get(ENV_NAME)
+    if not raw:
+        raise SystemExit(
+            f"{ENV_NAME} is not set: start the agent with `modelport local start` or by deploying."
+        )
+    data = json.loads(raw)
+    location = WorkspaceLocation(
+        name=data["name"],
+        metadata_url=data["metadata_url"],
+        artifact_url=data.get("artifact_url"),
+        storage_options=data.get("storage_options") or {},
+    )
+    return Workspace(location)
+
+
+def main() -> int:
+    """Entry point: take the workspace's agent lock, or exit quietly if another agent holds it."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health check is noise
+    workspace = _open_workspace()
+    paths = LocalPaths.for_workspace(workspace.name, workspace._store.url)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    lock = open(paths.lock, "a+")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another agent already runs this workspace; exiting")
+        return 0
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    log.info("local agent for workspace %s started (pid %d)", workspace.name, os.getpid())
+    asyncio.run(LocalAgent(workspace, paths).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

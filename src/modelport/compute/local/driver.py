@@ -1,0 +1,166 @@
+"""The local target as seen from the SDK and CLI: start the agent, find it, read logs, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelport.compute.local.paths import LocalPaths
+from modelport.config.deployment import EffectiveDeploymentConfig
+from modelport.errors import UserErrorException, WebserviceException
+from modelport.service import store as service_store
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+AGENT_START_DEADLINE_S = 30.0
+AGENT_STOP_DEADLINE_S = 30.0
+POLL_S = 0.05
+
+
+def paths_for(workspace: Workspace) -> LocalPaths:
+    """The local agent's folder for ``workspace``."""
+    return LocalPaths.for_workspace(workspace.name, workspace._store.url)
+
+
+def agent_pid(workspace: Workspace) -> int | None:
+    """The running agent's pid, or None: the agent holds an flock on its lock file for its life."""
+    lock_path = paths_for(workspace).lock
+    if not lock_path.exists():
+        return None
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
+def gpu_count() -> int:
+    """GPUs on this machine (``nvidia-smi -L``), 0 when there is no NVIDIA driver."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return 0
+    try:
+        out = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+class LocalDriver:
+    """Runs services as local processes through the workspace's local agent."""
+
+    compute_type = "local"
+
+    def check(self, workspace: Workspace, config: EffectiveDeploymentConfig) -> None:
+        """Refuse what this machine cannot provide, before anything is stored."""
+        if config.gpu_cores:
+            available = gpu_count()
+            if config.gpu_cores > available:
+                raise UserErrorException(
+                    f"gpu_cores={config.gpu_cores} but this machine has {available} GPU(s). Fix: set "
+                    f"gpu_cores to at most {available} (gpuCores in deploymentconfig.json), or deploy to a "
+                    "cluster with GPUs."
+                )
+
+    def submit(self, workspace: Workspace, name: str) -> None:
+        """Make sure the agent runs; it picks the new desired state up on its next pass."""
+        self.ensure_agent(workspace)
+
+    def ensure_agent(self, workspace: Workspace) -> int:
+        """Start the workspace's agent if none runs; wait until it serves. Returns its pid."""
+        pid = agent_pid(workspace)
+        if pid is not None:
+            return pid
+        paths = paths_for(workspace)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        location = {
+            "name": workspace.name,
+            "metadata_url": workspace._store.url,
+            "artifact_url": workspace.artifact_url,
+            "storage_options": workspace._location.storage_options,
+        }
+        env = {**os.environ, "MODELPORT_AGENT_WORKSPACE": json.dumps(location)}
+        with open(paths.agent_log, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "modelport.compute.local.agent"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # outlives the notebook or CLI that started it
+            )
+        deadline = time.monotonic() + AGENT_START_DEADLINE_S
+        while time.monotonic() < deadline:
+            info = service_store.get_setting(workspace, "local.agent")
+            pid = agent_pid(workspace)
+            if pid is not None and info and info.get("pid") == pid:
+                return pid
+            if process.poll() not in (None, 0):
+                break
+            time.sleep(POLL_S)
+        raise WebserviceException(
+            f"The local agent did not start within {AGENT_START_DEADLINE_S:.0f} s. Its log is "
+            f"{paths.agent_log}:\n" + tail(paths.agent_log, 20)
+        )
+
+    def stop_agent(self, workspace: Workspace) -> bool:
+        """Stop the agent (its replicas stop too; services stay deployed). False if none ran."""
+        pid = agent_pid(workspace)
+        if pid is None or pid <= 0:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + AGENT_STOP_DEADLINE_S
+        while agent_pid(workspace) is not None and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return True
+
+    def frontend_url(self, workspace: Workspace) -> str | None:
+        """``http://127.0.0.1:<port>`` of the front end (known once an agent has run)."""
+        port = service_store.get_setting(workspace, "local.frontend_port")
+        return f"http://127.0.0.1:{port}" if port else None
+
+    def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
+        """Replica logs (or, with ``init``, the preparation log: environment build and model download)."""
+        paths = paths_for(workspace)
+        path = (
+            paths.build_log(name, generation) if init else paths.log_dir(name) / f"replicas-g{generation}.log"
+        )
+        return tail(path, num_lines)
+
+    def status(self, workspace: Workspace) -> dict[str, Any]:
+        """What ``modelport local status`` prints."""
+        pid = agent_pid(workspace)
+        info = service_store.get_setting(workspace, "local.agent") or {}
+        return {
+            "running": pid is not None,
+            "pid": pid,
+            "frontendUrl": self.frontend_url(workspace),
+            "heartbeat": info.get("heartbeat") if pid else None,
+            "stateDir": str(paths_for(workspace).root),
+            "agentLog": str(paths_for(workspace).agent_log),
+        }
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a text file ('' if missing)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=max(0, lines)))
+    except FileNotFoundError:
+        return ""

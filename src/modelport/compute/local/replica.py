@@ -1,0 +1,222 @@
+"""One replica of a local service: a ``modelport serve`` process, its readiness, liveness and memory.
+
+A replica is started in its own process group (so that stopping it also stops its scoring
+workers) and with a parent-death signal (so that a killed agent never leaves replicas behind:
+the restarted agent brings services back from their desired state instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+READY_POLL_S = 0.1
+STOP_GRACE_S = 10.0
+LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines))
+    except FileNotFoundError:
+        return ""
+
+
+def _group_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the replica and its workers)."""
+    total = 0
+    pending = [pid]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * page
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                pending.extend(int(child) for child in handle.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class ReplicaLaunch:
+    """How to start a replica: interpreter, app folder, entry script, model dir and environment."""
+
+    python: Path
+    app_root: Path
+    entry_script: str
+    model_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    memory_limit_bytes: int | None = None
+
+
+@dataclass
+class Replica:
+    """A running (or finished) replica process and what is known about it."""
+
+    replica_id: str
+    generation: int
+    launch: ReplicaLaunch
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+    state: str = "starting"  # starting | ready | exited | stopping
+    started_at: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    exit_code: int | None = None
+    exit_reason: str | None = None  # "OOMKilled", "LivenessProbeFailed", "Stopped", or None
+    ever_ready: bool = False
+    _liveness_failures: int = 0
+
+    @property
+    def base_url(self) -> str:
+        """Where the replica's scoring server listens."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Spawn ``python -m modelport serve`` for this replica."""
+        self.port = free_port()
+        launch = self.launch
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(launch.log_path, "ab") as log:
+            log.write(f"--- replica {self.replica_id} starting on port {self.port} ---\n".encode())
+            log.flush()
+            self.process = await asyncio.create_subprocess_exec(
+                str(launch.python),
+                "-m",
+                "modelport",
+                "serve",
+                "--entry_script",
+                launch.entry_script,
+                "--model_dir",
+                str(launch.model_dir),
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                cwd=launch.app_root,
+                env=launch.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.state = "starting"
+        self.started_at = time.monotonic()
+
+    @property
+    def pid(self) -> int | None:
+        """The replica's process id while it runs."""
+        return self.process.pid if self.process is not None else None
+
+    def poll_exit(self) -> bool:
+        """Record the exit of a finished process; True when it has exited."""
+        if self.process is None or self.process.returncode is None:
+            return False
+        if self.state != "exited":
+            self.exit_code = self.process.returncode
+            self.state = "exited"
+        return True
+
+    async def check_ready(self, client: httpx.AsyncClient) -> bool:
+        """While starting: True once ``/health/ready`` answers 200 (every worker's init() returned)."""
+        if self.state != "starting" or self.poll_exit():
+            return False
+        try:
+            response = await client.get(f"{self.base_url}/health/ready", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        if response.status_code == 200:
+            self.state = "ready"
+            self.ready_at = time.monotonic()
+            self.ever_ready = True
+            return True
+        return False
+
+    async def check_live(self, client: httpx.AsyncClient, timeout_s: float, failure_threshold: int) -> bool:
+        """Liveness (``GET /``) False, and the replica killed, after too many failures."""
+        if self.state != "ready" or self.poll_exit():
+            return self.state == "ready"
+        try:
+            response = await client.get(f"{self.base_url}/", timeout=timeout_s)
+            healthy = response.status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        self._liveness_failures = 0 if healthy else self._liveness_failures + 1
+        if self._liveness_failures >= failure_threshold:
+            self.kill("LivenessProbeFailed")
+            return False
+        return True
+
+    def check_memory(self) -> bool:
+        """Kill the replica (reason ``OOMKilled``) when its processes exceed the memory limit."""
+        limit = self.launch.memory_limit_bytes
+        if limit is None or self.pid is None or self.state in ("exited", "stopping"):
+            return True
+        if _group_rss_bytes(self.pid) > limit:
+            self.kill("OOMKilled")
+            return False
+        return True
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL the replica's process group at once, remembering why."""
+        self.exit_reason = reason
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """Stop gracefully (SIGTERM to the group), then SIGKILL after a grace period."""
+        if self.process is None or self.process.returncode is not None:
+            self.state = "exited"
+            return
+        self.state = "stopping"
+        self.exit_reason = self.exit_reason or "Stopped"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            self.kill(self.exit_reason)
+            await self.process.wait()
+        self.exit_code = self.process.returncode
+        self.state = "exited"
+
+    def describe(self) -> dict[str, object]:
+        """The replica as reported in the service's observed state."""
+        return {
+            "id": self.replica_id,
+            "generation": self.generation,
+            "state": self.state,
+            "pid": self.pid,
+            "port": self.port,
+            "exitCode": self.exit_code,
+            "exitReason": self.exit_reason,
+        }

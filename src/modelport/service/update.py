@@ -1,0 +1,114 @@
+"""``Webservice.update``: validate the changes as Azure ML did, then record a new generation.
+
+Changes that need new replicas (settings, models, code, environment) become a new generation
+rolled out by the target; tags, properties and the description change in place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from modelport.config.deployment import EffectiveDeploymentConfig
+from modelport.config.rules import DEPLOYMENT_RULES, failed_rules
+from modelport.errors import ConfigValidationError, WebserviceException
+from modelport.registry.model import _add_properties
+from modelport.service import store as service_store
+from modelport.service.deploy import resolve_environment, resolve_models, snapshot_source
+from modelport.service.targets import driver_for
+from modelport.workspace.blobs import discard_unreferenced_blobs
+
+if TYPE_CHECKING:
+    from modelport.service.webservice import Webservice
+
+UPDATE_PREFIX = "Error, "
+
+
+def _validated_config(current: EffectiveDeploymentConfig, given: dict[str, Any]) -> EffectiveDeploymentConfig:
+    """Apply ``given`` to ``current`` with Azure ML's update rules (every failure at once)."""
+    fallback = current.model_dump()
+    errors = [UPDATE_PREFIX + message for message in failed_rules(DEPLOYMENT_RULES, given, fallback)]
+    # Switching between key and token auth needs both flags in one call, as Azure ML required.
+    if given.get("token_auth_enabled") and current.auth_enabled and given.get("auth_enabled") is not False:
+        errors.append(
+            UPDATE_PREFIX + "key auth is on: pass auth_enabled=False together with token_auth_enabled=True."
+        )
+    if (
+        given.get("auth_enabled")
+        and current.token_auth_enabled
+        and given.get("token_auth_enabled") is not False
+    ):
+        errors.append(
+            UPDATE_PREFIX + "token auth is on: pass token_auth_enabled=False together with auth_enabled=True."
+        )
+    if errors:
+        raise ConfigValidationError(list(dict.fromkeys(errors)))
+    merged = {**fallback, **given}
+    if given.get("autoscale_enabled"):
+        merged["num_replicas"] = None
+    elif given.get("num_replicas"):
+        merged["autoscale_enabled"] = False
+    try:
+        return EffectiveDeploymentConfig(**merged)
+    except ValidationError as exc:
+        problems = [
+            f"{UPDATE_PREFIX}{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors()
+        ]
+        raise ConfigValidationError(problems) from exc
+
+
+def plan_update(
+    service: Webservice,
+    knobs: dict[str, Any],
+    *,
+    tags: dict[str, str] | None,
+    properties: dict[str, str] | None,
+    description: str | None,
+    models: list[Any] | None,
+    inference_config: Any,
+) -> int | None:
+    """Validate and store the update; return the new generation (None when nothing needs new replicas)."""
+    given = {k: v for k, v in knobs.items() if v is not None}
+    nothing = not given and models is None and inference_config is None
+    if nothing and tags is None and properties is None and description is None:
+        raise WebserviceException("No parameters provided to update.")
+    if models is not None and inference_config is None:
+        raise WebserviceException(
+            'Error, both "models" and "inference_config" inputs must be provided in order to update the '
+            "models."
+        )
+    workspace = service.workspace
+    spec = service._spec
+    changes: dict[str, Any] = {}
+    if tags is not None:
+        changes["tags"] = dict(tags)
+    if properties is not None:
+        changes["properties"] = _add_properties(dict(spec.properties), dict(properties))
+    if description is not None:
+        changes["description"] = description
+    if nothing:
+        service_store.replace_spec(
+            workspace, spec.model_copy(update=changes), "Tags, properties or description updated"
+        )
+        return None
+    changes["deployment"] = _validated_config(spec.deployment, given)
+    driver_for(spec.compute_type).check(workspace, changes["deployment"])
+    created: list[str] = []
+    if inference_config is not None:
+        if models is not None:
+            changes["models"] = resolve_models(workspace, models)
+        changes["environment"] = resolve_environment(workspace, service.name, inference_config)
+        changes["source"], files, created = snapshot_source(workspace, inference_config)
+    else:
+        files = service_store.source_file_list(workspace, service.name, service.generation)
+    try:
+        generation = service_store.write_service(
+            workspace, spec.model_copy(update=changes), files, create=False, message="Update requested"
+        )
+    except BaseException:
+        discard_unreferenced_blobs(workspace, created)
+        raise
+    driver_for(spec.compute_type).submit(workspace, service.name)
+    return generation

@@ -1,0 +1,559 @@
+"""``Webservice``: a deployed service as Azure ML v1's SDK showed it (§1.7 of the spec)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+import warnings
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from modelport.errors import WebserviceException
+from modelport.service import states
+from modelport.service import store as service_store
+from modelport.service.spec import ServiceSpec
+from modelport.service.states import ServiceError
+from modelport.service.targets import driver_for
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+POLL_S = 0.5
+APPLY_DEADLINE_S = 30.0
+DELETE_DEADLINE_S = 120.0
+# Compute types as Azure ML's Webservice.list accepted them, mapped to modelport's targets.
+_COMPUTE_TYPE_ALIASES = {"LOCAL": "local", "KUBERNETES": "kubernetes", "AKS": "kubernetes"}
+_TERMINAL_ERROR_CODES = {states.DEPLOYMENT_TIMED_OUT}
+
+
+class Webservice:
+    """A deployed service: its configuration, state, keys, logs, and the operations on it."""
+
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        record = service_store.read_service(workspace, name)
+        if record is None:
+            raise service_store.not_found(name)
+        self.workspace = workspace
+        self.name = name
+        self._pending_generation: int | None = None
+        self._load(record)
+
+    def _load(self, record: service_store.ServiceRecord) -> None:
+        self._record = record
+        self._spec: ServiceSpec = record.spec
+        self._status = service_store.read_status(self.workspace, self.name)
+
+    def update_deployment_state(self) -> None:
+        """Refresh every attribute from the workspace (keeps a pending operation)."""
+        record = service_store.read_service(self.workspace, self.name)
+        if record is None:
+            raise service_store.not_found(self.name)
+        self._load(record)
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def compute_type(self) -> str:
+        """``Local`` or ``Kubernetes``."""
+        return self._spec.compute_type.capitalize()
+
+    @property
+    def compute_name(self) -> str:
+        """The compute target the service runs on."""
+        return self._spec.compute_target
+
+    @property
+    def generation(self) -> int:
+        """How many times the service was deployed or updated."""
+        return self._record.generation
+
+    @property
+    def state(self) -> str:
+        """``Transitioning``, ``Healthy``, ``Unhealthy``, ``Unschedulable``, ``Failed`` or ``Deleting``."""
+        if self._record.deleting:
+            return states.DELETING
+        status = self._status
+        if status is None or status.observed_generation < self._record.generation:
+            return states.TRANSITIONING
+        return status.state
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The error object ``{code, statusCode, message, details[]}`` of the current state, if any."""
+        status = self._status
+        if status is None or status.error is None or status.observed_generation < self._record.generation:
+            return None
+        return status.error.to_dict()
+
+    @property
+    def scoring_uri(self) -> str | None:
+        """``http://127.0.0.1:<port>/api/v1/service/<name>/score`` (known once the target has started)."""
+        base = driver_for(self._spec.compute_type).frontend_url(self.workspace)
+        return f"{base}/api/v1/service/{self.name}/score" if base else None
+
+    @property
+    def swagger_uri(self) -> str | None:
+        """The scoring URI with its last segment replaced by ``swagger.json``."""
+        uri = self.scoring_uri
+        return uri.rsplit("/", 1)[0] + "/swagger.json" if uri else None
+
+    @property
+    def models(self) -> list[Any]:
+        """The served models (``Model`` objects)."""
+        from modelport.registry.model import Model
+
+        return [Model(self.workspace, id=m.id) for m in self._spec.models]
+
+    @property
+    def environment(self) -> Any:
+        """The environment replicas run in (``None``: the workspace's own Python)."""
+        from modelport.registry.environment import Environment
+
+        env = self._spec.environment
+        return Environment.from_dict(env.definition) if env else None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags (``update(tags=...)`` replaces them)."""
+        return dict(self._spec.tags)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Properties (add-only)."""
+        return dict(self._spec.properties)
+
+    @property
+    def description(self) -> str | None:
+        """Free-text description."""
+        return self._spec.description
+
+    @property
+    def created_time(self) -> datetime:
+        """When the service was first deployed."""
+        return self._record.created_time
+
+    @property
+    def updated_time(self) -> datetime:
+        """When the desired state last changed."""
+        return self._record.updated_time
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Key auth."""
+        return self._spec.auth_mode == "key"
+
+    @property
+    def token_auth_enabled(self) -> bool:
+        """Token auth."""
+        return self._spec.auth_mode == "token"
+
+    @property
+    def deployment_config(self) -> Any:
+        """The effective deployment configuration (every default applied)."""
+        return self._spec.deployment
+
+    @property
+    def num_replicas(self) -> int | None:
+        """Fixed replica count (``None`` while autoscaling)."""
+        return self._spec.deployment.num_replicas
+
+    @property
+    def scoring_timeout_ms(self) -> int:
+        """Time limit of one request at the front end."""
+        return self._spec.deployment.scoring_timeout_ms
+
+    @property
+    def max_concurrent_requests_per_container(self) -> int:
+        """At most this many requests in flight per replica."""
+        return self._spec.deployment.replica_max_concurrent_requests
+
+    @property
+    def max_request_wait_time(self) -> int:
+        """How long a request may wait in the queue (ms)."""
+        return self._spec.deployment.max_request_wait_time
+
+    @property
+    def observed(self) -> dict[str, Any]:
+        """The target's latest report: replicas, counts, last autoscaling decision."""
+        return dict(self._status.detail) if self._status else {}
+
+    def __repr__(self) -> str:
+        return f"Webservice(workspace={self.workspace!r}, name={self.name}, state={self.state})"
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None) -> None:
+        """Follow the last deploy/update until the service is Healthy, or raise with the error object.
+
+        With ``show_output`` the target's progress (environment build, replicas starting) is
+        printed as it happens.
+        """
+        driver = driver_for(self._spec.compute_type)
+        driver.ensure_agent(self.workspace)
+        if show_output:
+            print(f"Tip: you can follow the service with `modelport service show -n {self.name}`", flush=True)
+        generation = self._pending_generation or self._record.generation
+        start = time.monotonic()
+        seen = 0
+        while True:
+            self.update_deployment_state()
+            if show_output:
+                seen = self._print_events(seen, generation)
+            state = self.state
+            if self._record.generation == generation and self._status is not None:
+                observed = self._status.observed_generation >= generation
+                if observed and state == states.HEALTHY:
+                    break
+                error = self._status.error
+                terminal = state == states.FAILED or (
+                    error is not None and error.code in _TERMINAL_ERROR_CODES
+                )
+                if observed and terminal:
+                    self._pending_generation = None
+                    raise WebserviceException(self._failure_message(generation, error))
+            if timeout_sec is not None and time.monotonic() - start > timeout_sec:
+                raise WebserviceException(
+                    f"Deployment polling exceeded timeout override of {timeout_sec}s. Current status: "
+                    f"{state} (the deployment continues)."
+                )
+            time.sleep(POLL_S)
+        self._pending_generation = None
+        if show_output:
+            print(
+                f'{self.compute_type} service creation operation finished, operation "Succeeded"', flush=True
+            )
+
+    def _print_events(self, after: int, generation: int) -> int:
+        for event in service_store.read_events(self.workspace, self.name, after):
+            if event.generation == generation and event.kind != "autoscale":
+                stamp = event.time.astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+                print(f"{stamp} {event.message}", flush=True)
+            after = event.id
+        return after
+
+    def _failure_message(self, generation: int, error: ServiceError | None) -> str:
+        hint = "More information can be found using '.get_logs()'"
+        if error is not None and error.code == states.ENVIRONMENT_BUILD_FAILED:
+            hint = "More information can be found using '.get_logs(init=True)'"
+        body = json.dumps(error.to_dict() if error else {}, indent=2)
+        return (
+            "Service deployment polling reached non-successful terminal state, current service state: "
+            f"{self.state}\nOperation ID: {self.name}-g{generation}\n{hint}\nError:\n{body}"
+        )
+
+    # ------------------------------------------------------------------ using
+    def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
+        """The replicas' output (``init=True``: the preparation log: environment build, model download)."""
+        return driver_for(self._spec.compute_type).logs(
+            self.workspace, self.name, self._record.generation, num_lines, init
+        )
+
+    def get_keys(self) -> tuple[str | None, str | None]:
+        """``(primary_key, secondary_key)``."""
+        return self._spec.deployment.primary_key, self._spec.deployment.secondary_key
+
+    def regen_key(self, key: str, set_key: str | None = None) -> None:
+        """Replace the primary or secondary key (``set_key``: the new value; default: generated).
+
+        Returns once the front end accepts only the new value; the other key keeps working.
+        """
+        kind = str(key).capitalize() if key is not None else ""
+        if kind not in ("Primary", "Secondary"):
+            raise WebserviceException(
+                f"Error, invalid value provided for key: {key}.\nValid options are: Primary, Secondary"
+            )
+        value = set_key or secrets.token_urlsafe(24)
+        field = "primary_key" if kind == "Primary" else "secondary_key"
+        deployment = self._spec.deployment.model_copy(update={field: value})
+        self._replace(self._spec.model_copy(update={"deployment": deployment}), f"{kind} key regenerated")
+
+    def _replace(self, spec: ServiceSpec, message: str) -> None:
+        """Store settings that need no new replicas, and wait until the target applies them."""
+        service_store.replace_spec(self.workspace, spec, message)
+        self.update_deployment_state()
+        driver_for(spec.compute_type).ensure_agent(self.workspace)
+        deadline = time.monotonic() + APPLY_DEADLINE_S
+        while self.observed.get("authDigest") != spec.auth_digest:
+            if time.monotonic() > deadline:
+                raise WebserviceException(
+                    f'Error, key regeneration operation "TimedOut" with message "the {self.compute_name} '
+                    f'target did not apply the change within {APPLY_DEADLINE_S:.0f} s"'
+                )
+            time.sleep(POLL_S / 5)
+            self.update_deployment_state()
+
+    def get_access_token(self) -> Any:
+        """A signed token (token auth): ``access_token``, ``token_type``, ``refresh_after``, ``expiry_on``."""
+        from modelport.frontend.auth import issue_token
+
+        if self._spec.auth_mode != "token":
+            raise WebserviceException(
+                f"Service {self.name} does not use token auth. Fix: deploy or update it with "
+                "token_auth_enabled=True (tokenAuthEnabled in deploymentconfig.json), or use get_keys()."
+            )
+        return issue_token(bytes.fromhex(self._spec.token_secret), self.name)
+
+    def get_token(self) -> tuple[str, datetime]:
+        """Deprecated form of :meth:`get_access_token`: ``(access_token, refresh_after)``."""
+        warnings.warn("get_token() is deprecated; use get_access_token()", DeprecationWarning, stacklevel=2)
+        token = self.get_access_token()
+        return token.access_token, token.refresh_after
+
+    def add_tags(self, tags: dict[str, str]) -> None:
+        """Add or replace tags."""
+        self._replace_meta(tags={**self._spec.tags, **tags}, message="Tags added")
+
+    def remove_tags(self, tags: list[str] | str) -> None:
+        """Remove tags by key."""
+        keys = {tags} if isinstance(tags, str) else set(tags)
+        self._replace_meta(
+            tags={k: v for k, v in self._spec.tags.items() if k not in keys}, message="Tags removed"
+        )
+
+    def add_properties(self, properties: dict[str, str]) -> None:
+        """Add properties; existing keys cannot change."""
+        from modelport.registry.model import _add_properties
+
+        self._replace_meta(
+            properties=_add_properties(dict(self._spec.properties), properties), message="Properties added"
+        )
+
+    def _replace_meta(self, message: str, **changes: Any) -> None:
+        service_store.replace_spec(self.workspace, self._spec.model_copy(update=changes), message)
+        self.update_deployment_state()
+
+    def _authorization(self) -> dict[str, str]:
+        mode = self._spec.auth_mode
+        if mode == "key":
+            return {"Authorization": f"Bearer {self._spec.deployment.primary_key}"}
+        if mode == "token":
+            return {"Authorization": f"Bearer {self.get_access_token().access_token}"}
+        return {}
+
+    def run(self, input_data: Any) -> Any:
+        """POST ``input_data`` to the scoring URI with the key or token; return the parsed JSON answer."""
+        uri = self.scoring_uri
+        if uri is None:
+            raise WebserviceException(
+                "Error attempting to call webservice, scoring_uri unavailable. This could be due to a failed "
+                f"deployment, or the service is not ready yet.\nCurrent State: {self.state}\n"
+                f"Errors: {self.error}"
+            )
+        body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        response = httpx.post(uri, content=body, headers={**headers, **self._authorization()}, timeout=None)
+        if response.status_code == 401:  # keys may have been regenerated meanwhile
+            self.update_deployment_state()
+            response = httpx.post(
+                uri, content=body, headers={**headers, **self._authorization()}, timeout=None
+            )
+        if response.status_code != 200:
+            raise WebserviceException(
+                "Received bad response from service. More information can be found by calling `.get_logs()` "
+                f"on the webservice object.\nResponse Code: {response.status_code}\n"
+                f"Headers: {dict(response.headers)}\nContent: {response.content!r}",
+                status_code=response.status_code,
+            )
+        return response.json()
+
+    def serialize(self) -> dict[str, Any]:
+        """The Azure ML dict form (what ``modelport service show -o json`` prints)."""
+        config = self._spec.deployment
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": self.tags,
+            "properties": self.properties,
+            "state": self.state,
+            "createdTime": self.created_time.isoformat(),
+            "updatedTime": self.updated_time.isoformat(),
+            "error": self.error,
+            "computeType": self.compute_type,
+            "computeName": self.compute_name,
+            "workspaceName": self.workspace.name,
+            "scoringUri": self.scoring_uri,
+            "swaggerUri": self.swagger_uri,
+            "authEnabled": self.auth_enabled,
+            "aadAuthEnabled": self.token_auth_enabled,
+            "appInsightsEnabled": config.enable_app_insights,
+            "autoScaler": {
+                "autoscaleEnabled": config.autoscale_enabled,
+                "minReplicas": config.autoscale_min_replicas,
+                "maxReplicas": config.autoscale_max_replicas,
+                "refreshPeriodInSeconds": config.autoscale_refresh_seconds,
+                "targetUtilization": config.autoscale_target_utilization,
+            },
+            "containerResourceRequirements": {
+                "cpu": config.cpu_cores,
+                "cpuLimit": config.cpu_cores_limit,
+                "memoryInGB": config.memory_gb,
+                "memoryInGBLimit": config.memory_gb_limit,
+                "gpu": config.gpu_cores,
+            },
+            "dataCollection": {"eventHubEnabled": False, "storageEnabled": config.collect_model_data},
+            "maxConcurrentRequestsPerContainer": config.replica_max_concurrent_requests,
+            "maxQueueWaitMs": config.max_request_wait_time,
+            "livenessProbeRequirements": {
+                "periodSeconds": config.period_seconds,
+                "initialDelaySeconds": config.initial_delay_seconds,
+                "timeoutSeconds": config.timeout_seconds,
+                "successThreshold": config.success_threshold,
+                "failureThreshold": config.failure_threshold,
+            },
+            "numReplicas": config.num_replicas,
+            "scoringTimeoutMs": config.scoring_timeout_ms,
+            "namespace": config.namespace,
+            "generation": self.generation,
+            "models": [m.id for m in self._spec.models],
+            "modelDetails": [m.model_dump() for m in self._spec.models],
+            "environmentDetails": self._spec.environment.model_dump() if self._spec.environment else None,
+            "entryScript": self._spec.source.entry_script,
+            "deploymentStatus": self.observed,
+        }
+
+    # ------------------------------------------------------------------ update
+    def update(
+        self,
+        image: Any = None,
+        autoscale_enabled: bool | None = None,
+        autoscale_min_replicas: int | None = None,
+        autoscale_max_replicas: int | None = None,
+        autoscale_refresh_seconds: int | None = None,
+        autoscale_target_utilization: int | None = None,
+        collect_model_data: bool | None = None,
+        auth_enabled: bool | None = None,
+        cpu_cores: float | None = None,
+        memory_gb: float | None = None,
+        enable_app_insights: bool | None = None,
+        scoring_timeout_ms: int | None = None,
+        replica_max_concurrent_requests: int | None = None,
+        max_request_wait_time: int | None = None,
+        num_replicas: int | None = None,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        models: list[Any] | None = None,
+        inference_config: Any = None,
+        gpu_cores: int | None = None,
+        period_seconds: int | None = None,
+        initial_delay_seconds: int | None = None,
+        timeout_seconds: int | None = None,
+        success_threshold: int | None = None,
+        failure_threshold: int | None = None,
+        namespace: str | None = None,
+        token_auth_enabled: bool | None = None,
+        cpu_cores_limit: float | None = None,
+        memory_gb_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Change the service (Azure ML's ``AksWebservice.update``); returns at once.
+
+        Settings, models or code changes roll out as a new generation (new replicas ready
+        before old ones stop): follow with ``wait_for_deployment()``. Tags are replaced,
+        properties only added, keys are changed with ``regen_key``.
+        """
+        from modelport.service.update import plan_update
+
+        knobs = {
+            "autoscale_enabled": autoscale_enabled,
+            "autoscale_min_replicas": autoscale_min_replicas,
+            "autoscale_max_replicas": autoscale_max_replicas,
+            "autoscale_refresh_seconds": autoscale_refresh_seconds,
+            "autoscale_target_utilization": autoscale_target_utilization,
+            "collect_model_data": collect_model_data,
+            "auth_enabled": auth_enabled,
+            "cpu_cores": cpu_cores,
+            "memory_gb": memory_gb,
+            "enable_app_insights": enable_app_insights,
+            "scoring_timeout_ms": scoring_timeout_ms,
+            "replica_max_concurrent_requests": replica_max_concurrent_requests,
+            "max_request_wait_time": max_request_wait_time,
+            "num_replicas": num_replicas,
+            "gpu_cores": gpu_cores,
+            "period_seconds": period_seconds,
+            "initial_delay_seconds": initial_delay_seconds,
+            "timeout_seconds": timeout_seconds,
+            "success_threshold": success_threshold,
+            "failure_threshold": failure_threshold,
+            "namespace": namespace,
+            "token_auth_enabled": token_auth_enabled,
+            "cpu_cores_limit": cpu_cores_limit,
+            "memory_gb_limit": memory_gb_limit,
+        }
+        if image is not None or kwargs:
+            ignored = ", ".join(["image"] * (image is not None) + sorted(kwargs))
+            warnings.warn(
+                f"update(): {ignored} not supported by modelport; ignored", UserWarning, stacklevel=2
+            )
+        generation = plan_update(
+            self,
+            knobs,
+            tags=tags,
+            properties=properties,
+            description=description,
+            models=models,
+            inference_config=inference_config,
+        )
+        self.update_deployment_state()
+        self._pending_generation = generation
+
+    # ------------------------------------------------------------------ delete
+    def delete(self) -> None:
+        """Stop the service and remove it with everything it owns; returns when it is gone."""
+        if not service_store.mark_deleting(self.workspace, self.name):
+            print(f"No service with name {self.name} found to delete.", file=sys.stderr)
+            return
+        driver = driver_for(self._spec.compute_type)
+        driver.ensure_agent(self.workspace)
+        deadline = time.monotonic() + DELETE_DEADLINE_S
+        while service_store.read_service(self.workspace, self.name) is not None:
+            if time.monotonic() > deadline:
+                raise WebserviceException(
+                    f"Service {self.name} is still being deleted after {DELETE_DEADLINE_S:.0f} s; the target "
+                    "keeps trying. Check `modelport local status`."
+                )
+            time.sleep(POLL_S / 5)
+
+    # ------------------------------------------------------------------ listing
+    @staticmethod
+    def list(
+        workspace: Workspace,
+        compute_type: str | None = None,
+        image_name: str | None = None,
+        image_id: str | None = None,
+        model_name: str | None = None,
+        model_id: str | None = None,
+        tags: list[Any] | None = None,
+        properties: list[Any] | None = None,
+        image_digest: str | None = None,
+    ) -> list[Webservice]:
+        """Services of the workspace, filtered as Azure ML's ``Webservice.list`` filtered them."""
+        from modelport.registry.model import _matches, _normalise_filters
+
+        kind = None
+        if compute_type is not None:
+            kind = _COMPUTE_TYPE_ALIASES.get(compute_type.upper())
+            if kind is None:
+                raise WebserviceException(
+                    f'Invalid compute type "{compute_type}". Valid options are "LOCAL,KUBERNETES,AKS"'
+                )
+        tag_filters = _normalise_filters(tags, "tags")
+        property_filters = _normalise_filters(properties, "properties")
+        result = []
+        for record in service_store.list_services(workspace, kind):
+            spec = record.spec
+            if model_name is not None and model_name not in {m.name for m in spec.models}:
+                continue
+            if model_id is not None and model_id not in {m.id for m in spec.models}:
+                continue
+            if not (_matches(spec.tags, tag_filters) and _matches(spec.properties, property_filters)):
+                continue
+            service = Webservice.__new__(Webservice)
+            service.workspace = workspace
+            service.name = spec.name
+            service._pending_generation = None
+            service._load(record)
+            result.append(service)
+        return result
