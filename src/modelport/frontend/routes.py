@@ -40,5 +40,6 @@ class ServiceRoute:
     auth: AuthPolicy = field(default_factory=AuthPolicy)
     max_concurrent_per_replica: int = 1
     max_queue_wait_ms: int = 500
+    max_queued_requests: int = 1024  # beyond this many waiting, 503 at once (bounds the memory held)
     scoring_timeout_ms: int = 60_000
     replicas: tuple[ReplicaTarget, ...] = ()

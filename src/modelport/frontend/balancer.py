@@ -1,0 +1,167 @@
+"""Admission of one service's requests: least-outstanding-requests choice, per-replica cap, FIFO queue.
+
+A request takes a slot on the ready replica with the fewest requests in flight, among those
+below ``max_concurrent_per_replica`` (ties rotate, so that idle replicas share sequential
+traffic). When every replica is full it waits in a FIFO queue for at most ``max_queue_wait_ms``;
+a freed slot goes to the oldest waiter. No ready replica, a full queue or a wait that runs out
+→ :class:`Overloaded` (the front end answers 503). The counts are kept here, in the event loop,
+so that ``in_flight`` per replica and the load sample for the autoscaler cost nothing to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+from modelport.errors import WebserviceException
+from modelport.frontend.autoscaler import LoadSample
+from modelport.frontend.routes import ReplicaTarget, ServiceRoute
+from modelport.frontend.upstream import ReplicaClient
+
+
+class Overloaded(WebserviceException):
+    """The service cannot take the request now (answered 503)."""
+
+
+class Replica:
+    """A replica's connection pool and its requests in flight."""
+
+    __slots__ = ("active", "client", "in_flight", "target")
+
+    def __init__(self, target: ReplicaTarget) -> None:
+        self.target = target
+        self.client = ReplicaClient(target.base_url)
+        self.in_flight = 0
+        self.active = True  # in the current routing table; inactive replicas only drain
+
+
+class ServiceBalancer:
+    """The ready replicas of one service, their load and the queue in front of them."""
+
+    def __init__(self, route: ServiceRoute, replicas: list[Replica]) -> None:
+        self.route = route
+        self.replicas = replicas
+        self.in_flight = 0
+        self.queued = 0
+        self._waiters: collections.deque[asyncio.Future[Replica]] = collections.deque()
+        self._turn = 0
+        self._busy_seconds = 0.0
+        self._changed_at = time.monotonic()
+
+    # -- table updates ----------------------------------------------------------------------------
+    def update(self, route: ServiceRoute, replicas: list[Replica]) -> None:
+        """Take a new route and replica list; queued requests go to any capacity it adds."""
+        self.route = route
+        self.replicas = replicas
+        self._grant_waiting()
+
+    def close(self) -> None:
+        """The service left the table: queued requests fail at once."""
+        self.replicas = []
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(Overloaded(f"Service {self.route.name} was removed"))
+                self._count(queued=-1)
+
+    # -- admission -----------------------------------------------------------------------------
+    async def acquire(self) -> Replica:
+        """A slot on a replica: at once, or after queueing; :class:`Overloaded` when there is none."""
+        route = self.route
+        if not self.replicas:
+            raise Overloaded(f"No ready replicas for service {route.name}")
+        if not self.queued:
+            replica = self._take()
+            if replica is not None:
+                return replica
+        if self.queued >= route.max_queued_requests or route.max_queue_wait_ms <= 0:
+            raise Overloaded(f"Too many requests for service {route.name} (overloaded)")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Replica] = loop.create_future()
+        self._waiters.append(waiter)
+        self._count(queued=1)
+        timer = loop.call_later(route.max_queue_wait_ms / 1000.0, self._expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                self._count(queued=-1)
+            elif waiter.exception() is None:
+                self.release(waiter.result())
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self, replica: Replica) -> None:
+        """Give back the slot of a finished request."""
+        replica.in_flight -= 1
+        self._count(in_flight=-1)
+        if self.queued:
+            self._grant_waiting()
+        if not replica.active and replica.in_flight == 0:
+            replica.client.close()
+
+    def _take(self) -> Replica | None:
+        replicas = self.replicas
+        count = len(replicas)
+        if not count:
+            return None
+        cap = self.route.max_concurrent_per_replica
+        start = self._turn % count
+        self._turn += 1
+        best: Replica | None = None
+        for index in range(count):
+            replica = replicas[(start + index) % count]
+            if replica.in_flight < cap and (best is None or replica.in_flight < best.in_flight):
+                best = replica
+                if not replica.in_flight:
+                    break
+        if best is not None:
+            best.in_flight += 1
+            self._count(in_flight=1)
+        return best
+
+    def _grant_waiting(self) -> None:
+        while self._waiters:
+            if self._waiters[0].done():  # expired or cancelled; already uncounted
+                self._waiters.popleft()
+                continue
+            replica = self._take()
+            if replica is None:
+                return
+            self._waiters.popleft().set_result(replica)
+            self._count(queued=-1)
+
+    def _expire(self, waiter: asyncio.Future[Replica]) -> None:
+        if not waiter.done():
+            route = self.route
+            waiter.set_exception(
+                Overloaded(
+                    f"Too many requests for service {route.name} (overloaded): no replica was free "
+                    f"within max_request_wait_time ({route.max_queue_wait_ms} ms)"
+                )
+            )
+            self._count(queued=-1)
+
+    # -- load ------------------------------------------------------------------------------------
+    def _count(self, in_flight: int = 0, queued: int = 0) -> None:
+        now = time.monotonic()
+        self._busy_seconds += (self.in_flight + self.queued) * (now - self._changed_at)
+        self._changed_at = now
+        self.in_flight += in_flight
+        self.queued += queued
+
+    def load(self) -> LoadSample:
+        """The service's load now, for the autoscaler."""
+        now = time.monotonic()
+        busy = self._busy_seconds + (self.in_flight + self.queued) * (now - self._changed_at)
+        return LoadSample(
+            service=self.route.name,
+            at=now,
+            in_flight=self.in_flight,
+            queued=self.queued,
+            ready_replicas=len(self.replicas),
+            max_concurrent_per_replica=self.route.max_concurrent_per_replica,
+            busy_seconds=busy,
+        )

@@ -1,0 +1,244 @@
+"""The front end's HTTP server: routes, auth, admission, forwarding and status codes.
+
+Routes: ``GET|POST|OPTIONS /api/v1/service/<name>/score``, ``GET /api/v1/service/<name>/swagger.json``
+(from a replica, without auth, as in Azure ML), ``GET /`` (the front end's health) and
+``GET /metrics``. The HTTP/1.1 layer is the replica runtime's (httptools on the owner's event
+loop, one send per response, ``TCP_NODELAY``, the same body limit); replicas are reached over
+keep-alive pools (:mod:`modelport.frontend.upstream`). Status codes follow
+``azureml-v1-api.md`` §4.4: 401 auth, 404 unknown service, 405 method, 503 no replica or
+overloaded, 504 scoring timeout, 502 when ``run()`` failed (replica 5xx with
+``x-ms-run-function-failed: True``, its body passed on) or the replica dropped the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+
+import orjson
+
+from modelport.frontend.auth import Authenticator
+from modelport.frontend.autoscaler import LoadSample
+from modelport.frontend.balancer import Overloaded, Replica, ServiceBalancer
+from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
+from modelport.frontend.routes import ServiceRoute
+from modelport.frontend.upstream import ReplicaClosedError, UpstreamResponse
+from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
+from modelport.runtime.http_server import Request, Responder, protocol_factory
+from modelport.runtime.server import bind
+
+PREFIX = "/api/v1/service/"
+_METHODS = {"score": frozenset(("GET", "POST", "OPTIONS")), "swagger.json": frozenset(("GET",))}
+JSON = [("content-type", "application/json")]
+# Answers the front end itself writes echo these, so that clients can correlate them.
+_ID_HEADERS = ("x-request-id", "x-ms-request-id", "x-ms-client-request-id")
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"message": message})
+
+
+class FrontEnd:
+    """The router in front of a target's replicas; runs on its owner's event loop.
+
+    The owner calls :meth:`start`, pushes the routing table with :meth:`set_routes` whenever it
+    changes, reads :meth:`in_flight` to know when a replica taken out of the table has drained,
+    and :meth:`load` once per refresh period to feed the autoscaler.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.max_request_bytes = max_request_bytes
+        self._server: asyncio.Server | None = None
+        self._port: int | None = None
+        self._services: dict[str, ServiceBalancer] = {}
+        self._replicas: dict[str, Replica] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._auth = Authenticator()
+        self.metrics = FrontEndMetrics(self._samples)
+
+    # -- owner API -----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The port the front end listens on (known after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("FrontEnd.port is known only after start()")
+        return self._port
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (port 0: any free port); raises ``UserErrorException`` if taken."""
+        sock = bind(self.host, self._requested_port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol_factory(self, self.max_request_bytes), sock=sock)
+        self._port = int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop listening, fail the requests still running and close replica connections."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for replica in self._replicas.values():
+            replica.client.close()
+
+    def set_routes(self, routes: Mapping[str, ServiceRoute]) -> None:
+        """Replace the whole routing table (call on the front end's event loop).
+
+        Replicas missing from the new table get no new requests; their requests in flight finish
+        and :meth:`in_flight` counts them down to 0. Replicas are identified by ``replica_id``;
+        one whose ``base_url`` changed is a new replica.
+        """
+        replicas: dict[str, Replica] = {}
+        services: dict[str, ServiceBalancer] = {}
+        for name, route in routes.items():
+            chosen: list[Replica] = []
+            for target in route.replicas:
+                replica = self._replicas.get(target.replica_id)
+                if replica is None or replica.target.base_url != target.base_url:
+                    replica = Replica(target)
+                replica.active = True
+                replicas[target.replica_id] = replica
+                chosen.append(replica)
+            balancer = self._services.get(name)
+            if balancer is None:
+                services[name] = ServiceBalancer(route, chosen)
+            else:
+                services[name] = balancer
+        for replica_id, replica in self._replicas.items():
+            if replicas.get(replica_id) is not replica:
+                replica.active = False
+                if replica.in_flight:
+                    replicas.setdefault(replica_id, replica)  # still draining: keep it countable
+                else:
+                    replica.client.close()
+        for name, balancer in self._services.items():
+            if name not in services:
+                balancer.close()
+        self._replicas = replicas
+        self._services = services
+        # After the swap, so that queued requests are granted replicas of the new table.
+        for name, route in routes.items():
+            balancer = services[name]
+            if balancer.route is not route:
+                balancer.update(route, [replicas[t.replica_id] for t in route.replicas])
+
+    def in_flight(self, replica_id: str) -> int:
+        """Requests sent to ``replica_id`` and not yet answered (0 for an unknown replica)."""
+        replica = self._replicas.get(replica_id)
+        return replica.in_flight if replica is not None else 0
+
+    def load(self, service: str) -> LoadSample:
+        """The load of ``service`` now (zeros for a service not in the table)."""
+        balancer = self._services.get(service)
+        if balancer is None:
+            return LoadSample(service, time.monotonic(), 0, 0, 0, 1, 0.0)
+        return balancer.load()
+
+    def _samples(self) -> Iterator[LoadSample]:
+        for balancer in list(self._services.values()):
+            yield balancer.load()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def handle(self, request: Request, responder: Responder) -> None:
+        """Route one request (called by the HTTP layer on the event loop)."""
+        path = request.path
+        if path.startswith(PREFIX):
+            name, _, rest = path[len(PREFIX) :].partition("/")
+            balancer = self._services.get(name)
+            if rest not in _METHODS:
+                self._answer(request, responder, UNKNOWN_SERVICE, 404, f"No route {path} on this front end")
+            elif balancer is None:
+                self._answer(request, responder, UNKNOWN_SERVICE, 404, f"Service {name} not found")
+            elif request.method not in _METHODS[rest]:
+                self._answer(
+                    request, responder, name, 405, "The method is not allowed for the requested URL."
+                )
+            else:
+                task = asyncio.get_running_loop().create_task(
+                    self._forward(request, responder, balancer, rest)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        elif path == "/" and request.method in ("GET", "HEAD"):
+            body = orjson.dumps({"status": "Healthy", "services": len(self._services)})
+            responder.respond(request, 200, list(JSON), body)
+        elif path == "/metrics" and request.method == "GET":
+            responder.respond(
+                request, 200, [("content-type", self.metrics.content_type)], self.metrics.render()
+            )
+        else:
+            self._answer(request, responder, UNKNOWN_SERVICE, 404, f"No route {path} on this front end")
+
+    def _answer(
+        self, request: Request, responder: Responder, service: str, status: int, message: str
+    ) -> None:
+        """Write an answer of the front end's own (JSON ``{"message"}``) and count it."""
+        headers = list(JSON)
+        for name, value in request.headers:
+            if name in _ID_HEADERS:
+                headers.append((name, value))
+        if status == 401:
+            headers.append(("www-authenticate", "Bearer"))
+        responder.respond(request, status, headers, _error(message))
+        self.metrics.answered(service, status, time.perf_counter() - request.received)
+
+    async def _forward(
+        self, request: Request, responder: Responder, balancer: ServiceBalancer, rest: str
+    ) -> None:
+        route = balancer.route
+        name = route.name
+        headers = request.headers
+        preflight = request.method == "OPTIONS" and request.header_map().get("access-control-request-method")
+        if rest == "score" and route.auth.mode != "none" and not preflight:
+            refused = self._auth.check(name, route.auth, request.header_map().get("authorization"))
+            if refused is not None:
+                self._answer(request, responder, name, 401, refused)
+                return
+            # The credential is the front end's business, not the entry script's.
+            headers = [h for h in headers if h[0] != "authorization"]
+        try:
+            replica = await balancer.acquire()
+        except Overloaded as exc:
+            self._answer(request, responder, name, 503, exc.message)
+            return
+        self.metrics.waited(name, time.perf_counter() - request.received)
+        target = "/" + rest + ("?" + request.query.decode("latin-1") if request.query else "")
+        try:
+            response = await replica.client.request(
+                request.method, target, headers, request.body, route.scoring_timeout_ms / 1000.0
+            )
+        except TimeoutError:
+            self._answer(
+                request,
+                responder,
+                name,
+                504,
+                f"Scoring timeout after {route.scoring_timeout_ms} ms (scoring_timeout_ms)",
+            )
+            return
+        except ReplicaClosedError as exc:
+            self._answer(request, responder, name, 502, exc.message)
+            return
+        finally:
+            balancer.release(replica)
+        self._relay(request, responder, name, response)
+
+    def _relay(
+        self, request: Request, responder: Responder, service: str, response: UpstreamResponse
+    ) -> None:
+        status = response.status
+        if status >= 500 and status != 502 and _run_failed(response.headers):
+            status = 502
+        responder.respond(request, status, response.headers, response.body)
+        self.metrics.answered(service, status, time.perf_counter() - request.received)
+
+
+def _run_failed(headers: list[tuple[str, str]]) -> bool:
+    return any(name == "x-ms-run-function-failed" and value.lower() == "true" for name, value in headers)
