@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.servers import PostgresServer, S3Server, postgres_server, s3_server
 
 # Every workspace-backed test runs on each of these: the embedded default, the team database

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tests.frontend.support import Gate, ReplicaFactory, ReplicaProcess
 
 from modelport.frontend.standalone import BackgroundFrontEnd
+from tests.frontend.support import Gate, ReplicaFactory, ReplicaProcess
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.servers import free_port
 
 from modelport.frontend.routes import ReplicaTarget
 from modelport.frontend.standalone import BackgroundFrontEnd
+from tests.servers import free_port
 
 SCRIPT = Path(__file__).with_name("scripts") / "echo.py"
 DEADLINE_S = 60.0

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from tests.frontend.support import ReplicaProcess, post_json, score_url
 
 from modelport.frontend.auth import Authenticator, issue_token, keys_match, verify_token
 from modelport.frontend.routes import AuthPolicy, ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
+from tests.frontend.support import ReplicaProcess, post_json, score_url
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
 SECRET = b"s" * 32

@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
+from modelport.frontend.routes import ServiceRoute
+from modelport.frontend.standalone import BackgroundFrontEnd
 from tests.frontend.support import (
     Gate,
     ReplicaFactory,
@@ -16,9 +19,6 @@ from tests.frontend.support import (
     score_url,
     submit_post,
 )
-
-from modelport.frontend.routes import ServiceRoute
-from modelport.frontend.standalone import BackgroundFrontEnd
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port
 
 

@@ -7,6 +7,7 @@ import os
 import socket
 
 import pytest
+
 from tests.runtime.conftest import Server, ServerFactory
 
 pytestmark = pytest.mark.usefixtures("modelport_only")

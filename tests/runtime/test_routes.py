@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+
 from tests.runtime.conftest import Server, ServerFactory
 
 NOT_FOUND = (

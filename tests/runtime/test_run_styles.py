@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.runtime.conftest import Server, ServerFactory
 
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."

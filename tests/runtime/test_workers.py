@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.runtime.conftest import Server, ServerFactory, wait_until
 
 

@@ -8,12 +8,12 @@ import signal
 
 import httpx
 import pytest
-from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE, wait_until
 
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.registry.model import Model
 from modelport.service.webservice import Webservice
+from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE, wait_until
 
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
 

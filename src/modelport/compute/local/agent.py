@@ -75,6 +75,7 @@ class LocalAgent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         self.frontend = await self._start_frontend()
+        await asyncio.to_thread(self._forget_stale_observations)
         await asyncio.to_thread(self._announce)
         last_heartbeat = 0.0
         async with httpx.AsyncClient() as client:
@@ -107,6 +108,20 @@ class LocalAgent:
             log.info("front end listening on http://127.0.0.1:%d", frontend.port)
             return frontend
         raise RuntimeError("no port for the front end")
+
+    def _forget_stale_observations(self) -> None:
+        # What a previous agent reported died with its replicas: until this agent has seen a
+        # service's replicas ready again, the service is Transitioning, not Healthy.
+        for record in service_store.list_services(self.ws, "local"):
+            if not record.deleting:
+                service_store.write_status(
+                    self.ws,
+                    record.spec.name,
+                    observed_generation=0,
+                    state=states.TRANSITIONING,
+                    error=None,
+                    detail={"note": "the local agent restarted; replicas are starting again"},
+                )
 
     def _announce(self) -> None:
         assert self.frontend is not None

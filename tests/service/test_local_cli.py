@@ -1,0 +1,141 @@
+"""`modelport model deploy`, `modelport service ...` and `modelport local ...` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.conftest import IRIS_SCORE
+
+
+def cli(*args: str, cwd: Path, rc: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd``; assert its exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelport", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert proc.returncode == rc, (proc.stdout, proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(local_ws, iris_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with the workspace config, score.py and the two config files."""
+    folder = tmp_path_factory.mktemp("project")
+    local_ws.write_config(path=folder)
+    (folder / "src").mkdir()
+    (folder / "src" / "score.py").write_text(IRIS_SCORE)
+    (folder / "inferenceconfig.json").write_text(
+        json.dumps({"entryScript": "score.py", "sourceDirectory": "src"})
+    )
+    (folder / "deploymentconfig.json").write_text(
+        json.dumps({"computeType": "aks", "numReplicas": 1, "authEnabled": True, "sslEnabled": False})
+    )
+    return folder
+
+
+def test_deploy_use_and_delete_from_the_cli(project: Path) -> None:
+    deployed = cli(
+        "model",
+        "deploy",
+        "-n",
+        "cli-svc",
+        "-m",
+        "iris:1",
+        "-ic",
+        "inferenceconfig.json",
+        "-dc",
+        "deploymentconfig.json",
+        "--tag",
+        "team=ml",
+        "-o",
+        "json",
+        cwd=project,
+    )
+    service = json.loads(deployed.stdout)
+    assert service["state"] == "Healthy" and service["tags"] == {"team": "ml"}
+    assert "Warning: " in deployed.stderr and "sslEnabled" in deployed.stderr  # unknown key, named
+    assert "Service is Healthy" in deployed.stderr or "Service is Healthy" in deployed.stdout
+
+    keys = json.loads(cli("service", "keys", "-n", "cli-svc", "-o", "json", cwd=project).stdout)
+    answer = httpx.post(
+        service["scoringUri"],
+        content=json.dumps({"data": [[6.7, 3.0, 5.2, 2.3]]}),
+        headers={"Authorization": f"Bearer {keys['primaryKey']}"},
+    )
+    assert answer.json() == [2]
+    ran = cli(
+        "service", "run", "-n", "cli-svc", "-d", json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]}), cwd=project
+    )
+    assert json.loads(ran.stdout) == [0]
+
+    listed = json.loads(cli("service", "list", "-o", "json", cwd=project).stdout)
+    assert [s["name"] for s in listed] == ["cli-svc"]
+    shown = cli("service", "show", "-n", "cli-svc", cwd=project).stdout
+    assert "Healthy" in shown and "1 ready of 1" in shown
+    assert "listening" in cli("service", "logs", "-n", "cli-svc", cwd=project).stdout
+
+    regen = json.loads(
+        cli("service", "regen-key", "-n", "cli-svc", "-k", "Primary", "-o", "json", cwd=project).stdout
+    )
+    assert regen["primaryKey"] != keys["primaryKey"]
+    token = cli("service", "token", "-n", "cli-svc", cwd=project, rc=1)
+    assert "does not use token auth" in token.stderr
+
+    status = json.loads(cli("local", "status", "-o", "json", cwd=project).stdout)
+    assert status["running"] is True and status["frontendUrl"].startswith("http://127.0.0.1:")
+
+    taken = cli(
+        "model", "deploy", "-n", "cli-svc", "-m", "iris:1", "-ic", "inferenceconfig.json", cwd=project, rc=1
+    )
+    assert "already exists" in taken.stderr and "--overwrite" in taken.stderr
+    cli("service", "delete", "-n", "cli-svc", cwd=project)
+    gone = cli("service", "show", "-n", "cli-svc", cwd=project, rc=1)
+    assert "WebserviceNotFound" in gone.stderr
+
+
+def test_invalid_files_and_names_fail_before_anything_is_deployed(project: Path) -> None:
+    (project / "bad.json").write_text(
+        json.dumps({"computeType": "aks", "containerResourceRequirements": {"cpu": 0}})
+    )
+    bad = cli(
+        "model",
+        "deploy",
+        "-n",
+        "bad-svc",
+        "-m",
+        "iris:1",
+        "-ic",
+        "inferenceconfig.json",
+        "-dc",
+        "bad.json",
+        cwd=project,
+        rc=1,
+    )
+    assert "cpu_cores must be greater than zero" in bad.stderr
+    invalid = cli(
+        "model", "deploy", "-n", "Bad_Name", "-m", "iris:1", "-ic", "inferenceconfig.json", cwd=project, rc=1
+    )
+    assert "service name is invalid" in invalid.stderr
+    missing = cli(
+        "model", "deploy", "-n", "no-model", "-m", "ghost:1", "-ic", "inferenceconfig.json", cwd=project, rc=1
+    )
+    assert "ModelNotFound" in missing.stderr
+    assert json.loads(cli("service", "list", "-o", "json", cwd=project).stdout) == []
+
+
+def test_local_stop_and_start(project: Path) -> None:
+    cli("local", "start", cwd=project)
+    assert "stopped" in cli("local", "stop", cwd=project).stdout
+    assert json.loads(cli("local", "status", "-o", "json", cwd=project).stdout)["running"] is False
+    assert "No local agent" in cli("local", "stop", cwd=project).stdout

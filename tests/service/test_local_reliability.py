@@ -1,0 +1,224 @@
+"""Reliability of the local target under failure and load: real agents, replicas and sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from modelport.compute.local.driver import LocalDriver, agent_pid
+from modelport.config import InferenceConfig, local_deploy_configuration
+from modelport.errors import WebserviceException
+from modelport.frontend.auth import issue_token
+from modelport.registry.model import Model
+from modelport.service.webservice import Webservice
+from tests.service.conftest import IRIS_SCORE, wait_until
+
+SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
+
+SLOW_RUN_SCORE = textwrap.dedent(
+    """
+    import time
+
+    def init():
+        pass
+
+    def run(raw_data):
+        time.sleep(float(raw_data))  # the request says how long run() takes
+        return "done"
+    """
+)
+
+SLOW_INIT_SCORE = textwrap.dedent(
+    """
+    import time
+
+    def init():
+        time.sleep(3)  # a slow model load; the test checks no request reaches run() before it ends
+
+    def run(raw_data):
+        return "ready"
+    """
+)
+
+GREEDY_INIT_SCORE = textwrap.dedent(
+    """
+    blob = None
+
+    def init():
+        global blob
+        blob = bytearray(400 * 1024 * 1024)
+        for i in range(0, len(blob), 4096):  # touch every page so that it is really resident
+            blob[i] = 1
+
+    def run(raw_data):
+        return len(blob)
+    """
+)
+
+
+def _deploy(ws, name, script, write_source, models=(), **knobs):
+    config = InferenceConfig(entry_script="score.py", source_directory=str(write_source(script)))
+    return Model.deploy(ws, name, list(models), config, local_deploy_configuration(**knobs))
+
+
+def test_agent_killed_with_sigkill_comes_back_with_every_service(local_ws, iris_model, write_source) -> None:
+    service = _deploy(local_ws, "survivor", IRIS_SCORE, write_source, [iris_model])
+    service.wait_for_deployment(timeout_sec=120)
+    uri = service.scoring_uri
+    old_pids = [r["pid"] for r in service.observed["replicas"]]
+    pid = agent_pid(local_ws)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: agent_pid(local_ws) is None, 30, "the killed agent's lock to be released")
+    # Its replicas died with it (parent-death signal): nothing answers until an agent runs again.
+    wait_until(lambda: not any(_alive(p) for p in old_pids), 30, "orphan replicas to exit")
+    LocalDriver().ensure_agent(local_ws)
+    restored = Webservice(local_ws, "survivor")
+    restored.wait_for_deployment(timeout_sec=120)
+    assert restored.scoring_uri == uri  # the front end kept its port
+    assert restored.run(SAMPLE) == [0]
+    restored.delete()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_slow_init_never_receives_traffic_before_ready(local_ws, write_source) -> None:
+    service = _deploy(local_ws, "slow-init", SLOW_INIT_SCORE, write_source, auth_enabled=False)
+
+    def seen_by_agent() -> bool:
+        service.update_deployment_state()
+        return service._status is not None
+
+    wait_until(seen_by_agent, 30, "the agent to pick the service up")
+    answers = []
+    while service.state != "Healthy":
+        answers.append(httpx.post(service.scoring_uri, content="x", timeout=10).status_code)
+        service.update_deployment_state()
+        assert service.state in ("Transitioning", "Healthy"), service.error
+    # "No ready replicas" while init() runs; once a 200 comes, only 200s follow.
+    assert answers[0] == 503 and set(answers) <= {503, 200}
+    assert 503 not in answers[answers.index(200) :] if 200 in answers else True
+    assert httpx.post(service.scoring_uri, content="x", timeout=10).json() == "ready"
+    service.delete()
+
+
+def test_full_queue_answers_503_within_the_wait_time(local_ws, write_source) -> None:
+    service = _deploy(
+        local_ws,
+        "queue-svc",
+        SLOW_RUN_SCORE,
+        write_source,
+        auth_enabled=False,
+        num_replicas=1,
+        autoscale_enabled=False,
+        max_request_wait_time=200,
+        replica_max_concurrent_requests=1,
+    )
+    service.wait_for_deployment(timeout_sec=120)
+    uri = service.scoring_uri
+    assert httpx.post(uri, content="0", timeout=10).json() == "done"
+
+    def timed(body: str) -> tuple[int, float]:
+        start = time.monotonic()
+        status = httpx.post(uri, content=body, timeout=30).status_code
+        return status, time.monotonic() - start
+
+    with ThreadPoolExecutor(4) as pool:
+        busy = pool.submit(timed, "3")
+        wait_until(lambda: service.observed is not None, 5)
+        time.sleep(0.3)  # lets the first request occupy the only replica before the others arrive
+        waiting = [pool.submit(timed, "0") for _ in range(3)]
+        results = [f.result() for f in waiting]
+    assert busy.result()[0] == 200
+    assert [status for status, _ in results] == [503, 503, 503]
+    # Each was turned away after its 200 ms in the queue, long before the 3 s request ended.
+    assert all(elapsed < 2.5 for _, elapsed in results)
+    service.delete()
+
+
+def test_scoring_timeout_answers_504(local_ws, write_source) -> None:
+    service = _deploy(
+        local_ws, "timeout-svc", SLOW_RUN_SCORE, write_source, auth_enabled=False, scoring_timeout_ms=500
+    )
+    service.wait_for_deployment(timeout_sec=120)
+    assert httpx.post(service.scoring_uri, content="5", timeout=30).status_code == 504
+    service.delete()
+
+
+def test_rolling_update_under_steady_load_fails_no_request(local_ws, iris_model, write_source) -> None:
+    service = _deploy(local_ws, "rolling", IRIS_SCORE, write_source, [iris_model], auth_enabled=False)
+    service.wait_for_deployment(timeout_sec=120)
+    uri = service.scoring_uri
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                statuses.append(client.post(uri, content=SAMPLE).status_code)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        wait_until(lambda: len(statuses) > 20, 30, "load to flow")
+        service.update(autoscale_enabled=False, num_replicas=2)
+        service.wait_for_deployment(timeout_sec=120)
+        count = len(statuses)
+        wait_until(lambda: len(statuses) > count + 20, 30, "load after the rollout")
+    finally:
+        stop.set()
+        worker.join()
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    service.delete()
+
+
+def test_token_auth_valid_expired_and_wrong(local_ws, iris_model, write_source) -> None:
+    service = _deploy(local_ws, "tokens", IRIS_SCORE, write_source, [iris_model], token_auth_enabled=True)
+    service.wait_for_deployment(timeout_sec=120)
+    assert service.token_auth_enabled and not service.auth_enabled
+    token = service.get_access_token()
+    assert token.refresh_after < token.expiry_on
+    uri = service.scoring_uri
+    ok = httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {token.access_token}"})
+    assert ok.status_code == 200 and service.run(SAMPLE) == [0]
+    secret = bytes.fromhex(service._spec.token_secret)
+    expired = issue_token(secret, "tokens", ttl_s=60, now=time.time() - 3600).access_token
+    assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    forged = issue_token(b"not-the-secret", "tokens").access_token
+    assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    key = service.get_keys()[0]
+    assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    with pytest.deprecated_call():
+        assert service.get_token()[0]
+    service.delete()
+
+
+def test_memory_limit_kills_the_replica_as_oomkilled(local_ws, write_source) -> None:
+    service = _deploy(
+        local_ws,
+        "greedy",
+        GREEDY_INIT_SCORE,
+        write_source,
+        auth_enabled=False,
+        memory_gb=0.1,
+        memory_gb_limit=0.25,
+    )
+    with pytest.raises(WebserviceException, match="OOMKilled"):
+        service.wait_for_deployment(timeout_sec=120)
+    assert service.state == "Failed" and service.error["code"] == "OOMKilled"
+    assert "memory_gb_limit" in service.error["message"]
+    service.delete()
