@@ -2,8 +2,10 @@
 
 ``GET /`` (``Healthy``, once a worker finished ``init()``), ``/score`` (GET, POST, OPTIONS, HEAD),
 ``GET /swagger.json``, plus ``/health/live``, ``/health/ready`` and ``/metrics``. The request-id
-headers, their 431 limits, ``TraceId``, the server-version header and CORS are applied here;
-``run()`` itself happens in a worker.
+headers, their 431 limits, ``TraceId``, the server-version header and CORS are applied here.
+The same application runs in the front process (``run()`` goes to a worker through the
+:class:`~modelport.runtime.pool.WorkerPool`) and in each worker for the connections handed to it
+(``run()`` is called in place); a :class:`Backend` hides the difference.
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ import asyncio
 import json
 import random
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from modelport.runtime import wire
 from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, Responder, json_error
 from modelport.runtime.metrics import ServerMetrics
-from modelport.runtime.pool import WorkerPool
 from modelport.runtime.scoring import Reply
 from modelport.runtime.swagger import ALL_VERSIONS, VERSION_ALIASES
 
@@ -62,17 +62,32 @@ def new_request_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+class Backend(Protocol):
+    """Where ``run()`` happens and what is known about the workers."""
+
+    style: str | None  # "plain", "schema" or "raw" once a worker loaded the script
+    documents: dict[str, str]  # swagger documents by version
+    first_ready: asyncio.Future[None]  # done once a worker finished init()
+
+    @property
+    def ready_count(self) -> int:
+        """Workers that finished ``init()``."""
+        ...
+
+    def score(self, request: Request, responder: Responder) -> asyncio.Future[Reply]:
+        """Call ``run()`` for ``request``; the future may be done already."""
+        ...
+
+
 class ScoringApp:
     """Answers requests for one replica; :class:`~modelport.runtime.http_server.HttpProtocol` calls it."""
 
-    def __init__(self, config: ServeConfig, pool: WorkerPool, metrics: ServerMetrics) -> None:
+    def __init__(self, config: ServeConfig, backend: Backend, metrics: ServerMetrics) -> None:
         self.config = config
-        self.pool = pool
+        self.backend = backend
         self.metrics = metrics
         self._cors_any = "*" in config.cors_origins
         self._cors = frozenset(config.cors_origins)
-        self._in_flight = 0
-        metrics.in_flight.set_function(lambda: self._in_flight)
 
     # -- entry --------------------------------------------------------------------------------
     def handle(self, request: Request, responder: Responder) -> None:
@@ -172,7 +187,7 @@ class ScoringApp:
 
     # -- /score -------------------------------------------------------------------------------
     def _score(self, request: Request, responder: Responder, ids: list[tuple[str, str]]) -> None:
-        style = self.pool.style
+        style = self.backend.style
         if style is not None and style != "raw" and request.method in ("OPTIONS", "HEAD"):
             status, body = (
                 (200, b"") if request.method == "OPTIONS" else (405, json_error("Method not allowed"))
@@ -187,15 +202,17 @@ class ScoringApp:
                 body,
             )
             return
-        frame = wire.encode((request.method, request.path, request.query, request.headers, request.body))
-        self._in_flight += 1
-        future = self.pool.submit(frame)
-        future.add_done_callback(lambda done: self._scored(request, responder, ids, done))
+        self.metrics.in_flight.inc()
+        future = self.backend.score(request, responder)
+        if future.done():
+            self._scored(request, responder, ids, future)
+        else:
+            future.add_done_callback(lambda done: self._scored(request, responder, ids, done))
 
     def _scored(
         self, request: Request, responder: Responder, ids: list[tuple[str, str]], done: asyncio.Future[Reply]
     ) -> None:
-        self._in_flight -= 1
+        self.metrics.in_flight.dec()
         status, headers, body, failed, run_ms = done.result()
         if run_ms >= 0:
             self.metrics.run_seconds.observe(run_ms / 1000.0)
@@ -204,7 +221,7 @@ class ScoringApp:
     # -- / and /swagger.json ----------------------------------------------------------------------
     def _when_ready(self, request: Request, responder: Responder, ids: list[tuple[str, str]]) -> None:
         # Like the reference, these wait (rather than fail) while the first init() runs.
-        first = self.pool.first_ready
+        first = self.backend.first_ready
         if not first.done():
             first.add_done_callback(lambda _: self._when_ready(request, responder, ids))
             return
@@ -217,7 +234,7 @@ class ScoringApp:
     def _swagger(self, request: Request, responder: Responder, ids: list[tuple[str, str]]) -> None:
         asked = parse_qs(request.query.decode("latin-1")).get("version", ["2"])[0]
         version = VERSION_ALIASES.get(asked)
-        documents = self.pool.documents
+        documents = self.backend.documents
         if version is None:
             status = 404
             body = json_error(
@@ -246,15 +263,16 @@ class ScoringApp:
             headers = [("content-type", self.metrics.content_type)]
             self._send(request, responder, "/metrics", 200, headers, self.metrics.render())
             return
-        state: dict[str, Any] = {"workers": self.config.worker_count, "workers_ready": self.pool.ready_count}
+        ready = self.backend.ready_count
+        state: dict[str, Any] = {"workers": self.config.worker_count, "workers_ready": ready}
         if request.path == "/health/live":
             status, state["status"] = 200, "live"
-        elif self.pool.all_ready:
+        elif ready >= self.config.worker_count:
             status, state["status"] = 200, "ready"
         else:
             status, state["status"] = 503, "not ready"
             state["message"] = (
-                f"{self.pool.ready_count} of {self.config.worker_count} workers have finished init(); "
+                f"{ready} of {self.config.worker_count} workers have finished init(); "
                 "not ready for traffic yet."
             )
         self._send(

@@ -199,6 +199,10 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
             "Application Insights export is not supported; request metrics are at GET /metrics (Prometheus)."
         )
     version_enabled = env.get("SERVER_VERSION_LOG_RESPONSE_ENABLED", "true").lower() == "true"
+    # Workers rebuild this configuration from their environment: export what flags decided.
+    env["WORKER_COUNT"] = str(workers)
+    env["SCORING_TIMEOUT_MS"] = str(timeout_ms)
+    env["MODELPORT_MAX_REQUEST_BYTES"] = str(max_bytes)
     # Scripts that print expect to see their lines in the log at once.
     env["PYTHONUNBUFFERED"] = "1"
     return ServeConfig(

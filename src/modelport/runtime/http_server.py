@@ -61,6 +61,8 @@ class Request:
 class Responder(Protocol):
     """What the application calls to answer a request."""
 
+    connection_id: int  # non-zero on a connection handed over to a worker
+
     def respond(self, request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
 
 
@@ -107,9 +109,17 @@ def json_error(message: str) -> bytes:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, app: Application, max_body: int) -> None:
+    def __init__(
+        self,
+        app: Application,
+        max_body: int,
+        connection_id: int = 0,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.connection_id = connection_id  # non-zero on a connection the front process handed over
+        self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.pending: collections.deque[Request] = collections.deque()
@@ -133,6 +143,8 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.pending.clear()
+        if self._on_lost is not None:
+            self._on_lost()
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -17,6 +17,7 @@ import collections
 import logging
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -26,8 +27,10 @@ from typing import Any
 
 from modelport.runtime import wire
 from modelport.runtime.config import ServeConfig
-from modelport.runtime.metrics import ServerMetrics
+from modelport.runtime.http_server import Request, serialize
+from modelport.runtime.metrics import ServerMetrics, forget_process
 from modelport.runtime.scoring import Reply, error_reply, timeout_message
+from modelport.runtime.slot import Slot
 
 log = logging.getLogger("modelport.runtime.pool")
 
@@ -38,6 +41,29 @@ STOP_GRACE_S = 5.0
 # Jobs sent to one worker ahead of its reply when every worker is busy: the worker finds its next
 # request already in its socket when run() returns, which saves two context switches per request.
 PIPELINE_DEPTH = 2
+WATCH_INTERVAL_S = 0.1
+CONNECTION_ID = struct.Struct("<q")
+
+
+def _crash_reply(code: int) -> Reply:
+    return error_reply(
+        502,
+        f"The scoring worker exited while handling the request (exit code {code}); it is being replaced. "
+        "Check the logs for more info.",
+        run_failed=True,
+    )
+
+
+def _answer_and_close(connection: socket.socket, reply: Reply) -> None:
+    """Answer on a handed-over connection ourselves (the worker failed), then close our copy."""
+    status, headers, body, failed, _run_ms = reply
+    headers = [*headers, ("x-ms-run-function-failed", "True" if failed else "False")]
+    try:
+        connection.send(serialize(status, headers, body, keep_alive=False))
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # the client has gone; nothing to answer
+    connection.close()
 
 
 @dataclass
@@ -48,13 +74,19 @@ class _Job:
 
 @dataclass(eq=False)
 class _Worker:
-    slot: int
+    index: int
     process: subprocess.Popen[bytes]
+    handover: socket.socket  # our end of the pair that carries client connections (SCM_RIGHTS)
+    shared: Slot
     transport: asyncio.Transport | None = None
     ready: bool = False
+    doomed: bool = False  # being killed: no new work
     jobs: collections.deque[_Job] = field(default_factory=collections.deque)
     deadline: asyncio.TimerHandle | None = None
     buffer: bytearray = field(default_factory=bytearray)
+    # Connections handed over to this worker: our copy of each, to answer on if the worker fails.
+    connections: dict[int, socket.socket] = field(default_factory=dict)
+    answered: set[int] = field(default_factory=set)
 
 
 class _Channel(asyncio.Protocol):
@@ -95,6 +127,9 @@ class WorkerPool:
         self._spare: collections.deque[_Worker] = collections.deque()  # ready, fewer than PIPELINE_DEPTH jobs
         self._waiting: collections.deque[_Job] = collections.deque()
         self._stopping = False
+        self._connection_ids = 0
+        # Takes back connections of a worker that exited (the acceptor sets it); default: close.
+        self.adopt: Callable[[socket.socket], None] = socket.socket.close
         self._deadline_s = min(config.scoring_timeout_ms / 1000.0 + TIMEOUT_GRACE_S, config.worker_timeout_s)
 
     @property
@@ -102,35 +137,38 @@ class WorkerPool:
         """How many workers have returned from ``init()`` and are alive."""
         return sum(1 for w in self._workers if w is not None and w.ready)
 
-    @property
-    def all_ready(self) -> bool:
-        """Whether every worker slot holds a worker that finished ``init()``."""
-        return self.ready_count == self.config.worker_count
-
     async def start(self) -> None:
         """Start every worker; they become ready on their own as their ``init()`` returns."""
-        for slot in range(self.config.worker_count):
-            await self._spawn(slot)
+        for index in range(self.config.worker_count):
+            await self._spawn(index)
+        self._watch()
 
-    async def _spawn(self, slot: int) -> None:
+    async def _spawn(self, index: int) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        handover, child_handover = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        shared = Slot.create()
+        inherited = [child.fileno(), child_handover.fileno(), shared.fd]
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "modelport.runtime.worker", str(child.fileno())],
-                pass_fds=[child.fileno()],
+                [sys.executable, "-m", "modelport.runtime.worker", *map(str, inherited)],
+                pass_fds=inherited,
                 env=self.config.worker_env,
             )
         finally:
             child.close()
-        worker = _Worker(slot=slot, process=process)
-        self._workers[slot] = worker
+            child_handover.close()
+        handover.setblocking(False)
+        worker = _Worker(index=index, process=process, handover=handover, shared=shared)
+        shared.set_ready_workers(self.ready_count)
+        self._workers[index] = worker
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_unix_connection(lambda: _Channel(self, worker), sock=parent)
         worker.transport = transport
-        log.info("Started worker %d (pid %d)", slot, process.pid)
+        log.info("Started worker %d (pid %d)", index, process.pid)
 
-    def submit(self, frame: bytes) -> asyncio.Future[Reply]:
-        """Queue one encoded request; the future resolves with the worker's (or the pool's) reply."""
+    def score(self, request: Request, responder: object) -> asyncio.Future[Reply]:
+        """Queue one request for a worker; the future resolves with the worker's (or the pool's) reply."""
+        frame = wire.encode((request.method, request.path, request.query, request.headers, request.body))
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Job(frame, future))
         self._drain()
@@ -181,11 +219,15 @@ class WorkerPool:
             _, pid, style, documents = message
             worker.ready = True
             self.style, self.documents = style, documents
-            self.metrics.workers_ready.set(self.ready_count)
-            log.info("Worker %d (pid %d) finished init()", worker.slot, pid)
+            self._publish_ready()
+            log.info("Worker %d (pid %d) finished init()", worker.index, pid)
             if not self.first_ready.done():
                 self.first_ready.set_result(None)
             self._refill(worker)
+        elif kind == wire.CLOSED:
+            connection = worker.connections.pop(message[1], None)
+            if connection is not None:
+                connection.close()
         elif kind == wire.REPLY and worker.jobs:
             job = worker.jobs.popleft()
             self._unlist(worker)
@@ -200,15 +242,15 @@ class WorkerPool:
         worker.deadline = None
         log.error(
             "Worker %d (pid %d) did not answer within %.1f s; killing and replacing it",
-            worker.slot,
+            worker.index,
             worker.process.pid,
             self._deadline_s,
         )
         self._unlist(worker)
         job = worker.jobs.popleft()
         self._requeue_unstarted(worker)
-        message = timeout_message(min(self.config.scoring_timeout_ms, int(self._deadline_s * 1000)))
-        job.future.set_result(error_reply(500, message, run_failed=True))
+        job.future.set_result(self._timeout_reply())
+        worker.doomed = True
         worker.process.kill()
         self._drain()
 
@@ -218,27 +260,33 @@ class WorkerPool:
         running = worker.jobs.popleft() if worker.jobs else None
         self._requeue_unstarted(worker)
         was_ready, worker.ready = worker.ready, False
-        self.metrics.workers_ready.set(self.ready_count)
+        self._publish_ready()
         self._drain()
         asyncio.get_running_loop().create_task(self._after_exit(worker, running, was_ready))
 
     async def _after_exit(self, worker: _Worker, job: _Job | None, was_ready: bool) -> None:
         code = await asyncio.get_running_loop().run_in_executor(None, worker.process.wait)
+        forget_process(worker.process.pid)
+        busy, _started = worker.shared.busy()
+        for connection_id, connection in worker.connections.items():
+            if connection_id == busy and connection_id not in worker.answered:
+                _answer_and_close(connection, _crash_reply(code))
+            elif connection_id in worker.answered:
+                connection.close()
+            else:
+                # Idle keep-alive connections outlive their worker: served anew, as if just accepted.
+                self.adopt(connection)
+        worker.connections.clear()
+        worker.handover.close()
+        worker.shared.close()
         if job is not None:
-            job.future.set_result(
-                error_reply(
-                    502,
-                    f"The scoring worker exited while handling the request (exit code {code}); "
-                    "it is being replaced. Check the logs for more info.",
-                    run_failed=True,
-                )
-            )
+            job.future.set_result(_crash_reply(code))
         if self._stopping:
             return
         if not was_ready:
             log.error(
                 "Worker %d (pid %d) exited with code %d before init() finished",
-                worker.slot,
+                worker.index,
                 worker.process.pid,
                 code,
             )
@@ -246,12 +294,66 @@ class WorkerPool:
             return
         log.error(
             "Worker %d (pid %d) exited with code %d; starting a replacement",
-            worker.slot,
+            worker.index,
             worker.process.pid,
             code,
         )
         self.metrics.worker_restarts.inc()
-        await self._spawn(worker.slot)
+        await self._spawn(worker.index)
+
+    def hand_over(self, connection: socket.socket) -> bool:
+        """Give a client connection to the ready worker serving the fewest; False if none can take it.
+
+        The worker then reads and answers that connection itself; we keep a copy of the socket to
+        answer on it if the worker dies or overruns the deadline in the middle of a request.
+        """
+        ready = [w for w in self._workers if w is not None and w.ready and not w.doomed]
+        if not ready:
+            return False
+        worker = min(ready, key=lambda w: len(w.connections))
+        self._connection_ids += 1
+        connection_id = self._connection_ids
+        try:
+            socket.send_fds(worker.handover, [CONNECTION_ID.pack(connection_id)], [connection.fileno()])
+        except OSError:
+            return False
+        worker.connections[connection_id] = connection
+        return True
+
+    def _publish_ready(self) -> None:
+        count = self.ready_count
+        self.metrics.workers_ready.set(count)
+        for worker in self._workers:
+            if worker is not None and worker.process.poll() is None:
+                worker.shared.set_ready_workers(count)
+
+    def _watch(self) -> None:
+        # run() on a handed-over connection is invisible to the job queue; its start time is in
+        # the worker's slot, so a periodic look finds the ones past the deadline.
+        now = time.monotonic_ns()
+        for worker in self._workers:
+            if worker is None or not worker.connections:
+                continue
+            busy, started = worker.shared.busy()
+            overdue = busy and busy not in worker.answered and now - started > self._deadline_s * 1e9
+            connection = worker.connections.get(busy) if overdue else None
+            if connection is not None:
+                log.error(
+                    "Worker %d (pid %d) did not finish run() within %.1f s; killing and replacing it",
+                    worker.index,
+                    worker.process.pid,
+                    self._deadline_s,
+                )
+                worker.answered.add(busy)
+                _answer_and_close(connection, self._timeout_reply())
+                worker.doomed = True
+                worker.process.kill()
+        if not self._stopping:
+            asyncio.get_running_loop().call_later(WATCH_INTERVAL_S, self._watch)
+
+    def _timeout_reply(self) -> Reply:
+        message = timeout_message(min(self.config.scoring_timeout_ms, int(self._deadline_s * 1000)))
+        return error_reply(500, message, run_failed=True)
 
     async def stop(self) -> None:
         """Terminate every worker (SIGTERM, then SIGKILL after a grace period)."""

@@ -14,19 +14,22 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import NoReturn
 
 import uvloop
 
 from modelport.errors import ModelportError, UserErrorException
 from modelport.runtime import logs
+from modelport.runtime.acceptor import Acceptor
 from modelport.runtime.app import ScoringApp
 from modelport.runtime.config import ServeConfig, ServeFlags, load_config
 from modelport.runtime.http_server import protocol_factory
-from modelport.runtime.metrics import ServerMetrics
+from modelport.runtime.metrics import MULTIPROC_VARIABLE, ServerMetrics
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.server")
@@ -82,8 +85,15 @@ def run(config: ServeConfig) -> int:
     sockets = [bind(config.host, config.port)]
     if config.health_port is not None:
         sockets.append(bind(config.host, config.health_port))
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_serve(config, sockets))
+    metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
+    # Before anything imports prometheus-client, in this process and (through the environment) in
+    # the workers: it chooses its multi-process value class at import time.
+    os.environ[MULTIPROC_VARIABLE] = config.worker_env[MULTIPROC_VARIABLE] = metrics_dir
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_serve(config, sockets))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
@@ -97,9 +107,10 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     metrics = ServerMetrics()
     pool = WorkerPool(config, metrics, on_fatal=finish)
     app = ScoringApp(config, pool, metrics)
-    servers = [
-        await loop.create_server(protocol_factory(app, config.max_request_bytes), sock=s) for s in sockets
-    ]
+    factory = protocol_factory(app, config.max_request_bytes)
+    acceptor = Acceptor(sockets[0], pool, factory)
+    acceptor.start()
+    servers = [await loop.create_server(factory, sock=s) for s in sockets[1:]]
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, finish, 0)
     _banner(config, sockets)
@@ -108,6 +119,7 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     await pool.start()
     code = await finished
     log.info("Stopping (exit status %d)", code)
+    acceptor.close()
     for server in servers:
         server.close()
     await pool.stop()

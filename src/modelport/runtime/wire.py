@@ -17,6 +17,7 @@ HEADER_SIZE = _LENGTH.size
 # First element of a worker -> front message.
 READY = "ready"
 REPLY = "reply"
+CLOSED = "closed"  # a handed-over connection ended: the front closes its copy
 
 
 def encode(message: tuple[Any, ...]) -> bytes:

@@ -1,32 +1,45 @@
 """A worker process: imports the entry script, runs ``init()`` once, then answers scoring requests.
 
-Started by the front process as ``python -m modelport.runtime.worker <fd>``, where ``<fd>`` is its
-end of a Unix socket pair. Settings arrive as environment variables, already resolved by the
-front process (see :func:`modelport.runtime.config.worker_environment`). One request at a time, in
-the main thread, so that ``SIGALRM`` can interrupt a ``run()`` that exceeds the scoring timeout.
+Started by the front process as ``python -m modelport.runtime.worker <channel> <handover> <slot>``
+(inherited file descriptors): ``channel`` carries request frames from connections the front
+process keeps, and the worker's messages back; ``handover`` brings client connections (with
+``SCM_RIGHTS``) that the worker then serves itself, HTTP included, with the same application as
+the front process; ``slot`` is the shared memory of :mod:`modelport.runtime.slot`. Settings arrive
+as environment variables resolved by the front process.
 
-Exit status 3 (as Azure ML's server) when the script cannot be loaded or ``init()`` raises; the
-traceback goes to the log first.
+Everything runs on one event loop in the main thread: one ``run()`` at a time, and ``SIGALRM`` can
+interrupt a ``run()`` that exceeds the scoring timeout. Exit status 3 (as Azure ML's server) when
+the script cannot be loaded or ``init()`` raises; the traceback goes to the log first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+import struct
 import sys
 from pathlib import Path
+from typing import Any
+
+import uvloop
 
 from modelport.runtime import logs, wire
-from modelport.runtime.config import WorkerSettings
+from modelport.runtime.app import ScoringApp
+from modelport.runtime.config import ServeConfig, ServeFlags, WorkerSettings, load_config
 from modelport.runtime.entry_script import load_entry_script
-from modelport.runtime.scoring import Scorer
+from modelport.runtime.http_server import HttpProtocol, Request, Responder
+from modelport.runtime.metrics import ServerMetrics
+from modelport.runtime.scoring import Reply, Scorer
+from modelport.runtime.slot import Slot
 from modelport.runtime.swagger import build_documents
 
 log = logging.getLogger("modelport.runtime.worker")
 
 EXIT_BOOT_FAILED = 3
 SHIMS_DIR = Path(__file__).with_name("shims")
+CONNECTION_ID = struct.Struct("<q")
 
 
 def _prepare_sys_path(settings: WorkerSettings) -> None:
@@ -38,8 +51,67 @@ def _prepare_sys_path(settings: WorkerSettings) -> None:
             sys.path.append(str(extra))
 
 
-def serve(channel: socket.socket, settings: WorkerSettings) -> int:
-    """Load the script, run ``init()``, announce readiness, then answer requests until EOF."""
+class InPlaceBackend:
+    """The :class:`~modelport.runtime.app.Backend` of a worker: ``run()`` is called right here."""
+
+    def __init__(self, scorer: Scorer, style: str, documents: dict[str, str], slot: Slot) -> None:
+        self.scorer = scorer
+        self.style: str | None = style
+        self.documents = documents
+        self.slot = slot
+        self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.first_ready.set_result(None)
+
+    @property
+    def ready_count(self) -> int:
+        """Ready workers, as the front process last published."""
+        return self.slot.ready_workers
+
+    def score(self, request: Request, responder: Responder) -> asyncio.Future[Reply]:
+        """Call ``run()`` now; the slot tells the front process which connection waits on it."""
+        self.slot.begin(responder.connection_id)
+        try:
+            reply = self.scorer.handle(
+                request.method, request.path, request.query, request.headers, request.body
+            )
+        finally:
+            self.slot.end()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future.set_result(reply)
+        return future
+
+
+class _FrontChannel(asyncio.Protocol):
+    """Request frames from the front process in, replies out; EOF means the front has gone."""
+
+    def __init__(self, scorer: Scorer, closed: asyncio.Future[None]) -> None:
+        self.scorer = scorer
+        self.closed = closed
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while len(buffer) >= wire.HEADER_SIZE and self.transport is not None:
+            end = wire.HEADER_SIZE + wire.frame_length(bytes(buffer[: wire.HEADER_SIZE]))
+            if len(buffer) < end:
+                return
+            method, path, query, headers, body = wire.decode(bytes(buffer[wire.HEADER_SIZE : end]))
+            del buffer[:end]
+            reply = self.scorer.handle(method, path, query, headers, body)
+            self.transport.write(wire.encode((wire.REPLY, *reply)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def serve(channel: socket.socket, handover: socket.socket, slot: Slot, settings: WorkerSettings) -> int:
+    """Load the script, run ``init()``, announce readiness, then serve until the front process goes."""
     _prepare_sys_path(settings)
     try:
         script = load_entry_script(settings.entry_script)
@@ -54,15 +126,54 @@ def serve(channel: socket.socket, settings: WorkerSettings) -> int:
         return EXIT_BOOT_FAILED
     documents = build_documents(script.run, settings.identity, settings.app_root)
     scorer = Scorer(script, timeout_ms=settings.scoring_timeout_ms, numpy_json=settings.numpy_json)
-    channel.sendall(wire.encode((wire.READY, os.getpid(), script.style.value, documents)))
+    config = load_config(ServeFlags(), os.environ)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(channel, handover, slot, scorer, script.style.value, documents, config))
+    return 0
+
+
+async def _serve(
+    channel: socket.socket,
+    handover: socket.socket,
+    slot: Slot,
+    scorer: Scorer,
+    style: str,
+    documents: dict[str, str],
+    config: ServeConfig,
+) -> None:
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+    transport, _ = await loop.create_unix_connection(lambda: _FrontChannel(scorer, closed), sock=channel)
+    app = ScoringApp(config, InPlaceBackend(scorer, style, documents, slot), ServerMetrics())
+    starting: set[asyncio.Task[Any]] = set()
+
+    def take_connection() -> None:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(handover, CONNECTION_ID.size, 1)
+        except BlockingIOError:
+            return
+        if not message:
+            loop.remove_reader(handover.fileno())
+            return
+        connection_id = CONNECTION_ID.unpack(message)[0]
+
+        def lost() -> None:
+            if not transport.is_closing():
+                transport.write(wire.encode((wire.CLOSED, connection_id)))
+
+        def protocol() -> HttpProtocol:
+            return HttpProtocol(app, config.max_request_bytes, connection_id, lost)
+
+        client = socket.socket(fileno=fds[0])
+        task = loop.create_task(loop.connect_accepted_socket(protocol, client))
+        starting.add(task)
+        task.add_done_callback(starting.discard)
+
+    handover.setblocking(False)
+    loop.add_reader(handover.fileno(), take_connection)
+    transport.write(wire.encode((wire.READY, os.getpid(), style, documents)))
     log.info("Worker with pid %d ready for serving traffic", os.getpid())
-    reader = channel.makefile("rb")
-    while True:
-        header = reader.read(wire.HEADER_SIZE)
-        if len(header) < wire.HEADER_SIZE:
-            return 0
-        method, path, query, headers, body = wire.decode(reader.read(wire.frame_length(header)))
-        channel.sendall(wire.encode((wire.REPLY, *scorer.handle(method, path, query, headers, body))))
+    await closed
 
 
 def _log_model_dir() -> None:
@@ -81,14 +192,17 @@ def _log_model_dir() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of a worker process; ``argv[1]`` is the inherited socket's file descriptor."""
+    """Entry point of a worker process: ``argv[1:4]`` are the inherited descriptors."""
     settings = WorkerSettings.from_environ(os.environ)
     logs.configure(settings.log_level)
     channel = socket.socket(fileno=int(argv[1]))
+    handover = socket.socket(fileno=int(argv[2]))
+    slot = Slot(int(argv[3]))
     try:
-        return serve(channel, settings)
+        return serve(channel, handover, slot, settings)
     finally:
         channel.close()
+        handover.close()
 
 
 if __name__ == "__main__":

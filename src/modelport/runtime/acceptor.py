@@ -1,0 +1,95 @@
+"""Accepting connections on the scoring port and choosing who serves each one.
+
+The front process peeks (``MSG_PEEK``, nothing consumed) at the first request line of every new
+connection. A connection that starts with a ``/score`` request is handed over to a ready worker,
+which from then on reads and answers it itself: no hop through the front process per request.
+Every other connection (health probes, metrics scrapes, swagger, anything before the first
+worker is ready) is served by the front process, whose ``/score`` requests go to the workers as
+messages. So probes are answered even while every worker is inside ``run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from modelport.runtime.http_server import MAX_URL_BYTES, HttpProtocol
+from modelport.runtime.pool import WorkerPool
+
+log = logging.getLogger("modelport.runtime.acceptor")
+
+ACCEPT_BATCH = 64
+# An incomplete first line is looked at again after this delay (a level-triggered reader would
+# spin on data that stays unread).
+PEEK_RETRY_S = 0.002
+
+
+def targets_score(request_line: bytes) -> bool:
+    """Whether an HTTP request line (``POST /score?x=1 HTTP/1.1``) asks for ``/score``."""
+    parts = request_line.split(b" ")
+    return len(parts) == 3 and parts[1].split(b"?", 1)[0] == b"/score"
+
+
+class Acceptor:
+    """Accepts on the listening socket; hands ``/score`` connections over, serves the others."""
+
+    def __init__(
+        self, listener: socket.socket, pool: WorkerPool, serve_here: Callable[[], HttpProtocol]
+    ) -> None:
+        self.listener = listener
+        self.pool = pool
+        self.serve_here = serve_here
+        self.loop = asyncio.get_running_loop()
+        self._starting: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> None:
+        """Begin accepting; connections of workers that exit come back through :meth:`adopt`."""
+        self.pool.adopt = self.adopt
+        self.loop.add_reader(self.listener.fileno(), self._accept)
+
+    def adopt(self, connection: socket.socket) -> None:
+        """Serve an already accepted connection as if it were new."""
+        self.loop.add_reader(connection.fileno(), self._peek, connection)
+
+    def close(self) -> None:
+        """Stop accepting and close the listening socket."""
+        self.loop.remove_reader(self.listener.fileno())
+        self.listener.close()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors, for instance: try again on the next wake-up
+                log.error("accept() failed: %s", exc)
+                return
+            connection.setblocking(False)
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.loop.add_reader(connection.fileno(), self._peek, connection)
+
+    def _peek(self, connection: socket.socket) -> None:
+        try:
+            head = connection.recv(MAX_URL_BYTES + 2, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.loop.remove_reader(connection.fileno())
+            connection.close()
+            return
+        self.loop.remove_reader(connection.fileno())
+        line_end = head.find(b"\r\n")
+        if head and line_end < 0 and len(head) <= MAX_URL_BYTES:
+            self.loop.call_later(
+                PEEK_RETRY_S, self.loop.add_reader, connection.fileno(), self._peek, connection
+            )
+            return
+        if head and targets_score(head[:line_end]) and self.pool.hand_over(connection):
+            return
+        task = self.loop.create_task(self.loop.connect_accepted_socket(self.serve_here, connection))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
