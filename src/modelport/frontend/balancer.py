@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable
 
 from modelport.errors import WebserviceException
 from modelport.frontend.autoscaler import LoadSample
@@ -36,6 +37,27 @@ class Replica:
         self.active = True  # in the current routing table; inactive replicas only drain
 
 
+# Receives the replica slot granted to a request, or why there is none.
+Admit = Callable[["Replica | Overloaded"], None]
+
+
+class _Waiter:
+    """A queued request: its callback until answered, and its expiry timer."""
+
+    __slots__ = ("admit", "timer")
+
+    def __init__(self, admit: Admit) -> None:
+        self.admit: Admit | None = admit
+        self.timer: asyncio.TimerHandle | None = None
+
+    def answer(self, outcome: Replica | Overloaded) -> None:
+        admit, self.admit = self.admit, None
+        if self.timer is not None:
+            self.timer.cancel()
+        if admit is not None:
+            admit(outcome)
+
+
 class ServiceBalancer:
     """The ready replicas of one service, their load and the queue in front of them."""
 
@@ -44,7 +66,7 @@ class ServiceBalancer:
         self.replicas = replicas
         self.in_flight = 0
         self.queued = 0
-        self._waiters: collections.deque[asyncio.Future[Replica]] = collections.deque()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._turn = 0
         self._busy_seconds = 0.0
         self._changed_at = time.monotonic()
@@ -61,37 +83,31 @@ class ServiceBalancer:
         self.replicas = []
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(Overloaded(f"Service {self.route.name} was removed"))
+            if waiter.admit is not None:
                 self._count(queued=-1)
+                waiter.answer(Overloaded(f"Service {self.route.name} was removed"))
 
     # -- admission -----------------------------------------------------------------------------
-    async def acquire(self) -> Replica:
-        """A slot on a replica: at once, or after queueing; :class:`Overloaded` when there is none."""
+    def admit(self, admit: Admit) -> None:
+        """Call ``admit`` with a replica slot (now, or after queueing) or with :class:`Overloaded`."""
         route = self.route
         if not self.replicas:
-            raise Overloaded(f"No ready replicas for service {route.name}")
+            admit(Overloaded(f"No ready replicas for service {route.name}"))
+            return
         if not self.queued:
             replica = self._take()
             if replica is not None:
-                return replica
+                admit(replica)
+                return
         if self.queued >= route.max_queued_requests or route.max_queue_wait_ms <= 0:
-            raise Overloaded(f"Too many requests for service {route.name} (overloaded)")
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Replica] = loop.create_future()
+            admit(Overloaded(f"Too many requests for service {route.name} (overloaded)"))
+            return
+        waiter = _Waiter(admit)
+        waiter.timer = asyncio.get_running_loop().call_later(
+            route.max_queue_wait_ms / 1000.0, self._expire, waiter
+        )
         self._waiters.append(waiter)
         self._count(queued=1)
-        timer = loop.call_later(route.max_queue_wait_ms / 1000.0, self._expire, waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.cancelled():
-                self._count(queued=-1)
-            elif waiter.exception() is None:
-                self.release(waiter.result())
-            raise
-        finally:
-            timer.cancel()
 
     def release(self, replica: Replica) -> None:
         """Give back the slot of a finished request."""
@@ -124,25 +140,25 @@ class ServiceBalancer:
 
     def _grant_waiting(self) -> None:
         while self._waiters:
-            if self._waiters[0].done():  # expired or cancelled; already uncounted
+            if self._waiters[0].admit is None:  # expired; already uncounted
                 self._waiters.popleft()
                 continue
             replica = self._take()
             if replica is None:
                 return
-            self._waiters.popleft().set_result(replica)
             self._count(queued=-1)
+            self._waiters.popleft().answer(replica)
 
-    def _expire(self, waiter: asyncio.Future[Replica]) -> None:
-        if not waiter.done():
+    def _expire(self, waiter: _Waiter) -> None:
+        if waiter.admit is not None:
             route = self.route
-            waiter.set_exception(
+            self._count(queued=-1)
+            waiter.answer(
                 Overloaded(
                     f"Too many requests for service {route.name} (overloaded): no replica was free "
                     f"within max_request_wait_time ({route.max_queue_wait_ms} ms)"
                 )
             )
-            self._count(queued=-1)
 
     # -- load ------------------------------------------------------------------------------------
     def _count(self, in_flight: int = 0, queued: int = 0) -> None:

@@ -20,23 +20,16 @@ import orjson
 
 from modelport.frontend.auth import Authenticator
 from modelport.frontend.autoscaler import LoadSample
-from modelport.frontend.balancer import Overloaded, Replica, ServiceBalancer
+from modelport.frontend.balancer import Replica, ServiceBalancer
+from modelport.frontend.forward import JSON, Call, answer_error
 from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
 from modelport.frontend.routes import ServiceRoute
-from modelport.frontend.upstream import ReplicaClosedError, UpstreamResponse
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
 from modelport.runtime.http_server import Request, Responder, protocol_factory
 from modelport.runtime.server import bind
 
 PREFIX = "/api/v1/service/"
 _METHODS = {"score": frozenset(("GET", "POST", "OPTIONS")), "swagger.json": frozenset(("GET",))}
-JSON = [("content-type", "application/json")]
-# Answers the front end itself writes echo these, so that clients can correlate them.
-_ID_HEADERS = ("x-request-id", "x-ms-request-id", "x-ms-client-request-id")
-
-
-def _error(message: str) -> bytes:
-    return orjson.dumps({"message": message})
 
 
 class FrontEnd:
@@ -57,7 +50,6 @@ class FrontEnd:
         self._port: int | None = None
         self._services: dict[str, ServiceBalancer] = {}
         self._replicas: dict[str, Replica] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._auth = Authenticator()
         self.metrics = FrontEndMetrics(self._samples)
 
@@ -77,14 +69,12 @@ class FrontEnd:
         self._port = int(sock.getsockname()[1])
 
     async def stop(self) -> None:
-        """Stop listening, fail the requests still running and close replica connections."""
+        """Stop listening, answer queued requests 503 and close idle replica connections."""
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for balancer in self._services.values():
+            balancer.close()
         for replica in self._replicas.values():
             replica.client.close()
 
@@ -152,20 +142,17 @@ class FrontEnd:
         if path.startswith(PREFIX):
             name, _, rest = path[len(PREFIX) :].partition("/")
             balancer = self._services.get(name)
-            if rest not in _METHODS:
-                self._answer(request, responder, UNKNOWN_SERVICE, 404, f"No route {path} on this front end")
+            methods = _METHODS.get(rest)
+            if balancer is not None and methods is not None and request.method in methods:
+                self._forward(request, responder, balancer, rest)
+                return
+            if methods is None:
+                service, status, message = UNKNOWN_SERVICE, 404, f"No route {path} on this front end"
             elif balancer is None:
-                self._answer(request, responder, UNKNOWN_SERVICE, 404, f"Service {name} not found")
-            elif request.method not in _METHODS[rest]:
-                self._answer(
-                    request, responder, name, 405, "The method is not allowed for the requested URL."
-                )
+                service, status, message = UNKNOWN_SERVICE, 404, f"Service {name} not found"
             else:
-                task = asyncio.get_running_loop().create_task(
-                    self._forward(request, responder, balancer, rest)
-                )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                service, status, message = name, 405, "The method is not allowed for the requested URL."
+            answer_error(self.metrics, request, responder, service, status, message)
         elif path == "/" and request.method in ("GET", "HEAD"):
             body = orjson.dumps({"status": "Healthy", "services": len(self._services)})
             responder.respond(request, 200, list(JSON), body)
@@ -174,71 +161,21 @@ class FrontEnd:
                 request, 200, [("content-type", self.metrics.content_type)], self.metrics.render()
             )
         else:
-            self._answer(request, responder, UNKNOWN_SERVICE, 404, f"No route {path} on this front end")
+            message = f"No route {path} on this front end"
+            answer_error(self.metrics, request, responder, UNKNOWN_SERVICE, 404, message)
 
-    def _answer(
-        self, request: Request, responder: Responder, service: str, status: int, message: str
-    ) -> None:
-        """Write an answer of the front end's own (JSON ``{"message"}``) and count it."""
-        headers = list(JSON)
-        for name, value in request.headers:
-            if name in _ID_HEADERS:
-                headers.append((name, value))
-        if status == 401:
-            headers.append(("www-authenticate", "Bearer"))
-        responder.respond(request, status, headers, _error(message))
-        self.metrics.answered(service, status, time.perf_counter() - request.received)
-
-    async def _forward(
-        self, request: Request, responder: Responder, balancer: ServiceBalancer, rest: str
-    ) -> None:
+    def _forward(self, request: Request, responder: Responder, balancer: ServiceBalancer, rest: str) -> None:
         route = balancer.route
-        name = route.name
         headers = request.headers
-        preflight = request.method == "OPTIONS" and request.header_map().get("access-control-request-method")
-        if rest == "score" and route.auth.mode != "none" and not preflight:
-            refused = self._auth.check(name, route.auth, request.header_map().get("authorization"))
-            if refused is not None:
-                self._answer(request, responder, name, 401, refused)
-                return
-            # The credential is the front end's business, not the entry script's.
-            headers = [h for h in headers if h[0] != "authorization"]
-        try:
-            replica = await balancer.acquire()
-        except Overloaded as exc:
-            self._answer(request, responder, name, 503, exc.message)
-            return
-        self.metrics.waited(name, time.perf_counter() - request.received)
+        if rest == "score" and route.auth.mode != "none":
+            fields = request.header_map()
+            # A CORS preflight carries no credentials by design; everything else must.
+            if not (request.method == "OPTIONS" and "access-control-request-method" in fields):
+                refused = self._auth.check(route.name, route.auth, fields.get("authorization"))
+                if refused is not None:
+                    answer_error(self.metrics, request, responder, route.name, 401, refused)
+                    return
+                # The credential is the front end's business, not the entry script's.
+                headers = [field for field in headers if field[0] != "authorization"]
         target = "/" + rest + ("?" + request.query.decode("latin-1") if request.query else "")
-        try:
-            response = await replica.client.request(
-                request.method, target, headers, request.body, route.scoring_timeout_ms / 1000.0
-            )
-        except TimeoutError:
-            self._answer(
-                request,
-                responder,
-                name,
-                504,
-                f"Scoring timeout after {route.scoring_timeout_ms} ms (scoring_timeout_ms)",
-            )
-            return
-        except ReplicaClosedError as exc:
-            self._answer(request, responder, name, 502, exc.message)
-            return
-        finally:
-            balancer.release(replica)
-        self._relay(request, responder, name, response)
-
-    def _relay(
-        self, request: Request, responder: Responder, service: str, response: UpstreamResponse
-    ) -> None:
-        status = response.status
-        if status >= 500 and status != 502 and _run_failed(response.headers):
-            status = 502
-        responder.respond(request, status, response.headers, response.body)
-        self.metrics.answered(service, status, time.perf_counter() - request.received)
-
-
-def _run_failed(headers: list[tuple[str, str]]) -> bool:
-    return any(name == "x-ms-run-function-failed" and value.lower() == "true" for name, value in headers)
+        Call(request, responder, balancer, target, headers, self.metrics).start()

@@ -1,9 +1,10 @@
 """HTTP/1.1 to one replica over a pool of keep-alive connections (httptools, no client library).
 
-A general-purpose client (httpx) costs a few hundred microseconds per request in Python, which
-alone would exceed the front end's budget; this one writes each request in one send on a reused
-``TCP_NODELAY`` connection and parses the answer with httptools. Bodies are buffered: the front
-end has the whole request before it forwards it, and replicas answer with a length.
+A general-purpose client (httpx) costs a few hundred microseconds per request in Python, more
+than the front end's whole budget; this one writes each request in one send on a reused
+``TCP_NODELAY`` connection, parses the answer with httptools and reports it through a callback
+(no task or future per request). Bodies are buffered: the front end has the whole request before
+it forwards it, and replicas answer with a length.
 """
 
 from __future__ import annotations
@@ -50,14 +51,63 @@ class UpstreamResponse:
         self.body = body
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; carries one request at a time."""
+# Receives exactly one of: the answer, ``TimeoutError`` or :class:`ReplicaClosedError`.
+Outcome = Callable[[UpstreamResponse | Exception], None]
 
-    def __init__(self, release: Callable[[_Connection], None]) -> None:
-        self._release = release
+
+class _Exchange:
+    """One request to the replica: its bytes, deadline, retry state and where the outcome goes."""
+
+    __slots__ = ("client", "connection", "data", "on_done", "retried", "timer")
+
+    def __init__(self, client: ReplicaClient, data: bytes, on_done: Outcome) -> None:
+        self.client = client
+        self.data = data
+        self.on_done: Outcome | None = on_done
+        self.connection: _Connection | None = None
+        self.retried = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def finish(self, outcome: UpstreamResponse | Exception) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        on_done(outcome)
+
+    def expire(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.abort()  # its answer would arrive out of turn on a reused connection
+        self.finish(TimeoutError())
+
+    def opened(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            self.finish(ReplicaClosedError("Connecting to the replica was cancelled"))
+        elif (error := task.exception()) is not None:
+            self.finish(error if isinstance(error, ReplicaClosedError) else ReplicaClosedError(repr(error)))
+
+    def closed(self, error: ReplicaClosedError, reused: bool, received_any: bool) -> None:
+        self.connection = None
+        # A reused connection may have been closed by the replica while idle, just before this
+        # request went out; nothing was answered, so one retry on a fresh connection is safe.
+        if reused and not received_any and not self.retried and self.on_done is not None:
+            self.retried = True
+            self.client.connect(self)
+        else:
+            self.finish(error)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; carries one exchange at a time."""
+
+    def __init__(self, client: ReplicaClient) -> None:
+        self.client = client
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.exchange: _Exchange | None = None
+        self.reused = False
         self.received_any = False
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
@@ -70,27 +120,29 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ReplicaClosedError("Replica closed connection before replying"))
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            error = ReplicaClosedError("Replica closed connection before replying")
+            exchange.closed(error, self.reused, self.received_any)
 
     @property
     def usable(self) -> bool:
-        """Open and not carrying a request."""
-        return self.transport is not None and not self.transport.is_closing() and self.waiter is None
+        """Open and not carrying an exchange."""
+        return self.transport is not None and not self.transport.is_closing() and self.exchange is None
 
-    def send(self, data: bytes, waiter: asyncio.Future[UpstreamResponse]) -> None:
-        """Write one request; ``waiter`` receives the answer."""
+    def send(self, exchange: _Exchange) -> None:
+        """Write the exchange's request; its outcome arrives through the exchange."""
         assert self.transport is not None
-        self.waiter = waiter
+        self.exchange = exchange
+        exchange.connection = self
         self.received_any = False
         self._headers = []
         self._body = []
-        self.transport.write(data)
+        self.transport.write(exchange.data)
 
     def abort(self) -> None:
-        """Drop the connection (its answer is no longer wanted)."""
-        self.waiter = None
+        """Drop the connection, forgetting its exchange."""
+        self.exchange = None
         if self.transport is not None:
             self.transport.abort()
 
@@ -99,11 +151,11 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            waiter, self.waiter = self.waiter, None
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ReplicaClosedError("Replica sent a malformed HTTP response"))
+            exchange, self.exchange = self.exchange, None
             if self.transport is not None:
                 self.transport.abort()
+            if exchange is not None:
+                exchange.finish(ReplicaClosedError("Replica sent a malformed HTTP response"))
 
     # -- httptools callbacks ------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -115,15 +167,17 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
+        exchange, self.exchange = self.exchange, None
         response = UpstreamResponse(self.parser.get_status_code(), self._headers, b"".join(self._body))
         if not self.parser.should_keep_alive():
             if self.transport is not None:
                 self.transport.close()
         elif self.transport is not None:
-            self._release(self)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
+            self.reused = True
+            self.client.idle(self)
+        if exchange is not None:
+            exchange.connection = None
+            exchange.finish(response)
 
 
 class ReplicaClient:
@@ -139,63 +193,47 @@ class ReplicaClient:
         self._idle: collections.deque[_Connection] = collections.deque()
         self._closed = False
 
-    async def request(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, timeout_s: float
-    ) -> UpstreamResponse:
-        """Send one request and return the answer.
-
-        Raises ``TimeoutError`` after ``timeout_s`` (the connection is then dropped, since its
-        answer would arrive out of turn) and :class:`ReplicaClosedError` when the replica goes away.
-        """
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout_s: float,
+        on_done: Outcome,
+    ) -> None:
+        """Send one request; ``on_done`` later receives the answer, ``TimeoutError`` after ``timeout_s``
+        (the connection is then dropped) or :class:`ReplicaClosedError` when the replica goes away."""
         head = [f"{method} {target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in headers if name not in HOP_BY_HOP)
         head.append(f"content-length: {len(body)}\r\n\r\n")
-        data = "".join(head).encode("latin-1") + body
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        connection, reused = await self._connection(timeout_s)
-        try:
-            return await self._exchange(loop, connection, data, deadline)
-        except ReplicaClosedError:
-            # A reused connection may have been closed by the replica while idle, just before
-            # this request went out; nothing was answered, so one retry on a fresh connection is
-            # safe. A fresh connection failing is the replica's fault.
-            if not reused or connection.received_any:
-                raise
-        connection, _ = await self._connection(max(deadline - loop.time(), 0.001), fresh=True)
-        return await self._exchange(loop, connection, data, deadline)
-
-    async def _connection(self, timeout_s: float, fresh: bool = False) -> tuple[_Connection, bool]:
-        while self._idle and not fresh:
+        exchange = _Exchange(self, "".join(head).encode("latin-1") + body, on_done)
+        exchange.timer = asyncio.get_running_loop().call_later(timeout_s, exchange.expire)
+        while self._idle:
             connection = self._idle.pop()
             if connection.usable:
-                return connection, True
+                connection.send(exchange)
+                return
+        self.connect(exchange)
+
+    def connect(self, exchange: _Exchange) -> None:
+        """Send ``exchange`` on a new connection (opened in the background)."""
+        exchange.connection = None
+        asyncio.get_running_loop().create_task(self._open(exchange)).add_done_callback(exchange.opened)
+
+    async def _open(self, exchange: _Exchange) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout_s):
-                _, protocol = await loop.create_connection(
-                    lambda: _Connection(self._release), self.host, self.port
-                )
+            _, connection = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
         except OSError as exc:
             raise ReplicaClosedError(f"Replica refused the connection ({exc.strerror or exc})") from exc
-        return protocol, False
+        if exchange.on_done is None:  # timed out meanwhile
+            self.idle(connection)
+        else:
+            connection.send(exchange)
 
-    @staticmethod
-    async def _exchange(
-        loop: asyncio.AbstractEventLoop, connection: _Connection, data: bytes, deadline: float
-    ) -> UpstreamResponse:
-        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
-        connection.send(data, waiter)
-        timer = loop.call_at(deadline, _expire, waiter)
-        try:
-            return await waiter
-        except BaseException:
-            connection.abort()
-            raise
-        finally:
-            timer.cancel()
-
-    def _release(self, connection: _Connection) -> None:
+    def idle(self, connection: _Connection) -> None:
+        """Keep ``connection`` for the next request (or close it if this client is closed)."""
         if self._closed and connection.transport is not None:
             connection.transport.close()
         else:
@@ -208,8 +246,3 @@ class ReplicaClient:
             connection = self._idle.pop()
             if connection.transport is not None:
                 connection.transport.close()
-
-
-def _expire(waiter: asyncio.Future[UpstreamResponse]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
