@@ -303,7 +303,7 @@ def test_user_managed_interpreter_without_modelport_is_refused(tmp_path: Path, b
     env.python.interpreter_path = str(bare_venv)
     with pytest.raises(EnvironmentBuildError) as caught:
         EnvironmentBuilder(tmp_path / "envs").python_for(env, log=lambda line: None)
-    assert "No module named modelport" in caught.value.log_tail
+    assert "ModuleNotFoundError: No module named 'modelport'" in caught.value.log_tail
     assert "cannot run modelport's runtime" in caught.value.message
     assert f"`{bare_venv} -m pip install modelport`" in caught.value.message
 

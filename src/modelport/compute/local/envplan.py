@@ -111,6 +111,8 @@ def plan_install(env: Environment) -> InstallPlan:
             requirements.append(requirement)
     options = [option for option in conda.pip_options if option.strip() != _PRERELEASE_OPTION]
     prerelease = len(options) != len(conda.pip_options)
+    if env.python.base_conda_environment:
+        notes.append(f"base conda environment {env.python.base_conda_environment!r}: not used, no conda here")
     if conda.conda_channels:
         notes.append(f"conda channels {', '.join(conda.conda_channels)}: not used, packages come from PyPI")
     return InstallPlan(
