@@ -109,18 +109,26 @@ def wrk(url: str, connections: int, duration: int, lua: Path) -> dict[str, float
     """Run wrk; return requests/s, p50 and p99 (ms) and the count of errors."""
     argv = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s", "--latency"]
     out = subprocess.run([*argv, "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
-    figures = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0.0}
+    figures = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0.0, "requests": 0.0}
     for line in out.splitlines():
         words = line.split()
         if line.strip().startswith("50%"):
             figures["p50_ms"] = _milliseconds(words[1])
         elif line.strip().startswith("99%"):
             figures["p99_ms"] = _milliseconds(words[1])
+        elif "requests in" in line:
+            figures["requests"] = float(words[0])
         elif line.startswith("Requests/sec:"):
             figures["rps"] = float(words[1])
         elif "Non-2xx" in line or "Socket errors" in line:
             figures["errors"] += sum(float(w.strip(",")) for w in words if w.strip(",").isdigit())
     return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _milliseconds(text: str) -> float:
@@ -207,7 +215,9 @@ def main() -> None:
             wrk(url, 8, 2, lua)  # warm-up: connections, caches
         for connections in CONNECTIONS:
             direct = wrk(direct_url, connections, args.duration, lua)
+            cpu_before = cpu_seconds(frontend.pid)
             via = wrk(via_url, connections, args.duration, lua)
+            cpu_us = (cpu_seconds(frontend.pid) - cpu_before) / max(via["requests"], 1.0) * 1e6
             results.append(
                 {
                     "connections": connections,
@@ -215,6 +225,7 @@ def main() -> None:
                     "frontend": via,
                     "added_p50_ms": round(via["p50_ms"] - direct["p50_ms"], 3),
                     "throughput_kept": round(via["rps"] / direct["rps"], 3) if direct["rps"] else 0.0,
+                    "frontend_cpu_us_per_request": round(cpu_us, 1),
                 }
             )
     finally:
@@ -222,14 +233,16 @@ def main() -> None:
         stop(replica)
     print(f"cores: {os.cpu_count()}, replica workers: {args.workers}, front-end cap: {args.max_concurrent}")
     print(
-        f"{'conns':>5} {'direct rps':>11} {'fe rps':>9} {'kept':>6} {'p50 d/fe ms':>13} {'p99 d/fe ms':>14}"
+        f"{'conns':>5} {'direct rps':>11} {'fe rps':>9} {'kept':>6} {'p50 d/fe ms':>13} {'p99 d/fe ms':>14} "
+        "fe cpu µs/req"
     )
     for row in results:
         d, v = row["direct"], row["frontend"]
         assert isinstance(d, dict) and isinstance(v, dict)
         print(
             f"{row['connections']:>5} {d['rps']:>11.0f} {v['rps']:>9.0f} {row['throughput_kept']:>6.0%} "
-            f"{d['p50_ms']:>6.2f}/{v['p50_ms']:<6.2f} {d['p99_ms']:>6.2f}/{v['p99_ms']:<7.2f}"
+            f"{d['p50_ms']:>6.2f}/{v['p50_ms']:<6.2f} {d['p99_ms']:>6.2f}/{v['p99_ms']:<7.2f} "
+            f"{row['frontend_cpu_us_per_request']:>13}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"cores": os.cpu_count(), "workers": args.workers, "max_concurrent": args.max_concurrent}

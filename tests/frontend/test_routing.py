@@ -198,6 +198,9 @@ def test_route_swap_keeps_in_flight_requests(
     assert answer.status_code == 200
     assert answer.json() == {"replica": "r1", "released": True}
     assert frontend.in_flight("r1") == 0
+    # A drained replica can come back (a rollback): it serves again.
+    frontend.set_routes(route("roll", old))
+    assert {post_json(url, {}).json()["replica"] for _ in range(2)} == {"r1"}
 
 
 def test_swap_gives_queued_requests_the_new_replicas(

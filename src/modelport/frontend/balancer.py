@@ -28,13 +28,12 @@ class Overloaded(WebserviceException):
 class Replica:
     """A replica's connection pool and its requests in flight."""
 
-    __slots__ = ("active", "client", "in_flight", "target")
+    __slots__ = ("client", "in_flight", "target")
 
     def __init__(self, target: ReplicaTarget) -> None:
         self.target = target
         self.client = ReplicaClient(target.base_url)
         self.in_flight = 0
-        self.active = True  # in the current routing table; inactive replicas only drain
 
 
 # Receives the replica slot granted to a request, or why there is none.
@@ -115,8 +114,6 @@ class ServiceBalancer:
         self._count(in_flight=-1)
         if self.queued:
             self._grant_waiting()
-        if not replica.active and replica.in_flight == 0:
-            replica.client.close()
 
     def _take(self) -> Replica | None:
         replicas = self.replicas

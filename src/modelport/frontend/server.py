@@ -86,38 +86,33 @@ class FrontEnd:
         one whose ``base_url`` changed is a new replica.
         """
         replicas: dict[str, Replica] = {}
-        services: dict[str, ServiceBalancer] = {}
+        chosen: dict[str, list[Replica]] = {}
         for name, route in routes.items():
-            chosen: list[Replica] = []
+            chosen[name] = []
             for target in route.replicas:
                 replica = self._replicas.get(target.replica_id)
                 if replica is None or replica.target.base_url != target.base_url:
                     replica = Replica(target)
-                replica.active = True
                 replicas[target.replica_id] = replica
-                chosen.append(replica)
-            balancer = self._services.get(name)
-            if balancer is None:
-                services[name] = ServiceBalancer(route, chosen)
-            else:
-                services[name] = balancer
+                chosen[name].append(replica)
         for replica_id, replica in self._replicas.items():
             if replicas.get(replica_id) is not replica:
-                replica.active = False
                 if replica.in_flight:
                     replicas.setdefault(replica_id, replica)  # still draining: keep it countable
                 else:
                     replica.client.close()
         for name, balancer in self._services.items():
-            if name not in services:
+            if name not in routes:
                 balancer.close()
+        previous = self._services
         self._replicas = replicas
-        self._services = services
+        self._services = {
+            name: previous.get(name) or ServiceBalancer(route, chosen[name]) for name, route in routes.items()
+        }
         # After the swap, so that queued requests are granted replicas of the new table.
         for name, route in routes.items():
-            balancer = services[name]
-            if balancer.route is not route:
-                balancer.update(route, [replicas[t.replica_id] for t in route.replicas])
+            if name in previous:
+                previous[name].update(route, chosen[name])
 
     def in_flight(self, replica_id: str) -> int:
         """Requests sent to ``replica_id`` and not yet answered (0 for an unknown replica)."""
