@@ -358,7 +358,7 @@ def _names_in(text: str, requirements: tuple[str, ...]) -> list[str]:
 def _failure_message(label: str, what: str, plan: InstallPlan, runtime: tuple[str, ...], text: str) -> str:
     """One line naming the environment, the packages uv complained about, uv's reason and the fix."""
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith(("error:", "cause:"))]
-    reason = causes[-1] if causes else _last_line(text)
+    reason = (causes[-1].split(":", 1)[1] if causes else _last_line(text)).strip().rstrip(".")
     culprits = _names_in(text, plan.requirements)
     head = f"Environment {label}: uv could not {what}"
     if not culprits:
