@@ -9,10 +9,12 @@ import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
+from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.driver import LocalDriver, agent_pid
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
@@ -198,7 +200,7 @@ def test_token_auth_valid_expired_and_wrong(local_ws, iris_model, write_source) 
     secret = bytes.fromhex(service._spec.token_secret)
     expired = issue_token(secret, "tokens", ttl_s=60, now=time.time() - 3600).access_token
     assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
-    forged = issue_token(b"not-the-secret", "tokens").access_token
+    forged = issue_token(b"not-the-service-secret-but-long-enough", "tokens").access_token
     assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     key = service.get_keys()[0]
     assert httpx.post(uri, content=SAMPLE, headers={"Authorization": f"Bearer {key}"}).status_code == 401
@@ -222,3 +224,38 @@ def test_memory_limit_kills_the_replica_as_oomkilled(local_ws, write_source) -> 
     assert service.state == "Failed" and service.error["code"] == "OOMKilled"
     assert "memory_gb_limit" in service.error["message"]
     service.delete()
+
+
+@pytest.mark.skipif(find_cpu_limiter() is None, reason="no writable cgroup cpu controller on this machine")
+def test_cpu_limit_puts_the_replica_in_a_cgroup_with_that_quota(local_ws, write_source) -> None:
+    service = _deploy(
+        local_ws,
+        "cpu-capped",
+        SLOW_RUN_SCORE,
+        write_source,
+        auth_enabled=False,
+        cpu_cores=0.25,
+        cpu_cores_limit=0.5,
+    )
+    service.wait_for_deployment(timeout_sec=120)
+    replica = next(r for r in service.observed["replicas"] if r["state"] == "ready")
+    group = Path(replica["cgroup"])
+    quota_file = group / ("cpu.max" if (group / "cpu.max").exists() else "cpu.cfs_quota_us")
+    assert quota_file.read_text().split()[0] == "50000"  # 0.5 of a 100 ms period
+    members = {int(p) for p in (group / "cgroup.procs").read_text().split()}
+    assert replica["pid"] in members and len(members) >= 2  # the replica and its scoring worker
+    service.delete()
+    wait_until(lambda: not group.exists(), 30, "the replica's cgroup to be removed")
+
+
+def test_more_gpus_than_the_machine_has_are_refused_before_anything_is_stored(
+    local_ws, iris_model, write_source
+) -> None:
+    from modelport.compute.local.driver import gpu_count
+    from modelport.errors import UserErrorException
+
+    wanted = gpu_count() + 1
+    with pytest.raises(UserErrorException, match=f"gpu_cores={wanted} but this machine has {wanted - 1} GPU"):
+        _deploy(local_ws, "gpu-svc", IRIS_SCORE, write_source, [iris_model], gpu_cores=wanted)
+    with pytest.raises(WebserviceException, match="WebserviceNotFound"):
+        Webservice(local_ws, "gpu-svc")

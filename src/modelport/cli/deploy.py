@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import typer
@@ -68,5 +70,6 @@ def deploy(
         show_output=True,
     )
     if not no_wait:
-        service.wait_for_deployment(show_output=True)
+        with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout keeps the result
+            service.wait_for_deployment(show_output=True)
     emit(service.serialize(), output, columns=SERVICE_COLUMNS)

@@ -9,13 +9,15 @@ import typer
 
 def all_groups() -> list[tuple[str, typer.Typer]]:
     """Return ``(name, group)`` for every sub-command group of the CLI."""
-    from modelport.cli import config, environment, model, workspace
+    from modelport.cli import config, environment, local, model, service, workspace
 
     groups: list[tuple[str, typer.Typer]] = [
         ("workspace", workspace.app),
         ("model", model.app),
         ("environment", environment.app),
         ("config", config.app),
+        ("service", service.app),
+        ("local", local.app),
     ]
     return groups
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -177,7 +178,8 @@ def update(
         **knobs,
     )
     if not no_wait and service._pending_generation is not None:
-        service.wait_for_deployment(show_output=True)
+        with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout keeps the result
+            service.wait_for_deployment(show_output=True)
     emit(service.serialize(), output, columns=SERVICE_COLUMNS)
 
 

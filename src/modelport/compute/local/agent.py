@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import ReplicaLaunch, free_port
 from modelport.compute.local.runner import PreparationError, ServiceRunner, remove_tree
@@ -59,6 +60,7 @@ class LocalAgent:
     def __init__(self, workspace: Workspace, paths: LocalPaths) -> None:
         self.ws = workspace
         self.paths = paths
+        self.cpu_limiter = find_cpu_limiter()
         self._builder: Any = None  # created on first need: most services reuse a built environment
         self.runners: dict[str, ServiceRunner] = {}
         self.records: dict[str, service_store.ServiceRecord] = {}
@@ -233,6 +235,16 @@ class LocalAgent:
             python = self._python_for(spec, say)
             self._materialise(spec, generation, app_root, say)
         memory_limit = spec.deployment.memory_gb_limit
+        cpu_limit = spec.deployment.cpu_cores_limit
+        if cpu_limit and self.cpu_limiter is None:
+            service_store.add_event(
+                self.ws,
+                spec.name,
+                generation,
+                "build",
+                f"cpu_cores_limit={cpu_limit} is not enforced: this machine offers no writable cgroup "
+                "cpu controller",
+            )
         return ReplicaLaunch(
             python=python,
             app_root=app_root,
@@ -241,6 +253,8 @@ class LocalAgent:
             env=replica_environment(self.ws.name, spec, app_root),
             log_path=self.paths.log_dir(spec.name) / f"replicas-g{generation}.log",
             memory_limit_bytes=int(memory_limit * GIB) if memory_limit else None,
+            cpu_limit_cores=cpu_limit,
+            cpu_limiter=self.cpu_limiter,
         )
 
     def _python_for(self, spec: ServiceSpec, say: Any) -> Path:

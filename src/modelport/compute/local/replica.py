@@ -15,10 +15,13 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from modelport.compute.local.cgroups import CpuLimiter
 
 READY_POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -26,9 +29,16 @@ LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_setup(cgroup: Path | None) -> Callable[[], None]:
+    """What the replica's process does between fork and exec: die with the agent, join its cgroup."""
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cgroup is not None:
+            CpuLimiter.join(cgroup)
+
+    return setup
 
 
 def free_port() -> int:
@@ -75,6 +85,8 @@ class ReplicaLaunch:
     env: dict[str, str]
     log_path: Path
     memory_limit_bytes: int | None = None
+    cpu_limit_cores: float | None = None
+    cpu_limiter: CpuLimiter | None = None
 
 
 @dataclass
@@ -92,6 +104,7 @@ class Replica:
     exit_code: int | None = None
     exit_reason: str | None = None  # "OOMKilled", "LivenessProbeFailed", "Stopped", or None
     ever_ready: bool = False
+    cgroup: Path | None = None
     _liveness_failures: int = 0
 
     @property
@@ -103,6 +116,8 @@ class Replica:
         """Spawn ``python -m modelport serve`` for this replica."""
         self.port = free_port()
         launch = self.launch
+        if launch.cpu_limiter is not None and launch.cpu_limit_cores:
+            self.cgroup = launch.cpu_limiter.create(self.replica_id, launch.cpu_limit_cores)
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(launch.log_path, "ab") as log:
             log.write(f"--- replica {self.replica_id} starting on port {self.port} ---\n".encode())
@@ -126,7 +141,7 @@ class Replica:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_child_setup(self.cgroup),
             )
         self.state = "starting"
         self.started_at = time.monotonic()
@@ -143,7 +158,12 @@ class Replica:
         if self.state != "exited":
             self.exit_code = self.process.returncode
             self.state = "exited"
+            self._release()
         return True
+
+    def _release(self) -> None:
+        if self.cgroup is not None:
+            CpuLimiter.remove(self.cgroup)
 
     async def check_ready(self, client: httpx.AsyncClient) -> bool:
         """While starting: True once ``/health/ready`` answers 200 (every worker's init() returned)."""
@@ -208,6 +228,7 @@ class Replica:
             await self.process.wait()
         self.exit_code = self.process.returncode
         self.state = "exited"
+        self._release()
 
     def describe(self) -> dict[str, object]:
         """The replica as reported in the service's observed state."""
@@ -219,4 +240,5 @@ class Replica:
             "port": self.port,
             "exitCode": self.exit_code,
             "exitReason": self.exit_reason,
+            "cgroup": str(self.cgroup) if self.cgroup else None,
         }

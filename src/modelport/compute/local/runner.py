@@ -77,7 +77,8 @@ class ServiceRunner:
         self.rollout: Rollout | None = None
         self.serving: Rollout | None = None  # the generation traffic goes to
         self.replicas: list[Replica] = []
-        self._draining: list[tuple[Replica, float]] = []
+        self._draining: list[tuple[Replica, float, int]] = []  # replica, deadline, pass it started in
+        self._pass = 0
         self._last_live_check = 0.0
         self._counter = 0
         self.desired = 0
@@ -85,6 +86,7 @@ class ServiceRunner:
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, record: ServiceRecord, desired: int, client: httpx.AsyncClient) -> None:
         """Move the service one step towards ``record`` with ``desired`` replicas."""
+        self._pass += 1
         self.desired = desired
         if self.rollout is None or record.generation != self.rollout.generation:
             await self._begin(record)
@@ -239,7 +241,7 @@ class ServiceRunner:
 
     def _drain(self, replica: Replica) -> None:
         replica.state = "stopping"
-        self._draining.append((replica, time.monotonic() + DRAIN_TIMEOUT_S))
+        self._draining.append((replica, time.monotonic() + DRAIN_TIMEOUT_S, self._pass))
 
     async def _complete_rollout(self, rollout: Rollout) -> None:
         if rollout.completed:
@@ -256,14 +258,17 @@ class ServiceRunner:
         await self._emit(self.name, rollout.generation, "operation", "Service is Healthy", None)
 
     async def _finish_draining(self) -> None:
-        still: list[tuple[Replica, float]] = []
-        for replica, deadline in self._draining:
-            if self._in_flight(replica.replica_id) == 0 or time.monotonic() > deadline:
+        still: list[tuple[Replica, float, int]] = []
+        for replica, deadline, started in self._draining:
+            # The owner pushes the new routing table after each pass: until a pass has gone by,
+            # the front end may still send this replica new requests, so "0 in flight" means nothing.
+            routed_away = self._pass > started
+            if (routed_away and self._in_flight(replica.replica_id) == 0) or time.monotonic() > deadline:
                 await replica.stop()
                 with contextlib.suppress(ValueError):
                     self.replicas.remove(replica)
             else:
-                still.append((replica, deadline))
+                still.append((replica, deadline, started))
         self._draining = still
 
     # ------------------------------------------------------------------ reporting
