@@ -202,20 +202,25 @@ class ScoringApp:
                 body,
             )
             return
-        self.metrics.in_flight.inc()
         future = self.backend.score(request, responder)
         if future.done():
             self._scored(request, responder, ids, future)
         else:
-            future.add_done_callback(lambda done: self._scored(request, responder, ids, done))
+            self.metrics.in_flight.inc()
+            future.add_done_callback(lambda done: self._waited(request, responder, ids, done))
+
+    def _waited(
+        self, request: Request, responder: Responder, ids: list[tuple[str, str]], done: asyncio.Future[Reply]
+    ) -> None:
+        self.metrics.in_flight.dec()
+        self._scored(request, responder, ids, done)
 
     def _scored(
         self, request: Request, responder: Responder, ids: list[tuple[str, str]], done: asyncio.Future[Reply]
     ) -> None:
-        self.metrics.in_flight.dec()
         status, headers, body, failed, run_ms = done.result()
         if run_ms >= 0:
-            self.metrics.run_seconds.observe(run_ms / 1000.0)
+            self.metrics.ran(run_ms / 1000.0)
         self._send(request, responder, "/score", status, self._finish(ids, headers, failed, run_ms), body)
 
     # -- / and /swagger.json ----------------------------------------------------------------------

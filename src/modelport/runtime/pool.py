@@ -182,6 +182,8 @@ class WorkerPool:
     def _refill(self, worker: _Worker) -> None:
         """Send waiting jobs to an unlisted ready worker up to the pipeline depth, then list it."""
         assert worker.transport is not None
+        if worker.doomed:
+            return
         while self._waiting and len(worker.jobs) < PIPELINE_DEPTH:
             job = self._waiting.popleft()
             worker.jobs.append(job)
@@ -246,13 +248,9 @@ class WorkerPool:
             worker.process.pid,
             self._deadline_s,
         )
-        self._unlist(worker)
         job = worker.jobs.popleft()
-        self._requeue_unstarted(worker)
         job.future.set_result(self._timeout_reply())
-        worker.doomed = True
-        worker.process.kill()
-        self._drain()
+        self._doom(worker)
 
     def _on_lost(self, worker: _Worker) -> None:
         self._unlist(worker)
@@ -320,6 +318,14 @@ class WorkerPool:
         worker.connections[connection_id] = connection
         return True
 
+    def _doom(self, worker: _Worker) -> None:
+        # No new work from now on; jobs it had not started go to the others.
+        worker.doomed = True
+        self._unlist(worker)
+        self._requeue_unstarted(worker)
+        worker.process.kill()
+        self._drain()
+
     def _publish_ready(self) -> None:
         count = self.ready_count
         self.metrics.workers_ready.set(count)
@@ -346,8 +352,7 @@ class WorkerPool:
                 )
                 worker.answered.add(busy)
                 _answer_and_close(connection, self._timeout_reply())
-                worker.doomed = True
-                worker.process.kill()
+                self._doom(worker)
         if not self._stopping:
             asyncio.get_running_loop().call_later(WATCH_INTERVAL_S, self._watch)
 
