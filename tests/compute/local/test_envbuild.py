@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 import modelport
@@ -25,6 +28,7 @@ from modelport.compute.local.envplan import conda_to_pip, plan_install
 from modelport.errors import ModelportError
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import Environment
+from tests.servers import STARTUP_DEADLINE_S, free_port, wait_for_port
 
 
 def _environment(
@@ -144,6 +148,62 @@ def test_second_request_reuses_the_build(built: Built) -> None:
     assert built.builder.python_for(renamed, log=lambda line: None) == built.python
     assert (env_dir.stat().st_ino, (env_dir / "modelport-env.json").stat().st_mtime_ns) == before
     assert sorted(p.name for p in built.cache_root.iterdir()) == sorted([".locks", built.env.content_hash])
+
+
+_SCORE_PY = """
+import sys
+import six
+import packaging
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return {"prefix": sys.prefix, "six": six.__version__, "packaging": packaging.__version__}
+"""
+
+
+def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
+    """Poll the replica's readiness route until init() has finished; fail if the replica exits."""
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    while process.poll() is None and time.monotonic() < deadline:
+        if client.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)  # poll interval of the readiness check, not a readiness stand-in
+    pytest.fail(f"the replica did not become ready (exit code {process.poll()})")
+
+
+@pytest.mark.slow
+def test_replica_serves_an_entry_script_from_the_built_environment(built: Built, tmp_path: Path) -> None:
+    """The contract with the local agent: `<python> -m modelport serve` scores with the env's packages."""
+    (tmp_path / "score.py").write_text(_SCORE_PY)
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    with (tmp_path / "replica.log").open("wb") as replica_log:
+        process = subprocess.Popen(
+            [str(built.python), "-m", "modelport", "serve", "--entry_script", "score.py", f"--port={port}"],
+            cwd=tmp_path,
+            env={**env, "AML_APP_ROOT": str(tmp_path)},
+            stdout=replica_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, process, "the replica")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            _wait_ready(client, process)
+            reply = client.post("/score", json={"data": [1]})
+        assert reply.status_code == 200, (tmp_path / "replica.log").read_text()
+        assert reply.json() == {
+            "prefix": str(built.cache_root / built.env.content_hash),
+            "six": _run(built.python, "import six; print(six.__version__)").stdout.strip(),
+            "packaging": _run(built.python, "import packaging; print(packaging.__version__)").stdout.strip(),
+        }
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 # -- building once under concurrency ---------------------------------------------------------------
