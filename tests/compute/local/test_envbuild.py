@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -245,20 +245,35 @@ def test_two_processes_build_one_hash_once(tmp_path: Path, package_index: None) 
     assert _run(Path(results[0]["python"]), "import six, packaging, modelport.runtime").returncode == 0
 
 
-@pytest.mark.slow
-def test_environment_built_for_another_runtime_is_rebuilt(tmp_path: Path, package_index: None) -> None:
-    env = _environment("upgraded", pip=["six"])
-    builder = EnvironmentBuilder(tmp_path)
-    python = builder.python_for(env, log=lambda line: None)
-    manifest_path = tmp_path / env.content_hash / "modelport-env.json"
+def _built_by_an_older_modelport(env_dir: Path) -> None:
+    manifest_path = env_dir / "modelport-env.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["runtimeFingerprint"] = "built-by-an-older-modelport"
     manifest_path.write_text(json.dumps(manifest))
+
+
+def _modelport_moved_away(env_dir: Path) -> None:
+    (link,) = env_dir.glob("lib/python*/site-packages/modelport")
+    link.unlink()
+    link.symlink_to(env_dir / "no-longer-here")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_stale", [_built_by_an_older_modelport, _modelport_moved_away])
+def test_stale_environment_is_rebuilt_in_place(
+    tmp_path: Path, package_index: None, make_stale: Callable[[Path], None]
+) -> None:
+    env = _environment("upgraded", pip=["six"])
+    builder = EnvironmentBuilder(tmp_path)
+    python = builder.python_for(env, log=lambda line: None)
+    make_stale(tmp_path / env.content_hash)
     assert not builder.is_built(env)
     log: list[str] = []
     assert builder.python_for(env, log=log.append) == python
     assert any(line.startswith("Building environment") for line in log)
     assert builder.is_built(env)
+    assert _run(python, "import six, modelport.runtime.server").returncode == 0
+    # The old folder was replaced, not left beside the new one.
     assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", env.content_hash]
 
 

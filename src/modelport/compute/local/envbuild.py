@@ -73,12 +73,6 @@ class EnvironmentBuildError(ModelportError):
         self.log_tail = log_tail
 
 
-class _CommandFailed(Exception):
-    def __init__(self, tail: str) -> None:
-        super().__init__(tail)
-        self.tail = tail
-
-
 class EnvironmentBuilder:
     """Builds and caches one virtualenv per environment content hash under ``cache_root``."""
 
@@ -132,8 +126,11 @@ class EnvironmentBuilder:
             manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        # Built for another modelport runtime (an upgrade changed its dependencies): rebuild.
+        # Built for another modelport runtime (an upgrade changed its dependencies), or the modelport
+        # it links to was moved or uninstalled since: rebuild.
         if manifest.get("runtimeFingerprint") != self._fingerprint:
+            return None
+        if not (target / manifest.get("modelportLink", "")).is_dir():
             return None
         return _venv_python(target)
 
@@ -156,7 +153,7 @@ class EnvironmentBuilder:
             for note in plan.notes:
                 say(f"  {note}")
             python = self._interpreter(plan.python_request, say)
-            self._install(plan, python, staging, label, say)
+            link = self._install(plan, python, staging, label, say)
             say(f"Built environment {label} in {time.monotonic() - started:.1f} s.")
             (staging / BUILD_LOG).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
             manifest = {
@@ -166,6 +163,7 @@ class EnvironmentBuilder:
                 "requirements": list(plan.requirements),
                 "runtimeRequirements": list(self._runtime),
                 "runtimeFingerprint": self._fingerprint,
+                "modelportLink": str(link.relative_to(staging)),
                 "seconds": round(time.monotonic() - started, 2),
             }
             atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
@@ -210,7 +208,8 @@ class EnvironmentBuilder:
         )
         return sys.executable
 
-    def _install(self, plan: InstallPlan, python: str, staging: Path, label: str, say: Log) -> None:
+    def _install(self, plan: InstallPlan, python: str, staging: Path, label: str, say: Log) -> Path:
+        """Create the venv in ``staging``, install into it and check it; return the modelport link."""
         venv = [self._uv, "venv", "--relocatable", "--no-project", "--python", python, str(staging)]
         self._run(venv, plan, label, say, what="create the virtualenv")
         (staging / USER_REQUIREMENTS).write_text(plan.requirements_text(), encoding="utf-8")
@@ -226,9 +225,10 @@ class EnvironmentBuilder:
         self._run(install, plan, label, say, what="install the packages")
         # The running modelport package, seen by name only: a .pth to its parent folder would
         # also expose every other package installed beside it.
-        site_packages = _site_packages(staging)
-        (site_packages / "modelport").symlink_to(Path(modelport.__file__).resolve().parent)
-        say(f"Linked modelport {modelport.__version__} from {Path(modelport.__file__).resolve().parent}.")
+        package = Path(modelport.__file__).resolve().parent
+        link = _site_packages(staging) / "modelport"
+        link.symlink_to(package)
+        say(f"Linked modelport {modelport.__version__} from {package}.")
         say("Checking that modelport's runtime starts in the environment.")
         tail = _smoke_failure(_venv_python(staging))
         if tail is not None:
@@ -240,6 +240,7 @@ class EnvironmentBuilder:
                 "modelport bug if the environment pins nothing related.",
                 log_tail=tail,
             )
+        return link
 
     def _run(self, command: list[str], plan: InstallPlan, label: str, say: Log, *, what: str) -> None:
         """Run uv, streaming its output lines to the log; a failure becomes EnvironmentBuildError."""
