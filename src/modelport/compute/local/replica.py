@@ -173,7 +173,8 @@ class Replica:
             response = await client.get(f"{self.base_url}/health/ready", timeout=1.0)
         except httpx.HTTPError:
             return False
-        if response.status_code == 200:
+        # A replica already over its memory limit is killed, never reported ready for a moment.
+        if response.status_code == 200 and self.check_memory():
             self.state = "ready"
             self.ready_at = time.monotonic()
             self.ever_ready = True
