@@ -1,31 +1,36 @@
-"""The sub-command groups and top-level commands; one module per user-facing area adds itself here."""
+"""The sub-command groups and top-level commands, by name, imported only when used.
+
+``modelport serve`` runs inside every replica's environment, which holds the scoring runtime's
+dependencies but not the control plane's: loading just the command asked for keeps it so, and
+keeps every command's start-up short.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import typer
 
-
-def all_groups() -> list[tuple[str, typer.Typer]]:
-    """Return ``(name, group)`` for every sub-command group of the CLI."""
-    from modelport.cli import config, environment, local, model, service, workspace
-
-    groups: list[tuple[str, typer.Typer]] = [
-        ("workspace", workspace.app),
-        ("model", model.app),
-        ("environment", environment.app),
-        ("config", config.app),
-        ("service", service.app),
-        ("local", local.app),
-    ]
-    return groups
+# name → module holding ``app`` (a typer group)
+GROUPS = {
+    "workspace": "modelport.cli.workspace",
+    "model": "modelport.cli.model",
+    "environment": "modelport.cli.environment",
+    "config": "modelport.cli.config",
+    "service": "modelport.cli.service",
+    "local": "modelport.cli.local",
+}
+# name → (module, function) of a top-level command
+COMMANDS = {"serve": ("modelport.cli.serve", "serve")}
 
 
-def all_commands() -> list[tuple[str, Callable[..., object]]]:
-    """Return ``(name, function)`` for every top-level command (such as ``serve``)."""
-    commands: list[tuple[str, Callable[..., object]]] = []
-    from modelport.cli import serve
+def group(name: str) -> typer.Typer:
+    """The typer group ``name``."""
+    return importlib.import_module(GROUPS[name]).app
 
-    commands.append(("serve", serve.serve))
-    return commands
+
+def command(name: str) -> Callable[..., object]:
+    """The function of top-level command ``name``."""
+    module, function = COMMANDS[name]
+    return getattr(importlib.import_module(module), function)

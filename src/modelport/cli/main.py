@@ -40,20 +40,27 @@ def _root(
     _state["debug"] = debug
 
 
-def _register_groups() -> None:
-    # Imported here so that each group lives in its own module and `modelport --help` stays fast.
+def _register(args: list[str]) -> None:
+    # Only the command asked for is imported; help and unknown commands get them all.
     from modelport.cli import groups
 
-    for name, group in groups.all_groups():
-        app.add_typer(group, name=name)
-    for name, command in groups.all_commands():
-        app.command(name, context_settings={"allow_interspersed_args": True})(command)
+    wanted = next((a for a in args if not a.startswith("-")), None)
+    group_names = (
+        [wanted] if wanted in groups.GROUPS else [] if wanted in groups.COMMANDS else list(groups.GROUPS)
+    )
+    command_names = (
+        [wanted] if wanted in groups.COMMANDS else [] if wanted in groups.GROUPS else list(groups.COMMANDS)
+    )
+    for name in group_names:
+        app.add_typer(groups.group(name), name=name)
+    for name in command_names:
+        app.command(name, context_settings={"allow_interspersed_args": True})(groups.command(name))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors become one line on stderr and exit code 1 (usage errors: 2)."""
-    _register_groups()
     args = sys.argv[1:] if argv is None else argv
+    _register(args)
     _state["debug"] = "--debug" in args
     try:
         # Standalone mode: typer turns usage errors into exit code 2 and success into 0.
