@@ -1,8 +1,8 @@
-"""`make quickstart`: train the iris model, register it, validate the configs, serve it and score it.
+"""`make quickstart`: train the iris model, register it, deploy it locally and score it with the key.
 
-Everything happens in ./quickstart-workspace (delete it to start over). Deployment to the local
-target (`Model.deploy`) arrives with the local compute target; until then the model is served
-by the same replica runtime every deployment runs (`modelport serve`).
+Everything happens in ./quickstart-workspace (delete it to start over). The service keeps
+running afterwards so that the printed curl line works; `modelport service delete -n iris-svc`
+(from that folder) removes it and `modelport local stop` stops the local agent.
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,19 +18,11 @@ import httpx
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = ROOT / "quickstart-workspace"
-READY_DEADLINE_S = 120.0
 
 
 def step(message: str) -> None:
     """Print a numbered-looking step line."""
     print(f"==> {message}", flush=True)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -69,57 +58,33 @@ def main() -> None:
 
     step("validating inferenceconfig.json and deploymentconfig.json")
     inference = load_inference_config("inferenceconfig.json")
-    effective = load_deployment_config("deploymentconfig.json").effective()
+    deployment = load_deployment_config("deploymentconfig.json")
+    effective = deployment.effective()
     print(f"    entry script {inference.entry_script}, environment {inference.environment.name}")
     print(
         f"    replicas {effective.autoscale_min_replicas}..{effective.autoscale_max_replicas}, "
         f"cpu {effective.cpu_cores}, memory {effective.memory_gb} GB, key auth {effective.auth_enabled}"
     )
 
-    step("serving the model with the replica runtime (modelport serve)")
-    model_dir = WORK / "azureml-models" / model.name / str(model.version)
-    model.download(model_dir, exist_ok=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelport",
-            "serve",
-            "--entry_script",
-            "src/score.py",
-            "--model_dir",
-            str(model_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(WORK / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+    step("deploying iris-svc to the local target (environment built once, then cached)")
+    service = Model.deploy(ws, "iris-svc", [model], inference, deployment, overwrite=True)
+    service.wait_for_deployment(show_output=True)
+
+    body = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+    key = service.get_keys()[0]
+    step("scoring two flowers through the front end, with the service key")
+    response = httpx.post(
+        service.scoring_uri, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60
     )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited; see {WORK / 'serve.log'}")
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the server was not ready within {READY_DEADLINE_S}s; see serve.log")
-            time.sleep(0.1)
-        body = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-        step("scoring two flowers")
-        response = httpx.post(f"{base}/score", json=body, timeout=30)
-        response.raise_for_status()
-        print(f"    {response.json()}  (0 = setosa, 2 = virginica)")
-        print("    the same with curl:")
-        print(f"    curl -s -X POST {base}/score -H 'Content-Type: application/json' -d '{json.dumps(body)}'")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    response.raise_for_status()
+    print(f"    {response.json()}  (0 = setosa, 2 = virginica)")
+    print("    the same with curl:")
+    print(
+        f"    curl -s -X POST {service.scoring_uri} -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+    )
+    print(f"    logs: modelport service logs -n iris-svc   (in {WORK})")
+    print("    clean up: modelport service delete -n iris-svc && modelport local stop")
     step("done")
 
 
