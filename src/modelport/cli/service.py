@@ -66,11 +66,21 @@ def show(
             **{k: data[k] for k in ("name", "state", "computeName", "scoringUri", "models", "generation")},
             "error": json.dumps(data["error"]) if data["error"] else None,
             "replicas": f"{observed.get('readyReplicas', 0)} ready of {observed.get('desiredReplicas', '?')}",
-            "autoscale": json.dumps(observed.get("autoscale")) if observed.get("autoscale") else None,
+            "autoscale": _decision_line(observed.get("autoscale")),
             "authEnabled": data["authEnabled"],
             "tokenAuthEnabled": data["aadAuthEnabled"],
         }
     emit(data, output)
+
+
+def _decision_line(decision: dict[str, Any] | None) -> str | None:
+    """The last autoscaling decision in one line (``-o json`` shows every input)."""
+    if not decision:
+        return None
+    return (
+        f"{decision['reason']}: {decision['message']} ({decision['current_replicas']} -> "
+        f"{decision['desired_replicas']} replicas, at {decision.get('time', '?')})"
+    )
 
 
 @app.command("logs")

@@ -7,6 +7,7 @@ refresh period and records the decisions that change the count, with their input
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from modelport.config.deployment import EffectiveDeploymentConfig
@@ -51,7 +52,7 @@ class ReplicaPlanner:
             return self._count, None
         self._next_at = load.at + settings.refresh_seconds
         decision = self._autoscaler.decide(load, current)
-        self.last_decision = decision.to_dict()
+        self.last_decision = {**decision.to_dict(), "time": datetime.now(UTC).isoformat(timespec="seconds")}
         changed = decision.desired_replicas != self._count
         self._count = decision.desired_replicas
         return self._count, decision if changed else None
