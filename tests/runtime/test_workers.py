@@ -157,3 +157,16 @@ def test_azure_import_paths_are_not_shadowed_for_normal_users() -> None:
     spec = importlib.util.find_spec("azureml")
     assert spec is None or "shims" not in str(spec.submodule_search_locations)
     assert not any(p.endswith("shims") for p in sys.path)
+
+
+def test_idle_keep_alive_connection_survives_a_worker_crash(
+    factory: ServerFactory, modelport_only: None
+) -> None:
+    server = factory.start("plain")
+    idle = server.client()
+    first_pid = idle.post("/score", content="x").json()["pid"]
+    assert server.client().post("/score", content=json.dumps({"action": "crash"})).status_code == 502
+    # The idle connection was the dead worker's; the server took it back and serves it on.
+    again = idle.post("/score", content="x")
+    assert again.status_code == 200
+    assert again.json()["pid"] != first_pid

@@ -1,13 +1,18 @@
-"""The worker processes behind the front process: start, dispatch, time out, replace.
+"""The worker processes behind the front process: start, dispatch, hand over, time out, replace.
 
-Each worker owns one end of a Unix socket pair; the pool writes a request frame to an idle worker
-and resolves the request's future with the worker's reply. Requests wait in FIFO order when every
-worker is busy (as requests wait in the listen backlog of the reference server); then each worker
-also gets the next request ahead of time (``PIPELINE_DEPTH``). A worker that
-exits while handling a request turns that request into a 502 JSON answer and is replaced; a
-worker that stays silent past the hard deadline (scoring timeout plus a grace period, or
-``WORKER_TIMEOUT``) is killed, its request answered with the timeout message, and replaced. A
-worker that exits before it finished ``init()`` is fatal: the whole server stops with its code.
+Each worker has three links to the front process: a Unix socket pair for messages, a second pair
+that carries client connections handed over to it (``SCM_RIGHTS``), and a shared-memory
+:class:`~modelport.runtime.slot.Slot`. Connections handed over are served by the worker itself;
+we keep a copy of each. Requests from connections the front process serves travel as messages:
+FIFO order when every worker is busy (as requests wait in the listen backlog of the reference
+server), each worker getting the next one ahead of time (``PIPELINE_DEPTH``).
+
+Failures: a worker that exits in the middle of a request has that request answered with a 502
+JSON (on our copy of the connection when it was handed over) and is replaced; its idle handed-over
+connections are taken back. A worker still inside ``run()`` past the hard deadline (scoring
+timeout plus a grace period, or ``WORKER_TIMEOUT``) is killed and its request answered with the
+timeout message. A worker that exits before it finished ``init()`` is fatal: the whole server
+stops with its exit status.
 """
 
 from __future__ import annotations
