@@ -30,7 +30,12 @@ import httpx
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import ReplicaLaunch, free_port
-from modelport.compute.local.runner import PreparationError, ServiceRunner, remove_tree
+from modelport.compute.local.runner import (
+    DEFAULT_DEPLOY_TIMEOUT_S,
+    PreparationError,
+    ServiceRunner,
+    remove_tree,
+)
 from modelport.errors import ModelportError
 from modelport.frontend.routes import AuthPolicy, ServiceRoute
 from modelport.frontend.server import FrontEnd
@@ -52,6 +57,8 @@ AGENT_SETTING = "local.agent"
 PORT_SETTING = "local.frontend_port"
 ENV_NAME = "MODELPORT_AGENT_WORKSPACE"  # JSON: name, metadata_url, artifact_url, storage_options
 GIB = 1024**3
+# How long a rollout may take before the service is reported Unhealthy with DeploymentTimedOut.
+DEPLOY_TIMEOUT_ENV = "MODELPORT_LOCAL_DEPLOY_TIMEOUT_S"
 
 
 class LocalAgent:
@@ -61,6 +68,7 @@ class LocalAgent:
         self.ws = workspace
         self.paths = paths
         self.cpu_limiter = find_cpu_limiter()
+        self.deploy_timeout_s = float(os.environ.get(DEPLOY_TIMEOUT_ENV, DEFAULT_DEPLOY_TIMEOUT_S))
         self._builder: Any = None  # created on first need: most services reuse a built environment
         self.runners: dict[str, ServiceRunner] = {}
         self.records: dict[str, service_store.ServiceRecord] = {}
@@ -155,7 +163,7 @@ class LocalAgent:
             runner = self.runners.get(name)
             if runner is None:
                 runner = self.runners[name] = ServiceRunner(
-                    name, self._prepare, self._emit, self.frontend.in_flight
+                    name, self._prepare, self._emit, self.frontend.in_flight, self.deploy_timeout_s
                 )
                 self.planners[name] = ReplicaPlanner(name)
             self.records[name] = record
