@@ -11,7 +11,9 @@ the cores, so throughput ratios there understate what a front end on its own cor
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``; the bench checks and says so).
 Usage: ``python bench/frontend_bench.py [--duration 5] [--workers 1] [--out FILE.json]``.
-Internal: ``--serve-frontend PORT REPLICA_URL MAX_CONCURRENT`` runs the front end process.
+``--proxy starlette`` measures the alternative that docs/decisions.md compares with: Starlette +
+uvicorn forwarding through an httpx pool. Internal: ``--serve-frontend KIND PORT URL CAP`` runs
+the proxy process.
 """
 
 from __future__ import annotations
@@ -88,6 +90,32 @@ def serve_frontend(port: int, replica_url: str, max_concurrent: int) -> None:
         await frontend.stop()
 
     uvloop.run(main())
+
+
+def serve_starlette(port: int, replica_url: str, max_concurrent: int) -> None:
+    """The alternative measured for docs/decisions.md: Starlette + uvicorn, forwarding with httpx."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    limits = httpx.Limits(max_connections=max_concurrent, max_keepalive_connections=max_concurrent)
+    client = httpx.AsyncClient(base_url=replica_url, limits=limits)
+
+    async def score(request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return Response(b'{"message": "unauthorized"}', 401, media_type="application/json")
+        answer = await client.post("/score", content=await request.body(), headers=request.headers)
+        return Response(answer.content, answer.status_code, headers=answer.headers)
+
+    async def health(request: Request) -> Response:
+        return Response(b"Healthy")
+
+    app = Starlette(
+        routes=[Route(f"/api/v1/service/{SERVICE}/score", score, methods=["POST"]), Route("/", health)]
+    )
+    uvicorn.run(app, port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning")
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -172,11 +200,16 @@ def main() -> None:
         "--max-concurrent", type=int, default=max(CONNECTIONS), help="front-end cap per replica"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "frontend_bench.json")
-    parser.add_argument("--serve-frontend", nargs=3, metavar=("PORT", "REPLICA_URL", "MAX_CONCURRENT"))
+    parser.add_argument(
+        "--proxy", choices=sorted(PROXIES), default="modelport", help="what runs in front of the replica"
+    )
+    parser.add_argument(
+        "--serve-frontend", nargs=4, metavar=("KIND", "PORT", "REPLICA_URL", "MAX_CONCURRENT")
+    )
     args = parser.parse_args()
     if args.serve_frontend:
-        port, url, cap = args.serve_frontend
-        serve_frontend(int(port), url, int(cap))
+        kind, port, url, cap = args.serve_frontend
+        PROXIES[kind](int(port), url, int(cap))
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -196,6 +229,7 @@ def main() -> None:
             sys.executable,
             __file__,
             "--serve-frontend",
+            args.proxy,
             str(frontend_port),
             replica_url,
             str(args.max_concurrent),
@@ -231,7 +265,10 @@ def main() -> None:
     finally:
         stop(frontend)
         stop(replica)
-    print(f"cores: {os.cpu_count()}, replica workers: {args.workers}, front-end cap: {args.max_concurrent}")
+    print(
+        f"proxy: {args.proxy}, cores: {os.cpu_count()}, replica workers: {args.workers}, "
+        f"front-end cap: {args.max_concurrent}"
+    )
     print(
         f"{'conns':>5} {'direct rps':>11} {'fe rps':>9} {'kept':>6} {'p50 d/fe ms':>13} {'p99 d/fe ms':>14} "
         "fe cpu µs/req"
@@ -245,10 +282,17 @@ def main() -> None:
             f"{row['frontend_cpu_us_per_request']:>13}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"cores": os.cpu_count(), "workers": args.workers, "max_concurrent": args.max_concurrent}
+    summary = {
+        "proxy": args.proxy,
+        "cores": os.cpu_count(),
+        "workers": args.workers,
+        "max_concurrent": args.max_concurrent,
+    }
     args.out.write_text(json.dumps({**summary, "results": results}, indent=2) + "\n")
     print(f"saved {args.out}")
 
+
+PROXIES = {"modelport": serve_frontend, "starlette": serve_starlette}
 
 if __name__ == "__main__":
     main()
