@@ -77,11 +77,16 @@ def test_numpy_result_fails_with_standard_encoding(plain_server: Server) -> None
     assert reply.headers["x-ms-run-function-failed"] == "False"
 
 
-def test_numpy_result_encodes_with_numpy_switch(factory: ServerFactory, modelport_only: None) -> None:
-    server = factory.start("plain", env={"MODELPORT_JSON_ENCODING": "numpy"})
-    reply = server.client().post("/score", content=json.dumps({"action": "return", "value": "numpy"}))
+def test_numpy_and_pandas_results_encode_with_numpy_switch(
+    factory: ServerFactory, modelport_only: None
+) -> None:
+    server = factory.start("plain", args=("--json_encoding", "numpy"))
+    client = server.client()
+    reply = client.post("/score", content=json.dumps({"action": "return", "value": "numpy"}))
     assert reply.status_code == 200
     assert reply.json() == [0, 1, 2]
+    frame = client.post("/score", content=json.dumps({"action": "return", "value": "pandas"}))
+    assert frame.json() == [{"a": 1, "b": 0.5}, {"a": 2, "b": 1.5}]
 
 
 def test_aml_response_is_sent_as_is(plain_server: Server) -> None:

@@ -37,6 +37,10 @@ def _value(name):
         return None
     if name == "string":
         return "plain string"
+    if name == "pandas":
+        import pandas
+
+        return pandas.DataFrame({"a": [1, 2], "b": [0.5, 1.5]})
     import numpy
 
     return numpy.arange(3)
