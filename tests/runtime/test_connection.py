@@ -148,3 +148,12 @@ def test_many_pipelined_requests_are_all_answered_in_order(plain_server: Server)
         replies = _read_responses(sock, len(bodies))
     for reply, body in zip(replies, bodies, strict=True):
         assert b'"got": "' + body + b'"' in reply
+
+
+def test_request_line_sent_in_pieces(plain_server: Server) -> None:
+    # The front process looks at the first line before choosing who serves the connection.
+    with socket.create_connection(("127.0.0.1", plain_server.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # two segments, whatever the timing
+        sock.sendall(b"POST /sc")
+        sock.sendall(_request(b"split")[len(b"POST /sc") :])
+        assert b'"got": "split"' in _read_responses(sock, 1)[0]

@@ -23,8 +23,9 @@ log = logging.getLogger("modelport.runtime.acceptor")
 
 ACCEPT_BATCH = 64
 # An incomplete first line is looked at again after this delay (a level-triggered reader would
-# spin on data that stays unread).
+# spin on data that stays unread), at most this many times; then the front process serves it.
 PEEK_RETRY_S = 0.002
+PEEK_RETRIES = 500
 
 
 def targets_score(request_line: bytes) -> bool:
@@ -52,7 +53,7 @@ class Acceptor:
 
     def adopt(self, connection: socket.socket) -> None:
         """Serve an already accepted connection as if it were new."""
-        self.loop.add_reader(connection.fileno(), self._peek, connection)
+        self.loop.add_reader(connection.fileno(), self._peek, connection, 0)
 
     def close(self) -> None:
         """Stop accepting and close the listening socket."""
@@ -70,9 +71,9 @@ class Acceptor:
                 return
             connection.setblocking(False)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.loop.add_reader(connection.fileno(), self._peek, connection)
+            self.loop.add_reader(connection.fileno(), self._peek, connection, 0)
 
-    def _peek(self, connection: socket.socket) -> None:
+    def _peek(self, connection: socket.socket, retries: int) -> None:
         try:
             head = connection.recv(MAX_URL_BYTES + 2, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
@@ -83,10 +84,9 @@ class Acceptor:
             return
         self.loop.remove_reader(connection.fileno())
         line_end = head.find(b"\r\n")
-        if head and line_end < 0 and len(head) <= MAX_URL_BYTES:
-            self.loop.call_later(
-                PEEK_RETRY_S, self.loop.add_reader, connection.fileno(), self._peek, connection
-            )
+        if head and line_end < 0 and len(head) <= MAX_URL_BYTES and retries < PEEK_RETRIES:
+            fd = connection.fileno()
+            self.loop.call_later(PEEK_RETRY_S, self.loop.add_reader, fd, self._peek, connection, retries + 1)
             return
         if head and targets_score(head[:line_end]) and self.pool.hand_over(connection):
             return

@@ -106,6 +106,7 @@ def _classify(module: ModuleType, run: Callable[..., Any], where: str) -> EntryS
     parameters = inspect.signature(run).parameters.values()
     inputs: list[str] = []
     defaults: dict[str, Any] = {}
+    takes_headers = False
     for parameter in parameters:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD, parameter.POSITIONAL_ONLY):
             raise UserErrorException(
@@ -113,11 +114,11 @@ def _classify(module: ModuleType, run: Callable[..., Any], where: str) -> EntryS
                 "parameters are not supported, name every input parameter."
             )
         if parameter.name == REQUEST_HEADERS:
+            takes_headers = True
             continue
         inputs.append(parameter.name)
         if parameter.default is not parameter.empty:
             defaults[parameter.name] = parameter.default
-    takes_headers = any(p.name == REQUEST_HEADERS for p in inspect.signature(run).parameters.values())
     if not inputs:
         message = (
             'run() needs to accept an argument other than "request_headers".'

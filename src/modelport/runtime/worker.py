@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
@@ -91,7 +92,8 @@ class _FrontChannel(asyncio.Protocol):
         self.buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -193,6 +195,8 @@ def _log_model_dir() -> None:
 
 def main(argv: list[str]) -> int:
     """Entry point of a worker process: ``argv[1:4]`` are the inherited descriptors."""
+    # Ctrl-C in a terminal reaches the whole process group; the front process decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = WorkerSettings.from_environ(os.environ)
     logs.configure(settings.log_level)
     channel = socket.socket(fileno=int(argv[1]))
