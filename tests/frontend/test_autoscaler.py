@@ -1,13 +1,19 @@
-"""The autoscaling algorithm (``azureml-v1-api.md`` §4.2) with injected time: samples carry the clock."""
+"""The autoscaling algorithm (``azureml-v1-api.md`` §4.2) with injected time (samples carry the clock),
+and once fed by a real front end."""
 
 from __future__ import annotations
 
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from modelport.errors import UserErrorException
 from modelport.frontend.autoscaler import Autoscaler, AutoscaleSettings, LoadSample
+from modelport.frontend.routes import ServiceRoute
+from modelport.frontend.standalone import BackgroundFrontEnd
+from tests.frontend.support import Gate, ReplicaProcess, poll, score_url, submit_post
 
 
 class Feed:
@@ -155,3 +161,31 @@ def test_invalid_settings() -> None:
         AutoscaleSettings(min_replicas=5, max_replicas=2)
     with pytest.raises(UserErrorException, match="autoscale_target_utilization"):
         AutoscaleSettings(target_utilization=0)
+
+
+def test_samples_from_a_real_front_end_drive_a_decision(
+    frontend: BackgroundFrontEnd,
+    pair: tuple[ReplicaProcess, ReplicaProcess],
+    gate: Gate,
+    pool: ThreadPoolExecutor,
+) -> None:
+    frontend.set_routes(
+        {"scaled": ServiceRoute("scaled", max_queue_wait_ms=30_000, replicas=(pair[0].target,))}
+    )
+    url = score_url(frontend, "scaled")
+    tags = [gate.tag() for _ in range(3)]
+    held = [submit_post(pool, url, {"action": "block", "tag": tag}) for tag in tags]
+    poll(lambda: frontend.load("scaled").queued == 2, "one request in flight and two queued")
+    scaler = Autoscaler(AutoscaleSettings())
+    scaler.decide(frontend.load("scaled"), 1)
+    start = time.monotonic()
+    poll(lambda: time.monotonic() - start > 0.2, "a measurable period")  # the period is the input here
+    decision = scaler.decide(frontend.load("scaled"), 1)
+    assert decision.busy == pytest.approx(3.0, rel=0.05)
+    assert (decision.in_flight, decision.queued, decision.ready_replicas) == (1, 2, 1)
+    assert (decision.reason, decision.desired_replicas) == ("scale_up", 5)
+    for tag in tags:
+        gate.release(tag)
+        if tag != tags[-1]:
+            gate.wait_started(tags[tags.index(tag) + 1])
+    assert [f.result().status_code for f in held] == [200, 200, 200]

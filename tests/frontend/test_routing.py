@@ -259,3 +259,22 @@ def test_metrics_per_service(frontend: BackgroundFrontEnd, pair: Pair) -> None:
     assert 'modelport_frontend_ready_replicas{service="meter"} 2.0' in text
     assert 'modelport_frontend_in_flight{service="meter"} 0.0' in text
     assert 'modelport_frontend_queued{service="meter"} 0.0' in text
+
+
+def test_stop_drains_then_closes(pair: Pair, gate: Gate, pool: ThreadPoolExecutor) -> None:
+    running = BackgroundFrontEnd().start()
+    running.set_routes(route("stopping", pair[0], max_queue_wait_ms=30_000))
+    url = score_url(running, "stopping")
+    tag = gate.tag()
+    held = submit_post(pool, url, {"action": "block", "tag": tag})
+    gate.wait_started(tag)
+    queued = submit_post(pool, url, {})
+    poll(lambda: running.load("stopping").queued == 1, "a queued request")
+    stopping = pool.submit(running.stop, 30.0)
+    assert queued.result().status_code == 503
+    assert not stopping.done()  # waiting for the request in flight
+    gate.release(tag)
+    assert held.result().json() == {"replica": "r1", "released": True}
+    stopping.result()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url)

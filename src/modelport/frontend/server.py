@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 
 import orjson
@@ -25,10 +26,12 @@ from modelport.frontend.forward import JSON, Call, answer_error
 from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
 from modelport.frontend.routes import ServiceRoute
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
-from modelport.runtime.http_server import Request, Responder, protocol_factory
+from modelport.runtime.http_server import HttpProtocol, Request, Responder, protocol_factory
 from modelport.runtime.server import bind
 
 PREFIX = "/api/v1/service/"
+STOP_GRACE_S = 5.0
+STOP_POLL_S = 0.01  # how often stop() looks whether the requests in flight have finished
 _METHODS = {"score": frozenset(("GET", "POST", "OPTIONS")), "swagger.json": frozenset(("GET",))}
 
 
@@ -51,6 +54,8 @@ class FrontEnd:
         self._services: dict[str, ServiceBalancer] = {}
         self._replicas: dict[str, Replica] = {}
         self._auth = Authenticator()
+        # Client connections, so that stop() can close keep-alive ones (Server.close() does not).
+        self._connections: weakref.WeakSet[HttpProtocol] = weakref.WeakSet()
         self.metrics = FrontEndMetrics(self._samples)
 
     # -- owner API -----------------------------------------------------------------------------
@@ -65,16 +70,31 @@ class FrontEnd:
         """Listen on ``host:port`` (port 0: any free port); raises ``UserErrorException`` if taken."""
         sock = bind(self.host, self._requested_port)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(protocol_factory(self, self.max_request_bytes), sock=sock)
+        make = protocol_factory(self, self.max_request_bytes)
+
+        def tracked() -> HttpProtocol:
+            connection = make()
+            self._connections.add(connection)
+            return connection
+
+        self._server = await loop.create_server(tracked, sock=sock)
         self._port = int(sock.getsockname()[1])
 
-    async def stop(self) -> None:
-        """Stop listening, answer queued requests 503 and close idle replica connections."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop: no new connections, queued requests answered 503, requests in flight given up to
+        ``grace_s`` to finish, then every client and replica connection closed."""
         if self._server is not None:
             self._server.close()
             self._server = None
         for balancer in self._services.values():
             balancer.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while any(r.in_flight for r in self._replicas.values()) and loop.time() < deadline:
+            await asyncio.sleep(STOP_POLL_S)
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.close()
         for replica in self._replicas.values():
             replica.client.close()
 

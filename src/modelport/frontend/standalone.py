@@ -17,7 +17,7 @@ import uvloop
 
 from modelport.frontend.autoscaler import LoadSample
 from modelport.frontend.routes import ServiceRoute
-from modelport.frontend.server import FrontEnd
+from modelport.frontend.server import STOP_GRACE_S, FrontEnd
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 30.0
@@ -50,11 +50,11 @@ class BackgroundFrontEnd:
         self._run(self.frontend.start())
         return self
 
-    def stop(self) -> None:
-        """Stop the front end and its thread."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop the front end (see :meth:`FrontEnd.stop`) and its thread."""
         if self._loop is None or self._thread is None:
             return
-        self._run(self.frontend.stop())
+        self._run(self.frontend.stop(grace_s))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(CALL_TIMEOUT_S)
         self._loop.close()
