@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.paths import LocalPaths
@@ -386,7 +387,9 @@ def main() -> int:
     lock.write(str(os.getpid()))
     lock.flush()
     log.info("local agent for workspace %s started (pid %d)", workspace.name, os.getpid())
-    asyncio.run(LocalAgent(workspace, paths).run())
+    # uvloop: the front end forwards every scoring request through this loop.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(LocalAgent(workspace, paths).run())
     return 0
 
 
