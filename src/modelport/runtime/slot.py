@@ -11,6 +11,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import tempfile
 import time
 
 # Two fields each written by one side only, so neither overwrites the other's.
@@ -21,7 +22,7 @@ _SIZE = _BUSY.size + _READY.size
 
 
 class Slot:
-    """One worker's shared numbers, backed by a memory file descriptor both processes map."""
+    """One worker's shared numbers, backed by a file descriptor both processes map."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -29,8 +30,12 @@ class Slot:
 
     @classmethod
     def create(cls) -> Slot:
-        """A new zeroed slot (in the front process; the fd is passed to the worker)."""
-        fd = os.memfd_create("modelport-worker-slot", 0)
+        """A new zeroed slot (in the front process; the fd is passed to the worker).
+
+        Backed by an unlinked temporary file rather than ``memfd_create``, which macOS lacks.
+        """
+        with tempfile.TemporaryFile(prefix="modelport-slot-") as backing:
+            fd = os.dup(backing.fileno())
         os.ftruncate(fd, _SIZE)
         return cls(fd)
 
