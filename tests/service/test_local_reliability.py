@@ -259,3 +259,54 @@ def test_more_gpus_than_the_machine_has_are_refused_before_anything_is_stored(
         _deploy(local_ws, "gpu-svc", IRIS_SCORE, write_source, [iris_model], gpu_cores=wanted)
     with pytest.raises(WebserviceException, match="WebserviceNotFound"):
         Webservice(local_ws, "gpu-svc")
+
+
+def test_replica_killed_under_load_fails_only_its_in_flight_request(
+    local_ws, iris_model, write_source
+) -> None:
+    service = _deploy(
+        local_ws, "under-load", IRIS_SCORE, write_source, [iris_model], auth_enabled=False, num_replicas=2
+    )
+    service.wait_for_deployment(timeout_sec=120)
+    wait_until(lambda: len(_ready_replicas(service)) == 2, 60, "two ready replicas")
+    uri = service.scoring_uri
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                statuses.append(client.post(uri, content=SAMPLE).status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_until(lambda: len(statuses) > 50, 30, "load to flow")
+        victim = _ready_replicas(service)[0]
+        os.killpg(victim["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: (
+                len(_ready_replicas(service)) == 2
+                and victim["id"] not in {r["id"] for r in _ready_replicas(service)}
+            ),
+            60,
+            "the replacement replica",
+        )
+        count = len(statuses)
+        wait_until(lambda: len(statuses) > count + 50, 30, "load after the replacement")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    failures = [s for s in statuses if s != 200]
+    # Each client has one request in flight; only a request on the killed replica may fail.
+    assert len(failures) <= 1 and set(failures) <= {502}, {s: statuses.count(s) for s in set(statuses)}
+    assert service.state == "Healthy"
+    service.delete()
+
+
+def _ready_replicas(service) -> list[dict]:
+    service.update_deployment_state()
+    return [r for r in service.observed.get("replicas", []) if r["state"] == "ready"]

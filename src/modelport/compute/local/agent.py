@@ -164,7 +164,12 @@ class LocalAgent:
             runner = self.runners.get(name)
             if runner is None:
                 runner = self.runners[name] = ServiceRunner(
-                    name, self._prepare, self._emit, self.frontend.in_flight, self.deploy_timeout_s
+                    name,
+                    self._prepare,
+                    self._emit,
+                    self.frontend.in_flight,
+                    self.deploy_timeout_s,
+                    self._push_routes,
                 )
                 self.planners[name] = ReplicaPlanner(name)
             self.records[name] = record
@@ -175,8 +180,13 @@ class LocalAgent:
                 await self._emit(name, record.generation, "autoscale", decision.message, decision.to_dict())
             await runner.reconcile(record, desired, client)
             await self._report(record, runner)
-        routes = {name: self._route(name) for name in self.runners}
-        if routes != self._routes:  # unchanged tables are not pushed: the front end keeps its state
+        self._push_routes()
+
+    def _push_routes(self) -> None:
+        """Give the front end the current routing table (unchanged tables are not pushed)."""
+        assert self.frontend is not None
+        routes = {name: self._route(name) for name in self.runners if name in self.records}
+        if routes != self._routes:
             self._routes = routes
             self.frontend.set_routes(routes)
 

@@ -68,12 +68,15 @@ class ServiceRunner:
         emit: Emit,
         in_flight: Callable[[str], int],
         deploy_timeout_s: float = DEFAULT_DEPLOY_TIMEOUT_S,
+        on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self._prepare = prepare
         self._emit = emit
         self._in_flight = in_flight
         self._deploy_timeout_s = deploy_timeout_s
+        self._on_exit = on_exit
+        self._watchers: set[asyncio.Task[None]] = set()
         self.rollout: Rollout | None = None
         self.serving: Rollout | None = None  # the generation traffic goes to
         self.replicas: list[Replica] = []
@@ -153,6 +156,14 @@ class ServiceRunner:
                 owner.next_start_at = time.monotonic() + delay
             await self._emit(self.name, replica.generation, "replica", failure.message, failure.to_dict())
 
+    async def _watch(self, replica: Replica) -> None:
+        # A replica that dies must leave the routing table at once, not at the next pass: until
+        # then the front end would send it requests that can only fail.
+        assert replica.process is not None
+        await replica.process.wait()
+        if replica.poll_exit():
+            self._on_exit()
+
     def _failure_of(self, replica: Replica) -> ServiceError:
         tail = log_tail(replica.launch.log_path)
         evidence = ErrorDetail(code="LogTail", message=tail.strip() or "(no output)")
@@ -222,6 +233,9 @@ class ServiceRunner:
             )
             await replica.start()
             self.replicas.append(replica)
+            watcher = asyncio.create_task(self._watch(replica))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
             await self._emit(
                 self.name,
                 rollout.generation,
@@ -340,6 +354,8 @@ class ServiceRunner:
 
     async def stop_all(self) -> None:
         """Stop every replica (service deleted, or the agent shutting down)."""
+        for watcher in list(self._watchers):
+            watcher.cancel()
         await asyncio.gather(*(r.stop() for r in self.replicas))
         self.replicas.clear()
         self._draining.clear()
