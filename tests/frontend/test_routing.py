@@ -98,10 +98,15 @@ def test_per_replica_cap_queues_then_dispatches(
     sample = frontend.load("cap")
     assert (sample.in_flight, sample.ready_replicas, sample.max_concurrent_per_replica) == (2, 1, 2)
     assert frontend.in_flight("r1") == 2
-    started = [tag for tag in tags if (gate.root / f"started-{tag}").exists()]
-    assert len(started) == 2  # the replica has 4 workers: only the cap holds the third back
-    gate.release(*started)
-    waiting = next(tag for tag in tags if tag not in started)
+
+    def started() -> list[str]:
+        return [tag for tag in tags if (gate.root / f"started-{tag}").exists()]
+
+    poll(lambda: len(started()) == 2, "two run() calls to start")
+    assert frontend.load("cap").queued == 1  # the replica has 4 workers: only the cap holds the third back
+    running = started()
+    gate.release(*running)
+    waiting = next(tag for tag in tags if tag not in running)
     gate.wait_started(waiting)
     gate.release(waiting)
     assert [f.result().status_code for f in futures] == [200, 200, 200]
@@ -109,24 +114,39 @@ def test_per_replica_cap_queues_then_dispatches(
     assert frontend.load("cap").busy_seconds > 0
 
 
-def test_full_queue_answers_503_within_the_wait(
+def test_full_queue_answers_503_at_once(
     frontend: BackgroundFrontEnd, pair: Pair, gate: Gate, pool: ThreadPoolExecutor
 ) -> None:
-    frontend.set_routes(route("busy", pair[0], max_queue_wait_ms=300, max_queued_requests=1))
-    url = score_url(frontend, "busy")
+    frontend.set_routes(route("full", pair[0], max_queue_wait_ms=30_000, max_queued_requests=1))
+    url = score_url(frontend, "full")
     tag = gate.tag()
     held = submit_post(pool, url, {"action": "block", "tag": tag})
     gate.wait_started(tag)
     queued = submit_post(pool, url, {})
-    poll(lambda: frontend.load("busy").queued == 1, "the second request to be queued")
+    poll(lambda: frontend.load("full").queued == 1, "the second request to be queued")
     beyond = post_json(url, {})  # the queue holds one: the third is refused at once
     assert beyond.status_code == 503
-    assert beyond.json()["message"] == "Too many requests for service busy (overloaded)"
+    assert beyond.json()["message"] == "Too many requests for service full (overloaded)"
+    gate.release(tag)
+    assert held.result().status_code == queued.result().status_code == 200
+
+
+def test_queue_wait_runs_out_with_503(
+    frontend: BackgroundFrontEnd, pair: Pair, gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    frontend.set_routes(route("busy", pair[1], max_queue_wait_ms=300))
+    url = score_url(frontend, "busy")
+    tag = gate.tag()
+    held = submit_post(pool, url, {"action": "block", "tag": tag})
+    gate.wait_started(tag)
     began = time.monotonic()
-    answer = queued.result()
+    answer = post_json(url, {})
     waited = time.monotonic() - began
     assert answer.status_code == 503
-    assert "max_request_wait_time (300 ms)" in answer.json()["message"]
+    assert answer.json()["message"] == (
+        "Too many requests for service busy (overloaded): no replica was free within "
+        "max_request_wait_time (300 ms)"
+    )
     assert waited < 5.0  # the wait is 300 ms; generous for a loaded machine
     gate.release(tag)
     assert held.result().status_code == 200

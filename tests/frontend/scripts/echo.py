@@ -20,7 +20,9 @@ def init():
 
 
 def _block(tag, max_s):
-    (ROOT / f"started-{tag}").write_text(REPLICA)
+    # Written then renamed, so that the test never reads a half-written file.
+    (ROOT / f"starting-{tag}").write_text(REPLICA)
+    (ROOT / f"starting-{tag}").rename(ROOT / f"started-{tag}")
     release = ROOT / f"release-{tag}"
     end = time.monotonic() + max_s
     while not release.exists() and time.monotonic() < end:
