@@ -13,7 +13,7 @@ under the same load generator (``wrk``, keep-alive, fixed duration), in one run:
 Server and load generator are pinned to different cores when there are at least two. Reported per
 server: requests/s at 8 connections, p50 latency at 1 connection, server CPU time per request (all
 server processes, from /proc), and idle resident memory. Figures vary with the machine; compare
-ratios within one run. Usage: ``python bench/scoring_bench.py [--duration 10] [--workers 1]``.
+ratios within one run. Usage: ``python bench/scoring.py [--duration 10] [--workers 1]``.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def main() -> None:
                     print(_row(result), flush=True)
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scoring_bench.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    (out / "scoring.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
 
 
 def _row(r: Result) -> str:
