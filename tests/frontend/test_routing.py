@@ -196,9 +196,21 @@ def test_replica_killed_mid_request_is_502_and_others_go_on(
     assert lost.json() == {"message": "Replica closed connection before replying"}
     gate.release(on["r2"])
     assert held[tags.index(on["r2"])].result().status_code == 200
-    # Until the owner removes it, the dead replica fails fast; then traffic is clean.
+    # Until the owner removes it, the dead replica refuses connections: those requests were never
+    # delivered, so they go to the live replica instead of failing.
+    answers = [post_json(url, {}) for _ in range(6)]
+    assert [(a.status_code, a.json()["replica"]) for a in answers] == [(200, "r2")] * 6
     frontend.set_routes(route("crash", pair[1]))
-    assert [post_json(url, {}).status_code for _ in range(5)] == [200] * 5
+    assert [post_json(url, {}).status_code for _ in range(3)] == [200] * 3
+
+
+def test_only_replica_refusing_is_502(frontend: BackgroundFrontEnd, replicas: ReplicaFactory) -> None:
+    gone = replicas.start("gone")
+    gone.kill()
+    frontend.set_routes(route("dead", gone))
+    answer = post_json(score_url(frontend, "dead"), {})
+    assert answer.status_code == 502
+    assert answer.json()["message"].startswith("Replica refused the connection")
 
 
 def test_route_swap_keeps_in_flight_requests(

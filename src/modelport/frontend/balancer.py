@@ -20,6 +20,8 @@ from modelport.frontend.autoscaler import LoadSample
 from modelport.frontend.routes import ReplicaTarget, ServiceRoute
 from modelport.frontend.upstream import ReplicaClient
 
+UNREACHABLE_PAUSE_S = 1.0
+
 
 class Overloaded(WebserviceException):
     """The service cannot take the request now (answered 503)."""
@@ -28,12 +30,13 @@ class Overloaded(WebserviceException):
 class Replica:
     """A replica's connection pool and its requests in flight."""
 
-    __slots__ = ("client", "in_flight", "target")
+    __slots__ = ("client", "in_flight", "paused_until", "target")
 
     def __init__(self, target: ReplicaTarget) -> None:
         self.target = target
         self.client = ReplicaClient(target.base_url)
         self.in_flight = 0
+        self.paused_until = 0.0  # monotonic time before which it gets no request (it refused one)
 
 
 # Receives the replica slot granted to a request, or why there is none.
@@ -115,6 +118,15 @@ class ServiceBalancer:
         if self.queued:
             self._grant_waiting()
 
+    def unreachable(self, replica: Replica) -> None:
+        """Give back the slot of a request the replica refused, and skip the replica for a moment.
+
+        A replica that died refuses connections until its owner takes it out of the table; without
+        the pause, least-outstanding-requests would send it every other request (it is never busy).
+        """
+        replica.paused_until = time.monotonic() + UNREACHABLE_PAUSE_S
+        self.release(replica)
+
     def _take(self) -> Replica | None:
         replicas = self.replicas
         count = len(replicas)
@@ -124,8 +136,14 @@ class ServiceBalancer:
         start = self._turn % count
         self._turn += 1
         best: Replica | None = None
+        now = 0.0
         for index in range(count):
             replica = replicas[(start + index) % count]
+            if replica.paused_until:
+                now = now or time.monotonic()
+                if replica.paused_until > now:
+                    continue
+                replica.paused_until = 0.0
             if replica.in_flight < cap and (best is None or replica.in_flight < best.in_flight):
                 best = replica
                 if not replica.in_flight:

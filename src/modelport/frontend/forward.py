@@ -14,7 +14,7 @@ import orjson
 
 from modelport.frontend.balancer import Overloaded, Replica, ServiceBalancer
 from modelport.frontend.metrics import FrontEndMetrics
-from modelport.frontend.upstream import UpstreamResponse
+from modelport.frontend.upstream import ReplicaUnreachableError, UpstreamResponse
 from modelport.runtime.http_server import Request, Responder
 
 JSON = (("content-type", "application/json"),)
@@ -36,7 +36,7 @@ def answer_error(
 class Call:
     """A request admitted past routing and auth; :meth:`start` sends it on its way."""
 
-    __slots__ = ("balancer", "headers", "metrics", "replica", "request", "responder", "target")
+    __slots__ = ("balancer", "headers", "metrics", "replica", "request", "responder", "retries", "target")
 
     def __init__(
         self,
@@ -54,6 +54,7 @@ class Call:
         self.headers = headers  # what the replica gets (the credential already removed)
         self.metrics = metrics
         self.replica: Replica | None = None
+        self.retries = 0
 
     def start(self) -> None:
         """Ask for a replica slot; the rest follows from the callbacks."""
@@ -78,7 +79,15 @@ class Call:
 
     def _answered(self, outcome: UpstreamResponse | Exception) -> None:
         assert self.replica is not None
-        self.balancer.release(self.replica)
+        if isinstance(outcome, ReplicaUnreachableError):
+            # Never delivered, so another replica may take it (each at most once).
+            self.balancer.unreachable(self.replica)
+            if self.retries < len(self.balancer.replicas) - 1:
+                self.retries += 1
+                self.balancer.admit(self._admitted)
+                return
+        else:
+            self.balancer.release(self.replica)
         if isinstance(outcome, UpstreamResponse):
             status = outcome.status
             if status >= 500 and status != 502 and _run_failed(outcome.headers):

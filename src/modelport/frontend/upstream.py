@@ -40,6 +40,10 @@ class ReplicaClosedError(WebserviceException):
     """The replica closed the connection (or refused it) before its answer was complete."""
 
 
+class ReplicaUnreachableError(ReplicaClosedError):
+    """No connection to the replica could be opened: the request was not delivered."""
+
+
 class UpstreamResponse:
     """A replica's complete answer."""
 
@@ -226,7 +230,7 @@ class ReplicaClient:
         try:
             _, connection = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
         except OSError as exc:
-            raise ReplicaClosedError(f"Replica refused the connection ({exc.strerror or exc})") from exc
+            raise ReplicaUnreachableError(f"Replica refused the connection ({exc.strerror or exc})") from exc
         if exchange.on_done is None:  # timed out meanwhile
             self.idle(connection)
         else:
