@@ -40,7 +40,7 @@ class Replica:
 
 
 # Receives the replica slot granted to a request, or why there is none.
-Admit = Callable[["Replica | Overloaded"], None]
+Admit = Callable[[Replica | Overloaded], None]
 
 
 class _Waiter:

@@ -90,7 +90,7 @@ class Call:
             self.balancer.release(self.replica)
         if isinstance(outcome, UpstreamResponse):
             status = outcome.status
-            if status >= 500 and status != 502 and _run_failed(outcome.headers):
+            if status >= 500 and _run_failed(outcome.headers):
                 status = 502  # run() failed: Azure ML v1's router answered 502 with the replica's body
             self.responder.respond(self.request, status, outcome.headers, outcome.body)
             self.metrics.answered(
