@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.clirun import modelport
+
 
 def run(*args: str, cwd: Path, check_rc: int | None = 0) -> subprocess.CompletedProcess[str]:
     """Run the CLI in ``cwd`` and return the finished process."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "modelport", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
-    if check_rc is not None:
-        assert proc.returncode == check_rc, (proc.stdout, proc.stderr)
-    return proc
+    return modelport(*args, cwd=cwd, rc=check_rc, timeout=120)
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+
+from tests.clirun import modelport
 
 INFERENCE = {
     "entryScript": "score.py",
@@ -22,14 +22,7 @@ DEPLOYMENT = {"computeType": "AKS", "numReplicas": 2, "keys": {"primaryKey": "se
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelport", "config", "validate", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return modelport("config", "validate", *args, cwd=folder, rc=None)
 
 
 def write(folder: Path, name: str, content: object) -> str:

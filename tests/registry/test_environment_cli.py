@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from modelport.registry.environment import ContainerRegistry, Environment
 from modelport.workspace import Workspace
+from tests.clirun import modelport
 
 CONDA = "name: x\ndependencies:\n  - python=3.10\n  - pip:\n    - azureml-defaults\n    - joblib\n"
 
 
 def _cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelport", *args, "--path", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},  # so that usage-error boxes do not wrap the message
-    )
+    return modelport(*args, "--path", str(folder), rc=None)
 
 
 @pytest.fixture

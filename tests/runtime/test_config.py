@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.clirun import modelport
 from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelport", "serve", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return modelport("serve", *args, rc=None, env=env, timeout=60)
 
 
 def test_invalid_settings_are_reported_together(tmp_path: Path, modelport_only: None) -> None:

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.clirun import modelport
 from tests.service.conftest import IRIS_SCORE
 
 
 def cli(*args: str, cwd: Path, rc: int = 0) -> subprocess.CompletedProcess[str]:
     """Run the CLI in ``cwd``; assert its exit code."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "modelport", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
-    assert proc.returncode == rc, (proc.stdout, proc.stderr)
-    return proc
+    return modelport(*args, cwd=cwd, rc=rc)
 
 
 @pytest.fixture(scope="module")
