@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import httpx
 import jwt
 import pytest
 
@@ -120,3 +121,13 @@ def test_token_auth(frontend: BackgroundFrontEnd, pair: Pair) -> None:
     elsewhere = issue_token(SECRET, "neighbour").access_token
     assert post_json(url, {}, bearer(elsewhere)).status_code == 401
     assert post_json(url, {}).status_code == 401
+
+
+def test_preflight_and_swagger_need_no_credential(frontend: BackgroundFrontEnd, pair: Pair) -> None:
+    policy = AuthPolicy("key", keys=KEYS)
+    frontend.set_routes({"keyed": ServiceRoute("keyed", auth=policy, replicas=(pair[0].target,))})
+    url = score_url(frontend, "keyed")
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    assert httpx.options(url, headers=preflight).status_code == 200
+    assert httpx.options(url).status_code == 401  # a plain OPTIONS is a request like any other
+    assert httpx.get(url.replace("/score", "/swagger.json")).status_code == 200
