@@ -166,6 +166,7 @@ def update(
 ) -> None:
     """Change a service: a rolling update for settings, models and code; tags and properties in place."""
     from modelport.config import load_deployment_config
+    from modelport.service.update import UPDATABLE_KNOBS
 
     service = _service(name, workspace, path)
     with warnings_as_notes():
@@ -173,7 +174,7 @@ def update(
         knobs: dict[str, Any] = {}
         if deploy_config is not None:
             given = load_deployment_config(deploy_config).given()
-            knobs = {k: v for k, v in given.items() if v is not None and k not in _NOT_UPDATABLE}
+            knobs = {k: given[k] for k in UPDATABLE_KNOBS if given.get(k) is not None}
     tags = None
     if add_tag or remove_tag:
         tags = {**service.tags, **parse_pairs(add_tag, "--add-tag")}
@@ -191,21 +192,6 @@ def update(
         with contextlib.redirect_stdout(sys.stderr):  # progress on stderr; stdout keeps the result
             service.wait_for_deployment(show_output=True)
     emit(service.serialize(), output, columns=SERVICE_COLUMNS)
-
-
-# Keys cannot be changed by update (use regen-key); the target cannot change either.
-_NOT_UPDATABLE = frozenset(
-    {
-        "primary_key",
-        "secondary_key",
-        "compute_target_name",
-        "blobfuse_enabled",
-        "tags",
-        "properties",
-        "description",
-        "port",
-    }
-)
 
 
 @app.command("delete")

@@ -23,6 +23,33 @@ if TYPE_CHECKING:
     from modelport.service.webservice import Webservice
 
 UPDATE_PREFIX = "Error, "
+# The deployment knobs update() may change (keys: regen_key; the target: never), in AML's order.
+UPDATABLE_KNOBS = (
+    "autoscale_enabled",
+    "autoscale_min_replicas",
+    "autoscale_max_replicas",
+    "autoscale_refresh_seconds",
+    "autoscale_target_utilization",
+    "collect_model_data",
+    "auth_enabled",
+    "cpu_cores",
+    "memory_gb",
+    "enable_app_insights",
+    "scoring_timeout_ms",
+    "replica_max_concurrent_requests",
+    "max_request_wait_time",
+    "num_replicas",
+    "gpu_cores",
+    "period_seconds",
+    "initial_delay_seconds",
+    "timeout_seconds",
+    "success_threshold",
+    "failure_threshold",
+    "namespace",
+    "token_auth_enabled",
+    "cpu_cores_limit",
+    "memory_gb_limit",
+)
 
 
 def _validated_config(current: EffectiveDeploymentConfig, given: dict[str, Any]) -> EffectiveDeploymentConfig:

@@ -454,34 +454,10 @@ class Webservice:
         before old ones stop): follow with ``wait_for_deployment()``. Tags are replaced,
         properties only added, keys are changed with ``regen_key``.
         """
-        from modelport.service.update import plan_update
+        from modelport.service.update import UPDATABLE_KNOBS, plan_update
 
-        knobs = {
-            "autoscale_enabled": autoscale_enabled,
-            "autoscale_min_replicas": autoscale_min_replicas,
-            "autoscale_max_replicas": autoscale_max_replicas,
-            "autoscale_refresh_seconds": autoscale_refresh_seconds,
-            "autoscale_target_utilization": autoscale_target_utilization,
-            "collect_model_data": collect_model_data,
-            "auth_enabled": auth_enabled,
-            "cpu_cores": cpu_cores,
-            "memory_gb": memory_gb,
-            "enable_app_insights": enable_app_insights,
-            "scoring_timeout_ms": scoring_timeout_ms,
-            "replica_max_concurrent_requests": replica_max_concurrent_requests,
-            "max_request_wait_time": max_request_wait_time,
-            "num_replicas": num_replicas,
-            "gpu_cores": gpu_cores,
-            "period_seconds": period_seconds,
-            "initial_delay_seconds": initial_delay_seconds,
-            "timeout_seconds": timeout_seconds,
-            "success_threshold": success_threshold,
-            "failure_threshold": failure_threshold,
-            "namespace": namespace,
-            "token_auth_enabled": token_auth_enabled,
-            "cpu_cores_limit": cpu_cores_limit,
-            "memory_gb_limit": memory_gb_limit,
-        }
+        given = locals()
+        knobs = {name: given[name] for name in UPDATABLE_KNOBS}
         if image is not None or kwargs:
             ignored = ", ".join(["image"] * (image is not None) + sorted(kwargs))
             warnings.warn(
