@@ -85,6 +85,25 @@ def test_deploy_use_and_delete_from_the_cli(project: Path) -> None:
     status = json.loads(cli("local", "status", "-o", "json", cwd=project).stdout)
     assert status["running"] is True and status["frontendUrl"].startswith("http://127.0.0.1:")
 
+    (project / "scaled.json").write_text(json.dumps({"computeType": "aks", "numReplicas": 2}))
+    updated = json.loads(
+        cli(
+            "service",
+            "update",
+            "-n",
+            "cli-svc",
+            "-dc",
+            "scaled.json",
+            "--add-tag",
+            "rolled=yes",
+            "-o",
+            "json",
+            cwd=project,
+        ).stdout
+    )
+    assert updated["generation"] == 2 and updated["numReplicas"] == 2 and updated["state"] == "Healthy"
+    assert updated["tags"] == {"team": "ml", "rolled": "yes"}
+
     taken = cli(
         "model", "deploy", "-n", "cli-svc", "-m", "iris:1", "-ic", "inferenceconfig.json", cwd=project, rc=1
     )
