@@ -148,3 +148,20 @@ def test_local_stop_and_start(project: Path) -> None:
     assert "stopped" in cli("local", "stop", cwd=project).stdout
     assert json.loads(cli("local", "status", "-o", "json", cwd=project).stdout)["running"] is False
     assert "No local agent" in cli("local", "stop", cwd=project).stdout
+
+
+def test_a_stopped_agent_shows_as_unhealthy_with_the_fix(project: Path, local_ws, iris_model) -> None:
+    from modelport.config import InferenceConfig, local_deploy_configuration
+    from modelport.registry.model import Model
+    from modelport.service.webservice import Webservice
+
+    inference = InferenceConfig("score.py", source_directory=str(project / "src"))
+    service = Model.deploy(local_ws, "paused", [iris_model], inference, local_deploy_configuration())
+    service.wait_for_deployment(timeout_sec=120)
+    cli("local", "stop", cwd=project)
+    stopped = Webservice(local_ws, "paused")
+    assert stopped.state == "Unhealthy" and stopped.error["code"] == "LocalAgentNotRunning"
+    assert "modelport local start" in stopped.error["message"]
+    stopped.wait_for_deployment(timeout_sec=120)  # starts the agent, which brings the service back
+    assert stopped.state == "Healthy" and stopped.run('{"data": [[5.1, 3.5, 1.4, 0.2]]}') == [0]
+    stopped.delete()

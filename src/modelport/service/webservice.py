@@ -46,6 +46,7 @@ class Webservice:
         self._record = record
         self._spec: ServiceSpec = record.spec
         self._status = service_store.read_status(self.workspace, self.name)
+        self._target_problem = driver_for(self._spec.compute_type).target_problem(self.workspace)
 
     def update_deployment_state(self) -> None:
         """Refresh every attribute from the workspace (keeps a pending operation)."""
@@ -75,6 +76,8 @@ class Webservice:
         """``Transitioning``, ``Healthy``, ``Unhealthy``, ``Unschedulable``, ``Failed`` or ``Deleting``."""
         if self._record.deleting:
             return states.DELETING
+        if self._target_problem is not None:
+            return states.UNHEALTHY
         status = self._status
         if status is None or status.observed_generation < self._record.generation:
             return states.TRANSITIONING
@@ -83,6 +86,8 @@ class Webservice:
     @property
     def error(self) -> dict[str, Any] | None:
         """The error object ``{code, statusCode, message, details[]}`` of the current state, if any."""
+        if self._target_problem is not None:
+            return self._target_problem.to_dict()
         status = self._status
         if status is None or status.error is None or status.observed_generation < self._record.generation:
             return None

@@ -19,11 +19,13 @@ from modelport.compute.local.paths import LocalPaths
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.service import store as service_store
+from modelport.service.states import ServiceError
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
 
 AGENT_START_DEADLINE_S = 30.0
+LOCAL_AGENT_NOT_RUNNING = "LocalAgentNotRunning"
 AGENT_STOP_DEADLINE_S = 30.0
 POLL_S = 0.05
 
@@ -129,6 +131,17 @@ class LocalDriver:
         while agent_pid(workspace) is not None and time.monotonic() < deadline:
             time.sleep(POLL_S)
         return True
+
+    def target_problem(self, workspace: Workspace) -> ServiceError | None:
+        """Why no service of this target can be served right now (no agent runs), or None."""
+        if agent_pid(workspace) is not None:
+            return None
+        return ServiceError(
+            code=LOCAL_AGENT_NOT_RUNNING,
+            status_code=503,
+            message="No local agent runs for this workspace, so nothing serves its local services. Fix: "
+            "`modelport local start`, or call wait_for_deployment(), which starts it.",
+        )
 
     def frontend_url(self, workspace: Workspace) -> str | None:
         """``http://127.0.0.1:<port>`` of the front end (known once an agent has run)."""
