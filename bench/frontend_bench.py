@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from wrk import free_port, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-primary-key"
@@ -55,13 +56,6 @@ wrk.body = {json.dumps(BODY)}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {KEY}"
 """
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve_frontend(port: int, replica_url: str, max_concurrent: int) -> None:
@@ -133,37 +127,10 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     sys.exit(f"{url} not ready after {READY_DEADLINE_S:.0f} s")
 
 
-def wrk(url: str, connections: int, duration: int, lua: Path) -> dict[str, float]:
-    """Run wrk; return requests/s, p50 and p99 (ms) and the count of errors."""
-    argv = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s", "--latency"]
-    out = subprocess.run([*argv, "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
-    figures = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0.0, "requests": 0.0}
-    for line in out.splitlines():
-        words = line.split()
-        if line.strip().startswith("50%"):
-            figures["p50_ms"] = _milliseconds(words[1])
-        elif line.strip().startswith("99%"):
-            figures["p99_ms"] = _milliseconds(words[1])
-        elif "requests in" in line:
-            figures["requests"] = float(words[0])
-        elif line.startswith("Requests/sec:"):
-            figures["rps"] = float(words[1])
-        elif "Non-2xx" in line or "Socket errors" in line:
-            figures["errors"] += sum(float(w.strip(",")) for w in words if w.strip(",").isdigit())
-    return figures
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _milliseconds(text: str) -> float:
-    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    return float(text)
 
 
 def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -246,11 +213,11 @@ def main() -> None:
         if check.status_code != 200:
             sys.exit(f"front end answered {check.status_code}: {check.text}")
         for url in (direct_url, via_url):
-            wrk(url, 8, 2, lua)  # warm-up: connections, caches
+            run_wrk(url, 8, 2, lua)  # warm-up: connections, caches
         for connections in CONNECTIONS:
-            direct = wrk(direct_url, connections, args.duration, lua)
+            direct = run_wrk(direct_url, connections, args.duration, lua)
             cpu_before = cpu_seconds(frontend.pid)
-            via = wrk(via_url, connections, args.duration, lua)
+            via = run_wrk(via_url, connections, args.duration, lua)
             cpu_us = (cpu_seconds(frontend.pid) - cpu_before) / max(via["requests"], 1.0) * 1e6
             results.append(
                 {

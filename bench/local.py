@@ -27,7 +27,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from frontend_bench import wrk  # the same wrk runner and parsing as the front-end bench
+from wrk import run_wrk
 
 IRIS_SCORE = textwrap.dedent(
     """
@@ -120,8 +120,8 @@ def overhead(ws, root: Path, duration: int) -> list[dict[str, float]]:  # type: 
     through, plain = lua_file(root, service.get_keys()[0]), lua_file(root, None)
     rows = []
     for connections in CONNECTIONS:
-        direct = wrk(direct_url, connections, duration, plain)
-        front = wrk(service.scoring_uri, connections, duration, through)
+        direct = run_wrk(direct_url, connections, duration, plain)
+        front = run_wrk(service.scoring_uri, connections, duration, through)
         rows.append({"connections": connections, "direct": direct, "frontend": front})
     service.delete()
     return rows

@@ -24,7 +24,6 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+
+from wrk import free_port, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tests" / "runtime" / "scripts" / "iris.py"
@@ -111,13 +112,6 @@ class Result:
     cpu_us_per_request: float
     idle_rss_mib: float
     errors: int
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(root: Path) -> tuple[Path, Path]:
@@ -199,34 +193,6 @@ def rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-def wrk(port: int, connections: int, duration: int, lua: Path, cpus: str | None) -> dict[str, float]:
-    """Run wrk; return requests, errors, requests/s and p50 latency (ms)."""
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua)]
-    argv.append(f"http://127.0.0.1:{port}/score")
-    if cpus is not None:
-        argv = ["taskset", "-c", cpus, *argv]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    figures = {"requests": 0.0, "errors": 0.0, "rps": 0.0, "p50_ms": 0.0}
-    for line in out.splitlines():
-        words = line.split()
-        if line.strip().startswith("50%"):
-            figures["p50_ms"] = _milliseconds(words[1])
-        elif "requests in" in line:
-            figures["requests"] = float(words[0])
-        elif line.startswith("Requests/sec:"):
-            figures["rps"] = float(words[1])
-        elif "Non-2xx" in line or "Socket errors" in line:
-            figures["errors"] += sum(float(w.strip(",")) for w in words if w.strip(",").isdigit())
-    return figures
-
-
-def _milliseconds(text: str) -> float:
-    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    return float(text)
-
-
 def measure(kind: str, workers: int, app: Path, model_dir: Path, args: argparse.Namespace) -> Result | None:
     """Start server ``kind``, warm it up, load it, stop it."""
     if kind == "azmlinfsrv" and not (args.reference_venv / "bin" / "azmlinfsrv").exists():
@@ -246,14 +212,15 @@ def measure(kind: str, workers: int, app: Path, model_dir: Path, args: argparse.
     )
     try:
         _wait_ready(port, process)
-        wrk(port, 8, 2, app.parent / "post.lua", load_cpus)  # warm-up
+        url, lua = f"http://127.0.0.1:{port}/score", app.parent / "post.lua"
+        run_wrk(url, 8, 2, lua, threads=1, cpus=load_cpus)  # warm-up
         time.sleep(1.0)  # let the warm-up's connections close before the idle-memory reading
         tree = process_tree(process.pid)
         idle = rss_mib(tree)
         before = cpu_seconds(tree)
-        loaded = wrk(port, 8, args.duration, app.parent / "post.lua", load_cpus)
+        loaded = run_wrk(url, 8, args.duration, lua, threads=1, cpus=load_cpus)
         spent = cpu_seconds(tree) - before
-        single = wrk(port, 1, max(2, args.duration // 2), app.parent / "post.lua", load_cpus)
+        single = run_wrk(url, 1, max(2, args.duration // 2), lua, threads=1, cpus=load_cpus)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
