@@ -20,6 +20,7 @@ GROUPS = {
     "config": "modelport.cli.config",
     "service": "modelport.cli.service",
     "local": "modelport.cli.local",
+    "ml": "modelport.cli.ml",
 }
 # name → (module, function) of a top-level command
 COMMANDS = {"serve": ("modelport.cli.serve", "serve")}

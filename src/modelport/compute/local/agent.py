@@ -30,6 +30,7 @@ import uvloop
 
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.paths import LocalPaths
+from modelport.compute.local.ports import PortListeners
 from modelport.compute.local.replica import ReplicaLaunch, free_port
 from modelport.compute.local.runner import (
     DEFAULT_DEPLOY_TIMEOUT_S,
@@ -77,6 +78,8 @@ class LocalAgent:
         self.frontend: FrontEnd | None = None
         self._reported: dict[str, tuple[Any, ...]] = {}
         self._routes: dict[str, ServiceRoute] = {}
+        self.ports: PortListeners | None = None
+        self._port_errors: dict[str, str] = {}
         self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------ life
@@ -86,6 +89,7 @@ class LocalAgent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         self.frontend = await self._start_frontend()
+        self.ports = PortListeners(self.frontend)
         await asyncio.to_thread(self._forget_stale_observations)
         await asyncio.to_thread(self._announce)
         last_heartbeat = 0.0
@@ -101,6 +105,8 @@ class LocalAgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), LOOP_INTERVAL_S)
         log.info("stopping: %d service(s)", len(self.runners))
+        if self.ports is not None:
+            self.ports.close_all()
         await asyncio.gather(*(runner.stop_all() for runner in self.runners.values()))
         await self.frontend.stop()
 
@@ -156,6 +162,15 @@ class LocalAgent:
         for name in list(self.runners):
             if name not in present:  # removed behind our back: stop what runs
                 await self._forget(name)
+        assert self.ports is not None
+        # Opened before the replicas are ready, so that Healthy means "answering on its port" too.
+        self._port_errors = await self.ports.sync(
+            {
+                r.spec.name: r.spec.deployment.port
+                for r in records
+                if r.spec.deployment.port is not None and not r.deleting
+            }
+        )
         for record in records:
             name = record.spec.name
             if record.deleting:
@@ -203,6 +218,10 @@ class LocalAgent:
             detail["autoscale"] = planner.last_decision
         if self.frontend is not None:
             detail["frontendPort"] = self.frontend.port
+        if self.ports is not None:
+            detail.update(self.ports.describe(record.spec.name))
+        if record.spec.name in self._port_errors:
+            detail["portError"] = self._port_errors[record.spec.name]
         detail["authDigest"] = record.spec.auth_digest
         key = (generation, state, error, json.dumps(detail, sort_keys=True, default=str))
         if self._reported.get(record.spec.name) == key:

@@ -1,0 +1,64 @@
+"""``azureml.core.model``: ``Model`` (register, deploy, get_model_path, ...) and ``InferenceConfig``.
+
+``Model.deploy`` returns the ``Webservice`` subclass Azure ML returned for the deployment config
+given: ``LocalWebservice`` for ``LocalWebservice.deploy_configuration``, ``AciWebservice`` for
+``AciWebservice.deploy_configuration``, ``AksWebservice`` otherwise. Every deployment goes to the
+local target until the Kubernetes target exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from modelport.config import InferenceConfig
+from modelport.errors import WebserviceException
+from modelport.registry.model import Model as _Model
+
+
+class Model(_Model):
+    """Azure ML's ``Model``: a registered model version (see :class:`modelport.registry.model.Model`)."""
+
+    @staticmethod
+    def deploy(
+        workspace: Any,
+        name: str,
+        models: Sequence[Any],
+        inference_config: InferenceConfig | None = None,
+        deployment_config: Any = None,
+        deployment_target: Any = None,
+        overwrite: bool = False,
+        show_output: bool = False,
+    ) -> Any:
+        """Deploy ``models`` as web service ``name``; returns the typed ``Webservice`` at once.
+
+        No ``deployment_target`` (and no ``compute_target_name`` in the config): the local target.
+        """
+        from modelport.azureml.core.webservice import deploy_typed
+
+        return deploy_typed(
+            workspace,
+            name,
+            models,
+            inference_config,
+            deployment_config,
+            deployment_target,
+            overwrite,
+            show_output,
+        )
+
+    @staticmethod
+    def package(*args: Any, **kwargs: Any) -> Any:
+        """Not supported yet: modelport runs services from registered files, not images."""
+        raise WebserviceException(
+            "Model.package is not supported by modelport yet: services run from the registered files "
+            "and the environment directly, no image is built. Fix: deploy with Model.deploy."
+        )
+
+    @staticmethod
+    def profile(*args: Any, **kwargs: Any) -> Any:
+        """Not supported (Azure ML's resource recommendation service)."""
+        raise WebserviceException("Model.profile is not supported by modelport.")
+
+
+__all__ = ["InferenceConfig", "Model"]
