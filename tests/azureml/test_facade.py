@@ -1,0 +1,178 @@
+"""The facade's Azure-shaped arguments: workspaces named by Azure ids, ACI and AKS-endpoint configs on
+the default target, compute configuration objects validated as Azure ML did, one warning per call."""
+
+from __future__ import annotations
+
+import json
+import socket
+import warnings
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport.azureml._compat import AzureArgumentIgnoredWarning
+from modelport.azureml.core import ComputeTarget, Model, Workspace
+from modelport.azureml.core.authentication import InteractiveLoginAuthentication
+from modelport.azureml.core.compute import AksCompute
+from modelport.azureml.core.compute_target import ComputeTargetException
+from modelport.azureml.core.model import InferenceConfig
+from modelport.azureml.core.webservice import AciWebservice, AksEndpoint, AksWebservice, LocalWebservice
+from modelport.azureml.exceptions import UserErrorException, WebserviceException, WorkspaceException
+
+SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
+
+
+def _ignored_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, AzureArgumentIgnoredWarning)]
+
+
+def test_workspace_by_azure_ids_and_from_an_azure_config_json(ws, tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        opened = Workspace(
+            "sub-1", "rg-1", "aml-port", auth=InteractiveLoginAuthentication(), sku="enterprise"
+        )
+    assert _ignored_warnings(caught) == [
+        "Workspace(): auth, sku ignored (Azure-only; no meaning for modelport)."
+    ]
+    assert (opened.name, opened.subscription_id, opened.resource_group) == ("aml-port", "sub-1", "rg-1")
+    with pytest.raises(WorkspaceException, match="Workspace 'nowhere' not found on this machine"):
+        Workspace("sub-1", "rg-1", "nowhere")
+
+    portal = tmp_path / "portal"
+    portal.mkdir()
+    (portal / "config.json").write_text(
+        json.dumps({"subscription_id": "sub-2", "resource_group": "rg-2", "workspace_name": "aml-port"})
+    )
+    from_portal = Workspace.from_config(path=str(portal))
+    assert (from_portal.name, from_portal.subscription_id, from_portal.resource_group) == (
+        "aml-port",
+        "sub-2",
+        "rg-2",
+    )
+    scoped = tmp_path / "scoped" / ".azureml"
+    scoped.mkdir(parents=True)
+    scope = (
+        "/subscriptions/sub-3/resourceGroups/rg-3/providers/Microsoft.MachineLearningServices/workspaces/"
+        "aml-port"
+    )
+    (scoped / "config.json").write_text(json.dumps({"Scope": scope}))
+    from_scope = Workspace.from_config(path=str(scoped.parent))
+    assert (from_scope.subscription_id, from_scope.resource_group) == ("sub-3", "rg-3")
+    assert isinstance(from_scope.webservices, dict)
+    assert from_scope.compute_targets == {}
+
+
+def test_workspace_create_exist_ok_warns_once_naming_the_azure_arguments(ws) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = Workspace.create(
+            "aml-port", subscription_id="s", resource_group="rg", location="westeurope",
+            storage_account="sa", key_vault="kv", exist_ok=True, show_output=False,
+        )  # fmt: skip
+    assert _ignored_warnings(caught) == [
+        "Workspace.create(): storage_account, key_vault ignored (Azure-only; no meaning for modelport)."
+    ]
+    assert again.name == "aml-port" and again.subscription_id == "s"
+
+
+def test_aci_configuration_deploys_one_unauthenticated_replica_locally(ws, project: Path) -> None:
+    (project / "echo").mkdir(exist_ok=True)
+    (project / "echo" / "score.py").write_text(SCORE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = AciWebservice.deploy_configuration(
+            cpu_cores=1, memory_gb=1, location="westeurope", dns_name_label="iris"
+        )
+    [message] = _ignored_warnings(caught)
+    assert "single replica" in message and "ignored: location, dns_name_label" in message
+    service = Model.deploy(ws, "aci-echo", [], InferenceConfig("score.py", source_directory="echo"), config)
+    assert isinstance(service, AciWebservice)
+    service.wait_for_deployment()
+    assert service.num_replicas == 1 and not service.auth_enabled
+    answer = httpx.post(service.scoring_uri, content='{"a": 1}', headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json() == {"echo": '{"a": 1}'}
+    service.delete()
+
+
+def test_a_named_target_that_does_not_exist_is_refused_before_anything_runs(ws, project: Path) -> None:
+    (project / "echo").mkdir(exist_ok=True)
+    (project / "echo" / "score.py").write_text(SCORE)
+    config = InferenceConfig("score.py", source_directory="echo")
+    with pytest.raises(ComputeTargetException, match="ComputeTargetNotFound: Compute Target with name myaks"):
+        Model.deploy(
+            ws, "nowhere", [], config, AksWebservice.deploy_configuration(compute_target_name="myaks")
+        )
+    with pytest.raises(ComputeTargetException, match="ComputeTargetNotFound"):
+        ComputeTarget(ws, "myaks")
+    with pytest.raises(WebserviceException, match="WebserviceNotFound"):
+        AksWebservice(ws, "nowhere")
+
+
+def test_local_port_taken_by_another_program_is_refused_at_deploy(ws, project: Path) -> None:
+    (project / "echo").mkdir(exist_ok=True)
+    (project / "echo" / "score.py").write_text(SCORE)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(
+            UserErrorException, match=f"port {port} on 127.0.0.1 is in use by another program"
+        ):
+            Model.deploy(
+                ws, "taken", [], InferenceConfig("score.py", source_directory="echo"),
+                LocalWebservice.deploy_configuration(port=port),
+            )  # fmt: skip
+
+
+def test_aks_compute_configurations_validate_as_azure_ml() -> None:
+    config = AksCompute.provisioning_configuration(
+        agent_count=3, vm_size="Standard_D3_v2", cluster_purpose=AksCompute.ClusterPurpose.DEV_TEST
+    )
+    assert config.cluster_purpose == "DevTest"
+    with pytest.raises(ComputeTargetException, match="agent count must be a positive integer"):
+        AksCompute.provisioning_configuration(agent_count=0)
+    with pytest.raises(ComputeTargetException, match="not all ssl information provided"):
+        AksCompute.provisioning_configuration(ssl_cname="www.contoso.com")
+    with pytest.raises(ComputeTargetException, match="not all virtual net information provided"):
+        AksCompute.provisioning_configuration(vnet_name="vnet")
+    with pytest.raises(ComputeTargetException, match="either the certificate"):
+        config.enable_ssl(ssl_cname="a", ssl_cert_pem_file="c", ssl_key_pem_file="k", leaf_domain_label="x")
+
+    attach = AksCompute.attach_configuration(resource_group="rg", cluster_name="kind-dev")
+    assert attach.cluster_name == "kind-dev"
+    resource_id = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ContainerService/managedClusters/k"
+    assert AksCompute.attach_configuration(resource_id=resource_id).cluster_name == "k"
+    with pytest.raises(ComputeTargetException, match="Invalid resource_id"):
+        AksCompute.attach_configuration(resource_id="/subscriptions/s/k")
+    with pytest.raises(ComputeTargetException, match="resource_group and cluster_name"):
+        AksCompute.attach_configuration(cluster_name="only-a-name")
+    with pytest.raises(ComputeTargetException, match="load_balancer_subnet is only allowed"):
+        AksCompute.attach_configuration("rg", "k", load_balancer_type="PublicIp", load_balancer_subnet="s")
+
+    with pytest.raises(ComputeTargetException, match="land with modelport's Kubernetes target"):
+        ComputeTarget.attach(None, "myaks", attach)
+    with pytest.raises(UserErrorException, match="reserved"):
+        ComputeTarget.create(None, "local", config)
+    assert ComputeTarget.list(None) == []
+
+
+def test_aks_deploy_configuration_rules_and_endpoint_config() -> None:
+    with pytest.raises(WebserviceException) as failed:
+        AksWebservice.deploy_configuration(cpu_cores=0, autoscale_enabled=True, num_replicas=2)
+    assert "Invalid configuration, cpu_cores must be greater than zero." in failed.value.message
+    assert "Invalid configuration, autoscale enabled and num_replicas provided." in failed.value.message
+    with pytest.raises(
+        WebserviceException, match="traffic_percentile cannot be negative or greater than 100"
+    ):
+        AksEndpoint.deploy_configuration(version_name="blue", traffic_percentile=120)
+    with pytest.raises(WebserviceException, match="provided service name is invalid"):
+        AksEndpoint.deploy_configuration(version_name="v1")  # 3-32 characters, as service names
+    with pytest.warns(AzureArgumentIgnoredWarning, match="traffic split"):
+        endpoint = AksEndpoint.deploy_configuration(
+            version_name="blue", traffic_percentile=20, num_replicas=1
+        )
+    assert endpoint.num_replicas == 1
+    with pytest.raises(WebserviceException, match="package"):
+        Model.package(None, [])
