@@ -134,6 +134,7 @@ def iris(ws):
 def test_register_deploy_run_keys_logs_update_delete(ws, project, iris, capsys) -> None:
     assert ws.subscription_id == "0000-sub" and ws.resource_group == "rg-ml" and ws.name == "aml-port"
     assert iris.id == "iris-sk:1" and ws.models["iris-sk"].tags["area"] == "iris"
+    assert isinstance(iris, Model) and all(isinstance(m, Model) for m in Model.list(ws))
     source = _source(
         project, "iris_service", SCHEMA_SCORE, **{"labels.json": '["setosa", "versicolor", "virginica"]'}
     )

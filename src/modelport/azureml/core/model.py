@@ -8,6 +8,7 @@ local target until the Kubernetes target exists.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,23 @@ from modelport.registry.model import Model as _Model
 
 class Model(_Model):
     """Azure ML's ``Model``: a registered model version (see :class:`modelport.registry.model.Model`)."""
+
+    @staticmethod
+    @functools.wraps(_Model.register)
+    def register(*args: Any, **kwargs: Any) -> Model:
+        """``Model.register`` (Azure ML's signature); the model is typed as this facade's ``Model``."""
+        model = _Model.register(*args, **kwargs)
+        model.__class__ = Model
+        return model  # type: ignore[return-value]
+
+    @staticmethod
+    @functools.wraps(_Model.list)
+    def list(*args: Any, **kwargs: Any) -> list[Model]:  # type: ignore[override]
+        """``Model.list`` (Azure ML's signature); models typed as this facade's ``Model``."""
+        models = _Model.list(*args, **kwargs)
+        for model in models:
+            model.__class__ = Model
+        return models  # type: ignore[return-value]
 
     @staticmethod
     def deploy(

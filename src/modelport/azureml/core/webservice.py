@@ -390,6 +390,8 @@ class LocalWebservice:
     def __getattr__(self, attribute: str) -> Any:
         # Everything Azure ML's LocalWebservice shares with other services (name, models, tags,
         # environment, error, get_logs, serialize's base) comes from the service itself.
+        if attribute == "_service":  # not set yet: no recursion through __getattr__
+            raise AttributeError(attribute)
         return getattr(self._service, attribute)
 
     @property
