@@ -122,3 +122,19 @@ def test_compute_target_commands_say_kubernetes_lands_later(files: Path) -> None
     detach = modelport("ml", "computetarget", "detach", "-n", "myaks", cwd=files, rc=1)
     assert "ComputeTargetNotFound" in detach.stderr
     assert json.loads(ml(files, "computetarget", "list")) == []
+
+
+def test_translate_rewrites_only_what_az_ml_spelled_differently(tmp_path: Path) -> None:
+    from modelport.cli.ml import translate
+    from modelport.errors import UserErrorException
+
+    metadata = tmp_path / "model.json"
+    metadata.write_text(json.dumps({"modelId": "iris:3", "workspaceName": "prod"}))
+    args, dropped, output = translate(
+        ["-n", "svc", "--model-metadata-file", str(metadata), "--query", "state", "-g", "rg", "-o", "jsonc",
+         "--num_lines", "20", "--subscription-id=abc"]
+    )  # fmt: skip
+    assert args == ["-n", "svc", "-m", "iris:3", "--num-lines", "20"]
+    assert dropped == ["--query", "-g", "--subscription-id"] and output == "jsonc"
+    with pytest.raises(UserErrorException, match="is for workspace 'prod', not 'dev'"):
+        translate(["-w", "dev", "-f", str(metadata)])
