@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps quickstart test lint bench clean
+.PHONY: install system-deps quickstart test test-k8s lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 
 test: system-deps install lint
 	$(BIN)/pytest -q
+
+# The Kubernetes tier: builds the 1.20.2 control plane once into $$MODELPORT_K8S_CACHE (default
+# ~/.cache/modelport-k8s; ~5 min cold, then cached) and runs the tests marked k8s against it.
+test-k8s: install
+	@bin=$$(k8s/testbed/build.sh) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/k8s
 
 bench: install
 	$(BIN)/python bench/registry_bench.py

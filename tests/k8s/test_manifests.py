@@ -1,0 +1,254 @@
+"""Tier 0: every manifest modelport generates validates strictly for current Kubernetes versions,
+and carries what the service's configuration asks for. No cluster is needed."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from modelport.compute.kubernetes import manifests as m
+from modelport.errors import ComputeTargetException, UserErrorException
+from tests.k8s.specs import DIGEST_A, make_inputs, make_spec
+
+VERSIONS = ("1.25", "1.30", "1.37")
+SIGNING_KEY = "k" * 48
+
+
+def _all_manifests() -> dict[str, list[m.Manifest]]:
+    cluster = m.ClusterInputs(services_namespace="ml", service_type="NodePort")
+    return {
+        "service-fetched-source": m.service_manifests(make_spec(), make_inputs()),
+        "service-inline-source": m.service_manifests(
+            make_spec(models=2, gpu_cores=1, cpu_cores_limit=2.0, memory_gb_limit=4.0),
+            make_inputs(inline={"src/score.py": b"def init(): pass\n", "src/w.bin": b"\xff\x00"}),
+        ),
+        "service-fixed-replicas": m.service_manifests(
+            make_spec(autoscale_enabled=False, num_replicas=3), make_inputs()
+        ),
+        "attach": m.attach_manifests(cluster, SIGNING_KEY),
+    }
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("case", sorted(_all_manifests()))
+def test_every_manifest_validates_strictly(case: str, version: str) -> None:
+    for manifest in _all_manifests()[case]:
+        # SchemaNotFoundError (an API version the release no longer serves) fails the test too.
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_strict_validation_catches_an_unknown_field() -> None:
+    # The check above is only worth something if strict mode refuses a misspelt field.
+    broken = m.deployment(make_spec(), make_inputs())
+    broken["spec"]["template"]["spec"]["containers"][0]["imagee"] = "x"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.37", strict=True)
+
+
+def _scorer(manifest: m.Manifest) -> dict:
+    return manifest["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_resources_follow_cpu_memory_and_gpu_knobs() -> None:
+    spec = make_spec(cpu_cores=0.5, memory_gb=1.5, cpu_cores_limit=2.0, memory_gb_limit=4.0, gpu_cores=2)
+    resources = _scorer(m.deployment(spec, make_inputs()))["resources"]
+    assert resources["requests"] == {"cpu": "500m", "memory": "1536Mi", "nvidia.com/gpu": "2"}
+    assert resources["limits"] == {"cpu": "2000m", "memory": "4096Mi", "nvidia.com/gpu": "2"}
+
+
+def test_limits_default_to_requests_and_aml_defaults_apply() -> None:
+    resources = _scorer(m.deployment(make_spec(), make_inputs()))["resources"]
+    assert resources["requests"] == {"cpu": "100m", "memory": "512Mi"}
+    assert resources["limits"] == resources["requests"]
+
+
+def test_probes_follow_liveness_knobs_and_readiness_route() -> None:
+    spec = make_spec(period_seconds=7, initial_delay_seconds=20, timeout_seconds=3, failure_threshold=5)
+    scorer = _scorer(m.deployment(spec, make_inputs()))
+    live = scorer["livenessProbe"]
+    assert live["httpGet"]["path"] == "/"
+    assert (live["periodSeconds"], live["initialDelaySeconds"], live["timeoutSeconds"]) == (7, 20, 3)
+    assert live["failureThreshold"] == 5
+    assert live["successThreshold"] == 1  # Kubernetes refuses anything else on a liveness probe
+    assert scorer["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert scorer["readinessProbe"]["httpGet"]["port"] == m.RUNTIME_PORT
+
+
+def test_aml_liveness_defaults() -> None:
+    live = _scorer(m.deployment(make_spec(), make_inputs()))["livenessProbe"]
+    assert (live["periodSeconds"], live["initialDelaySeconds"], live["timeoutSeconds"]) == (10, 310, 2)
+    assert live["failureThreshold"] == 3
+
+
+def test_model_dir_layout_for_one_and_several_models() -> None:
+    one = _scorer(m.deployment(make_spec(models=1), make_inputs()))
+    several = _scorer(m.deployment(make_spec(models=2), make_inputs()))
+    env_one = {e["name"]: e["value"] for e in one["env"]}
+    env_several = {e["name"]: e["value"] for e in several["env"]}
+    assert env_one["AZUREML_MODEL_DIR"] == f"{m.APP_ROOT}/azureml-models/model0/1"
+    assert env_several["AZUREML_MODEL_DIR"] == f"{m.APP_ROOT}/azureml-models"
+    assert f"{m.APP_ROOT}/src/score.py" in one["command"]
+
+
+def test_init_container_fetches_into_the_shared_empty_dir() -> None:
+    manifest = m.deployment(make_spec(), make_inputs())
+    pod = manifest["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["app"]
+    assert {"name": "app", "mountPath": m.APP_ROOT} in init["volumeMounts"]
+    assert {"name": "app", "mountPath": m.APP_ROOT} in pod["containers"][0]["volumeMounts"]
+    assert init["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
+    plan_map = m.fetch_config_map(make_spec(), make_inputs())
+    assert volumes["fetch"]["configMap"]["name"] == plan_map["metadata"]["name"]
+    plan = json.loads(plan_map["data"]["plan.json"])
+    assert plan["artifactUrl"] == "s3://models/ws1"
+    assert plan["files"][0] == {
+        "path": "azureml-models/model0/1/model.pkl",
+        "digest": DIGEST_A,
+        "mode": 0o644,
+    }
+    # Credentials are referenced, never copied into the plan.
+    assert plan["storageOptions"]["secret"] == "${AWS_SECRET_ACCESS_KEY}"
+
+
+def test_small_source_ships_in_a_config_map_with_paths_restored() -> None:
+    inline = {"src/score.py": b"def init(): pass\n", "src/lib/w.bin": b"\xff\x00"}
+    spec, inputs = make_spec(), make_inputs(inline=inline)
+    source = m.source_config_map(spec, inputs)
+    assert source is not None
+    assert sorted([*source["data"], *source["binaryData"]]) == ["f0", "f1"]
+    volume = next(
+        v for v in m.deployment(spec, inputs)["spec"]["template"]["spec"]["volumes"] if v["name"] == "source"
+    )
+    assert volume["configMap"]["items"] == [
+        {"key": "f0", "path": "src/lib/w.bin"},
+        {"key": "f1", "path": "src/score.py"},
+    ]
+    assert source["binaryData"]["f0"] == "/wA="
+    assert source["data"]["f1"] == "def init(): pass\n"
+
+
+def test_large_source_is_refused_for_a_config_map() -> None:
+    inline = {"src/big.bin": b"x" * (m.INLINE_SOURCE_LIMIT + 1)}
+    assert not m.inline_source_fits(inline)
+    with pytest.raises(ComputeTargetException):
+        m.source_config_map(make_spec(), make_inputs(inline=inline))
+
+
+def test_changed_plan_is_a_new_config_map_and_a_new_pod_template() -> None:
+    spec = make_spec()
+    first = m.deployment(spec, make_inputs(generation=1))
+    second = m.deployment(spec, make_inputs(generation=2, inline={"src/score.py": b"x"}))
+    assert first["spec"]["template"] != second["spec"]["template"]
+    names = [
+        v["configMap"]["name"]
+        for d in (first, second)
+        for v in d["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "fetch"
+    ]
+    assert names[0] != names[1]
+
+
+def test_a_local_artifact_store_is_refused_with_the_fix() -> None:
+    inputs = make_inputs()
+    local = m.ServiceInputs(
+        namespace="ml", generation=1, artifacts=m.ArtifactAccess("/home/me/ws/artifacts"), files=inputs.files
+    )
+    with pytest.raises(UserErrorException, match="s3://"):
+        m.service_manifests(make_spec(), local)
+    with pytest.raises(UserErrorException):
+        m.check_artifact_url("file:///tmp/store")
+    assert m.check_artifact_url("s3://bucket/prefix") == "s3://bucket/prefix"
+
+
+def test_replicas_left_to_the_autoscaler_unless_fixed() -> None:
+    assert "replicas" not in m.deployment(make_spec(), make_inputs())["spec"]
+    fixed = m.deployment(make_spec(autoscale_enabled=False, num_replicas=3), make_inputs())
+    assert fixed["spec"]["replicas"] == 3
+
+
+def test_every_port_says_tcp() -> None:
+    for manifests in _all_manifests().values():
+        for manifest in manifests:
+            if manifest["kind"] == "Service":
+                assert all(p["protocol"] == "TCP" for p in manifest["spec"]["ports"])
+            if manifest["kind"] == "Deployment":
+                for container in manifest["spec"]["template"]["spec"]["containers"]:
+                    assert all(p["protocol"] == "TCP" for p in container.get("ports", []))
+
+
+def test_labels_select_the_service_pods_and_owner_references_point_at_the_deployment() -> None:
+    spec = make_spec()
+    objects = m.service_manifests(spec, make_inputs())
+    for manifest in objects:
+        assert manifest["metadata"]["labels"][m.LABEL_SERVICE] == spec.name
+        assert manifest["metadata"]["namespace"] == "ml"
+    dep = m.find(objects, "Deployment")
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert m.find(objects, "Service")["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    owned = m.with_owner(m.find(objects, "Secret"), m.owner_reference(dep, "1234"))
+    assert owned["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": spec.name,
+            "uid": "1234",
+            "controller": False,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def test_keys_secret_holds_the_resolved_keys() -> None:
+    spec = make_spec(primary_key="p" * 20, secondary_key="s" * 20)
+    secret = m.keys_secret(spec, "ml")
+    assert secret["stringData"]["primaryKey"] == "p" * 20
+    assert secret["stringData"]["secondaryKey"] == "s" * 20
+    assert secret["stringData"]["authMode"] == "key"
+    assert secret["stringData"]["tokenSecret"] == spec.token_secret
+
+
+@pytest.mark.parametrize("kind", ["LoadBalancer", "NodePort", "ClusterIP"])
+def test_front_end_service_type_is_configurable(kind: m.FrontendServiceType) -> None:
+    cluster = m.ClusterInputs(services_namespace="ml", service_type=kind)
+    assert m.frontend_service(cluster)["spec"]["type"] == kind
+
+
+def test_front_end_roles_are_namespaced_and_minimal() -> None:
+    cluster = m.ClusterInputs(services_namespace="ml")
+    objects = m.attach_manifests(cluster, SIGNING_KEY)
+    assert not [o for o in objects if o["kind"].startswith("Cluster")]
+    roles = [o for o in objects if o["kind"] == "Role"]
+    verbs = {verb for role in roles for rule in role["rules"] for verb in rule["verbs"]}
+    assert verbs <= {"get", "list", "watch", "patch", "update"}
+    system = next(r for r in roles if r["metadata"]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE)
+    assert system["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [m.TOKEN_SECRET_NAME],
+            "verbs": ["get"],
+        }
+    ]
+    services = next(r for r in roles if r["metadata"]["namespace"] == "ml")
+    scale = next(rule for rule in services["rules"] if rule["resources"] == ["deployments/scale"])
+    assert "delete" not in scale["verbs"] and "create" not in scale["verbs"]
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"ml", m.DEFAULT_SYSTEM_NAMESPACE}
+    assert all(b["subjects"][0]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE for b in bindings)
+
+
+def test_token_signing_key_must_be_long() -> None:
+    with pytest.raises(ComputeTargetException):
+        m.token_signing_secret(m.ClusterInputs(services_namespace="ml"), "short")
+
+
+def test_attach_creates_each_namespace_once() -> None:
+    same = m.attach_manifests(m.ClusterInputs(services_namespace="modelport-system"), SIGNING_KEY)
+    assert [o["metadata"]["name"] for o in same if o["kind"] == "Namespace"] == ["modelport-system"]
