@@ -20,6 +20,9 @@ from lightkube.resources.core_v1 import Node, Pod
 from lightkube.types import PatchType
 
 SYNC_S = 0.1
+# A pod template annotation that makes this node report a failure instead of a running pod.
+FAULT_ANNOTATION = "sim.modelport.io/fault"
+FAULTS = ("crash-loop", "oom-killed", "image-pull")
 CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "2"}
 
 
@@ -39,6 +42,7 @@ class SimulatedNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_ip = 10
+        self._reported: set[str] = set()
         self.errors: list[str] = []
 
     def register(self, kube: Client) -> None:
@@ -110,21 +114,49 @@ class SimulatedNode:
             }
         }
 
+    def _faulty_status(self, pod: Pod, fault: str) -> dict[str, Any]:
+        """What the kubelet reports for a pod whose image cannot be pulled or whose container keeps dying."""
+        status = self._running_status(pod)["status"]
+        if fault == "image-pull":
+            image = (
+                pod.spec.initContainers[0].image if pod.spec.initContainers else pod.spec.containers[0].image
+            )
+            waiting = {
+                "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+            }
+            status["phase"] = "Pending"
+            status.pop("podIP")
+            for entry in status["initContainerStatuses"] or status["containerStatuses"]:
+                entry.update(ready=False, state=waiting)
+        else:
+            reason, code = ("OOMKilled", 137) if fault == "oom-killed" else ("Error", 1)
+            for entry in status["containerStatuses"]:
+                entry.update(
+                    ready=False,
+                    started=False,
+                    restartCount=3,
+                    state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}},
+                    lastState={"terminated": {"exitCode": code, "reason": reason, "finishedAt": _now()}},
+                )
+        for condition in status["conditions"]:
+            if condition["type"] in ("ContainersReady", "Ready"):
+                condition["status"] = "False"
+        return {"status": status}
+
     def sync_once(self, kube: Client) -> None:
-        """One pass over the pods bound to this node."""
+        """One pass over the pods bound to this node; each pod's status is reported once."""
         for pod in kube.list(Pod, namespace="*", fields={"spec.nodeName": self.name}):
             meta = pod.metadata
             try:
                 if meta.deletionTimestamp is not None:
                     kube.delete(Pod, meta.name, namespace=meta.namespace, grace_period=0)
-                elif pod.status is None or pod.status.phase != "Running":
+                elif meta.uid not in self._reported:
+                    fault = (meta.annotations or {}).get(FAULT_ANNOTATION)
+                    body = self._faulty_status(pod, fault) if fault else self._running_status(pod)
                     kube.patch(
-                        Pod.Status,
-                        meta.name,
-                        self._running_status(pod),
-                        namespace=meta.namespace,
-                        patch_type=PatchType.MERGE,
+                        Pod.Status, meta.name, body, namespace=meta.namespace, patch_type=PatchType.MERGE
                     )
+                    self._reported.add(meta.uid)
             except ApiError as exc:
                 if exc.status.code not in (404, 409):  # gone or changed meanwhile: next pass
                     self.errors.append(f"{meta.namespace}/{meta.name}: {exc}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from lightkube import Client, codecs
+from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessReviewSpec
 from lightkube.resources.apps_v1 import Deployment
@@ -24,28 +24,13 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
 from lightkube.types import CascadeType
 
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.apply import apply, apply_all, apply_service
 from tests.k8s.specs import make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 
 GC_DEADLINE_S = 60.0
 POLL_S = 0.2
-
-
-def apply(kube: Client, manifest: m.Manifest) -> Any:
-    """Server-side apply of one manifest as modelport does it."""
-    return kube.apply(codecs.from_dict(manifest), field_manager=m.FIELD_MANAGER, force=True)
-
-
-def apply_service(kube: Client, manifests: list[m.Manifest]) -> dict[str, Any]:
-    """Deployment first, then the rest owned by it (the driver's order); applied objects by kind/name."""
-    deployment = apply(kube, manifests[0])
-    owner = m.owner_reference(manifests[0], deployment.metadata.uid)
-    applied = {f"Deployment/{deployment.metadata.name}": deployment}
-    for manifest in manifests[1:]:
-        obj = apply(kube, m.with_owner(manifest, owner))
-        applied[f"{manifest['kind']}/{obj.metadata.name}"] = obj
-    return applied
 
 
 def stable_view(obj: Any) -> dict[str, Any]:
@@ -213,8 +198,7 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
     )
     other = f"other-{suffix}"
     try:
-        for manifest in m.attach_manifests(cluster, "s" * 48):
-            apply(kube, manifest)
+        apply_all(kube, m.attach_manifests(cluster, "s" * 48))
         kube.create(Namespace(metadata={"name": other}))
         account = f"{cluster.system_namespace}:{m.FRONTEND_NAME}"
         svc, sys_ns = cluster.services_namespace, cluster.system_namespace
@@ -244,8 +228,8 @@ def test_attach_reapplied_is_a_no_op(kube: Client) -> None:
     suffix = uuid.uuid4().hex[:8]
     cluster = m.ClusterInputs(services_namespace=f"svc-{suffix}", system_namespace=f"sys-{suffix}")
     try:
-        first = [apply(kube, manifest) for manifest in m.attach_manifests(cluster, "s" * 48)]
-        second = [apply(kube, manifest) for manifest in m.attach_manifests(cluster, "s" * 48)]
+        first = apply_all(kube, m.attach_manifests(cluster, "s" * 48))
+        second = apply_all(kube, m.attach_manifests(cluster, "s" * 48))
         for before, after in zip(first, second, strict=True):
             assert differences(stable_view(before), stable_view(after)) == [], before.kind
     finally:

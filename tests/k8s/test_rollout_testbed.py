@@ -12,10 +12,10 @@ from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Endpoints, Pod
 
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.apply import apply_service
 from modelport.compute.kubernetes.rollout import RolloutStatus, rollout_status
 from tests.k8s.node import SimulatedNode
 from tests.k8s.specs import make_inputs, make_spec
-from tests.k8s.test_apply import apply_service
 
 pytestmark = pytest.mark.k8s
 

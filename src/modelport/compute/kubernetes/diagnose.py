@@ -1,0 +1,121 @@
+"""Why a service's pods are not serving, as a typed Azure ML error object, from the pods alone.
+
+Input is the service's pods as dicts (what the API returns); output is the service state and a
+:class:`~modelport.service.states.ServiceError` whose code names the cause, with the evidence in
+``details`` and the fix in the message, or ``None`` when no pod shows a problem. The driver will
+add log lines (an entry script's traceback) to crash-loop errors; that needs the pod log, which
+this module does not read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from modelport.service import states
+from modelport.service.states import ErrorDetail, ServiceError
+
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+MODEL_FETCH_FAILED = "ModelFetchFailed"
+_IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
+_INSUFFICIENT = re.compile(r"Insufficient ([\w/-]+(?:\.[\w/-]+)*)")  # "nvidia.com/gpu", not "cpu."
+_FIXES = {
+    "cpu": "lower cpu_cores (containerResourceRequirements.cpu)",
+    "memory": "lower memory_gb (containerResourceRequirements.memoryInGB)",
+    "nvidia.com/gpu": "lower gpu_cores, or add nodes with NVIDIA GPUs and their device plugin",
+}
+
+
+def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return None
+
+
+def _name(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("name", "?"))
+
+
+def _unschedulable(pod: Mapping[str, Any]) -> ServiceError | None:
+    scheduled = _condition(pod, "PodScheduled")
+    if not scheduled or scheduled.get("status") != "False" or scheduled.get("reason") != "Unschedulable":
+        return None
+    text = str(scheduled.get("message") or "")
+    missing = sorted(set(_INSUFFICIENT.findall(text)))
+    fixes = [_FIXES.get(resource, f"lower the {resource} request") for resource in missing]
+    fix = "; ".join(fixes) if fixes else "check node selectors, taints and node capacity"
+    resources = f"insufficient {', '.join(missing)}" if missing else "no node fits"
+    return ServiceError(
+        code=states.UNSCHEDULABLE_CODE,
+        message=f"No node can run a replica ({resources}). Fix: {fix}, or add nodes to the cluster.",
+        details=(ErrorDetail(code="SchedulerMessage", message=f"{_name(pod)}: {text}"),),
+    )
+
+
+def _container_error(pod: Mapping[str, Any], status: Mapping[str, Any], init: bool) -> ServiceError | None:
+    state = status.get("state") or {}
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    waiting = state.get("waiting") or {}
+    terminated = state.get("terminated") or {}
+    container = status.get("name", "?")
+    where = f"{_name(pod)}/{container}"
+    restarts = int(status.get("restartCount") or 0)
+    if waiting.get("reason") in _IMAGE_PULL_REASONS:
+        return ServiceError(
+            code=IMAGE_PULL_BACK_OFF,
+            message=f"The cluster cannot pull image {status.get('image')!r}. Fix: push the image to a "
+            "registry the nodes can reach, check its name, or add an image pull secret.",
+            details=(ErrorDetail(code=waiting["reason"], message=f"{where}: {waiting.get('message', '')}"),),
+        )
+    if init and (waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode", 0) != 0):
+        return ServiceError(
+            code=MODEL_FETCH_FAILED,
+            message="Fetching the models and code into the pod failed. Its output is "
+            "get_logs(init=True); Fix: check the artifact store's address and credentials Secret.",
+            details=(ErrorDetail(code="Restarts", message=f"{where}: {restarts}"),),
+        )
+    if init:
+        return None
+    if "OOMKilled" in (last.get("reason"), terminated.get("reason")):
+        return ServiceError(
+            code=states.OOM_KILLED,
+            message="A replica used more memory than its limit and was killed. Fix: raise "
+            "memory_gb_limit (or memory_gb), or make the model use less memory.",
+            details=(ErrorDetail(code="Restarts", message=f"{where}: {restarts}"),),
+        )
+    if waiting.get("reason") == "CrashLoopBackOff":
+        exit_code = last.get("exitCode")
+        return ServiceError(
+            code=states.CRASH_LOOP_BACK_OFF,
+            message="A replica keeps exiting and Kubernetes is backing off its restarts. Fix: read "
+            "get_logs() for the entry script's traceback; init() must return without raising.",
+            details=(
+                ErrorDetail(code="Restarts", message=f"{where}: {restarts}"),
+                ErrorDetail(code="LastExitCode", message=f"{where}: {exit_code}"),
+            ),
+        )
+    return None
+
+
+def diagnose(pods: Iterable[Mapping[str, Any]]) -> tuple[str, ServiceError] | None:
+    """(state, error) for the first problem the pods show, most fundamental first, or ``None``.
+
+    Order: a pod that cannot be placed (``Unschedulable``), then image pulls, then the init
+    container, then the scoring container (OOM kill before crash loop, since an OOM-killed
+    container also crash-loops).
+    """
+    pods = list(pods)
+    for pod in pods:
+        error = _unschedulable(pod)
+        if error is not None:
+            return states.UNSCHEDULABLE, error
+    for init in (True, False):
+        key = "initContainerStatuses" if init else "containerStatuses"
+        for pod in pods:
+            for status in (pod.get("status") or {}).get(key) or []:
+                error = _container_error(pod, status, init)
+                if error is not None:
+                    return states.FAILED, error
+    return None
