@@ -76,6 +76,32 @@ def test_injected_failures_reach_their_typed_state(
     assert (state, error.code) == (states.FAILED, code)
 
 
+def test_a_rollout_without_progress_times_out(kube: Client, namespace: str, node: SimulatedNode) -> None:
+    from dataclasses import replace
+
+    from lightkube.resources.apps_v1 import Deployment
+
+    from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
+
+    spec = make_spec(autoscale_enabled=False, num_replicas=1)
+    # A short progress deadline, so that the real deployment controller gives up within the test.
+    inputs = replace(make_inputs(namespace=namespace), progress_deadline_s=2)
+    manifests = m.service_manifests(spec, inputs)
+    manifests[0]["spec"]["template"]["metadata"]["annotations"][FAULT_ANNOTATION] = "crash-loop"
+    generation = apply_service(kube, manifests)[f"Deployment/{spec.name}"].metadata.generation
+
+    deadline = time.monotonic() + DIAGNOSIS_DEADLINE_S
+    status = rollout_status(kube.get(Deployment, spec.name, namespace=namespace).to_dict(), generation)
+    while status.phase == "progressing" and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        status = rollout_status(kube.get(Deployment, spec.name, namespace=namespace).to_dict(), generation)
+
+    assert status.phase == "failed"
+    error = timed_out_error(status)
+    assert error is not None and error.code == states.DEPLOYMENT_TIMED_OUT
+    assert "timed out progressing" in error.details[0].message
+
+
 def test_fast_prod_check_reads_the_real_node_objects(kube: Client, node: SimulatedNode) -> None:
     from lightkube.resources.core_v1 import Node
 

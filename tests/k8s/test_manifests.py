@@ -164,6 +164,14 @@ def test_a_local_artifact_store_is_refused_with_the_fix() -> None:
     assert m.check_artifact_url("s3://bucket/prefix") == "s3://bucket/prefix"
 
 
+def test_progress_deadline_defaults_to_kubernetes_and_is_configurable() -> None:
+    from dataclasses import replace
+
+    assert m.deployment(make_spec(), make_inputs())["spec"]["progressDeadlineSeconds"] == 600
+    short = replace(make_inputs(), progress_deadline_s=30)
+    assert m.deployment(make_spec(), short)["spec"]["progressDeadlineSeconds"] == 30
+
+
 def test_replicas_left_to_the_autoscaler_unless_fixed() -> None:
     assert "replicas" not in m.deployment(make_spec(), make_inputs())["spec"]
     fixed = m.deployment(make_spec(autoscale_enabled=False, num_replicas=3), make_inputs())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelport.compute.kubernetes.rollout import rollout_status
+from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
+from modelport.service import states
 
 
 def _deployment(generation: int, observed: int, wanted: int = 2, **status: Any) -> dict[str, Any]:
@@ -60,3 +61,7 @@ def test_progress_deadline_exceeded_is_a_failure_with_the_servers_message() -> N
     )
     status = rollout_status(dep, 2)
     assert status.phase == "failed" and "timed out progressing" in status.message
+    error = timed_out_error(status)
+    assert error is not None and error.code == states.DEPLOYMENT_TIMED_OUT
+    assert error.details[0].message == status.message
+    assert timed_out_error(rollout_status(_deployment(2, 2, updatedReplicas=1), 2)) is None

@@ -80,6 +80,10 @@ class ServiceInputs:
     files: tuple[FetchFile, ...]  # models (azureml-models/…) and, unless inlined, the source files
     image: str = DEFAULT_IMAGE
     inline_source: Mapping[str, bytes] = field(default_factory=dict)  # path under the app root → bytes
+    # After this long without progress the controller marks the rollout ProgressDeadlineExceeded,
+    # which modelport reports as DeploymentTimedOut. Kubernetes' default; it must exceed the time
+    # a replica needs to become ready (model fetch plus init()).
+    progress_deadline_s: int = 600
 
 
 def check_artifact_url(url: str) -> str:
@@ -337,6 +341,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
     }
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {LABEL_SERVICE: spec.name}},
+        "progressDeadlineSeconds": inputs.progress_deadline_s,
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
         "template": {
             "metadata": {

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelport.service import states
+from modelport.service.states import ErrorDetail, ServiceError
+
 RolloutPhase = Literal["progressing", "complete", "failed"]
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
@@ -52,3 +55,15 @@ def rollout_status(deployment: Mapping[str, Any], applied_generation: int) -> Ro
     if available < updated:
         return RolloutStatus("progressing", f"{available} of {updated} updated replicas available")
     return RolloutStatus("complete", f"{available} replica(s) available")
+
+
+def timed_out_error(status: RolloutStatus) -> ServiceError | None:
+    """``DeploymentTimedOut`` for a failed rollout (None otherwise), with the controller's message."""
+    if status.phase != "failed":
+        return None
+    return ServiceError(
+        code=states.DEPLOYMENT_TIMED_OUT,
+        message="The rollout made no progress within its deadline. Fix: look at the pods' state "
+        "(get_logs(), get_logs(init=True)) for the cause; raise the deadline if replicas only start slowly.",
+        details=(ErrorDetail(code=PROGRESS_DEADLINE_EXCEEDED, message=status.message),),
+    )
