@@ -2,5 +2,5 @@
 
 Ported notebooks change only the import prefix (``azureml.core`` → ``modelport.azureml.core``).
 Every class here maps Azure ML's names and argument shapes onto modelport's own classes; no
-behaviour is implemented twice. See ``docs/azureml-migration.md``.
+behaviour is implemented twice. See ``docs/migrating-from-azureml.md``.
 """
