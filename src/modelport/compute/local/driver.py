@@ -24,9 +24,10 @@ from modelport.service.states import ServiceError
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
 
-AGENT_START_DEADLINE_S = 30.0
+# Generous: on a loaded machine the agent's imports alone can take many seconds.
+AGENT_START_DEADLINE_S = 120.0
 LOCAL_AGENT_NOT_RUNNING = "LocalAgentNotRunning"
-AGENT_STOP_DEADLINE_S = 30.0
+AGENT_STOP_DEADLINE_S = 60.0
 POLL_S = 0.05
 
 
@@ -128,7 +129,12 @@ class LocalDriver:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + AGENT_STOP_DEADLINE_S
-        while agent_pid(workspace) is not None and time.monotonic() < deadline:
+        while agent_pid(workspace) is not None:
+            if time.monotonic() > deadline:
+                raise WebserviceException(
+                    f"The local agent (pid {pid}) did not stop within {AGENT_STOP_DEADLINE_S:.0f} s. "
+                    f"Its log is {paths_for(workspace).agent_log}; `kill -9 {pid}` stops it for good."
+                )
             time.sleep(POLL_S)
         return True
 
