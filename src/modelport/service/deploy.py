@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from modelport._notes import note
 from modelport.config.deployment import DeploymentConfig, EffectiveDeploymentConfig, LocalDeploymentConfig
 from modelport.config.inference import InferenceConfig
-from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
+from modelport.errors import ComputeTargetException, UserErrorException
 from modelport.names import check_service_name
 from modelport.registry.environment import Environment
 from modelport.registry.environment_store import register_environment
@@ -216,9 +216,3 @@ def _print_summary(spec: ServiceSpec) -> None:
     note(f"  models: {', '.join(m.id for m in spec.models) or '(none)'}")
     note(f"  entry script: {spec.source.entry_script}")
     note(f"  environment: {f'{env.name}:{env.version}' if env else 'the workspace Python'}")
-
-
-def ensure_update_given(**values: Any) -> None:
-    """Azure ML refuses an update with nothing to change."""
-    if all(v is None for v in values.values()):
-        raise WebserviceException("No parameters provided to update.")

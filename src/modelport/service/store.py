@@ -192,16 +192,6 @@ def list_services(workspace: Workspace, compute_type: str | None = None) -> list
         return [_record(row) for row in conn.execute(query)]
 
 
-def services_using_model(workspace: Workspace, model_db_ids: Sequence[int]) -> set[str]:
-    """Names of the services that serve any of the given model rows."""
-    with workspace._store.read() as conn:
-        return set(
-            conn.execute(
-                select(service_models.c.service_name).where(service_models.c.model_id.in_(list(model_db_ids)))
-            ).scalars()
-        )
-
-
 def source_file_list(workspace: Workspace, name: str, generation: int) -> list[StoredFile]:
     """The stored source files of one generation of a service."""
     with workspace._store.read() as conn:

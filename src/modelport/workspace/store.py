@@ -195,8 +195,3 @@ class MetadataStore:
     def is_empty(self) -> bool:
         """True when the database has no modelport schema yet."""
         return self.current_revision() is None
-
-    def has_rows(self, table) -> bool:  # type: ignore[no-untyped-def]
-        """True when ``table`` holds at least one row."""
-        with self.read() as conn:
-            return conn.execute(select(table).limit(1)).first() is not None
