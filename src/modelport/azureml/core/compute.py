@@ -250,38 +250,9 @@ class AksCompute(ComputeTarget):
         FAST_PROD = "FastProd"
         DEV_TEST = "DevTest"
 
-    @staticmethod
-    def provisioning_configuration(
-        agent_count: int | None = None,
-        vm_size: str | None = None,
-        ssl_cname: str | None = None,
-        ssl_cert_pem_file: str | None = None,
-        ssl_key_pem_file: str | None = None,
-        location: str | None = None,
-        vnet_resourcegroup_name: str | None = None,
-        vnet_name: str | None = None,
-        subnet_name: str | None = None,
-        service_cidr: str | None = None,
-        dns_service_ip: str | None = None,
-        docker_bridge_cidr: str | None = None,
-        cluster_purpose: str | None = None,
-        load_balancer_type: str | None = None,
-        load_balancer_subnet: str | None = None,
-    ) -> AksProvisioningConfiguration:
-        """A validated provisioning configuration."""
-        return AksProvisioningConfiguration(**locals())
-
-    @staticmethod
-    def attach_configuration(
-        resource_group: str | None = None,
-        cluster_name: str | None = None,
-        resource_id: str | None = None,
-        cluster_purpose: str | None = None,
-        load_balancer_type: str | None = None,
-        load_balancer_subnet: str | None = None,
-    ) -> AksAttachConfiguration:
-        """A validated attach configuration."""
-        return AksAttachConfiguration(**locals())
+    # The configuration classes take exactly these factories' arguments and validate them.
+    provisioning_configuration = staticmethod(AksProvisioningConfiguration)
+    attach_configuration = staticmethod(AksAttachConfiguration)
 
 
 __all__ = [
