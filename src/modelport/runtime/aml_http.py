@@ -198,7 +198,23 @@ def is_json_mimetype(mimetype: str) -> bool:
     )
 
 
-class AMLRequest:
+class _ContentTyped:
+    """``content_type`` and ``mimetype`` as werkzeug offers them on requests and responses alike."""
+
+    headers: Headers
+
+    @property
+    def content_type(self) -> str | None:
+        """The raw ``Content-Type`` header."""
+        return self.headers.get("Content-Type")
+
+    @property
+    def mimetype(self) -> str:
+        """The media type without parameters, lower case (``""`` when absent)."""
+        return (self.content_type or "").split(";", 1)[0].strip().lower()
+
+
+class AMLRequest(_ContentTyped):
     """The HTTP request handed to a ``@rawhttp`` ``run()`` (a werkzeug-``Request``-like object)."""
 
     def __init__(
@@ -249,16 +265,6 @@ class AMLRequest:
     def host_url(self) -> str:
         """Scheme and host, ending with ``/``."""
         return f"http://{self.host}/"
-
-    @property
-    def content_type(self) -> str | None:
-        """The raw ``Content-Type`` header."""
-        return self.headers.get("Content-Type")
-
-    @property
-    def mimetype(self) -> str:
-        """The media type without parameters, lower case (``""`` when absent)."""
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
 
     @property
     def content_length(self) -> int | None:
@@ -350,7 +356,7 @@ def _parse_form(content_type: str, mimetype: str, body: bytes) -> tuple[MultiDic
     return MultiDict(fields), MultiDict(files)
 
 
-class AMLResponse:
+class AMLResponse(_ContentTyped):
     """A response returned by ``run()``: status, headers and body sent as they are.
 
     ``AMLResponse(message, status_code, response_headers=None, json_str=False,
@@ -400,16 +406,6 @@ class AMLResponse:
     @data.setter
     def data(self, value: str | bytes) -> None:
         self.set_data(value)
-
-    @property
-    def content_type(self) -> str | None:
-        """The ``Content-Type`` header."""
-        return self.headers.get("Content-Type")
-
-    @property
-    def mimetype(self) -> str:
-        """The media type without parameters."""
-        return (self.content_type or "").split(";", 1)[0].strip().lower()
 
     def __repr__(self) -> str:
         return f"<AMLResponse {self.status_code} {len(self._body)} bytes>"
