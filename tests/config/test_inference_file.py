@@ -11,26 +11,10 @@ import pytest
 from modelport.config import ConfigFileError, ConfigWarning, InferenceConfig, load_inference_config
 from modelport.errors import ConfigValidationError, EnvironmentException, WebserviceException
 from modelport.registry.environment import Environment
+from tests.examples import ENVIRONMENT_EXAMPLE
 
-SPEC_EXAMPLE = {
-    "entryScript": "score.py",
-    "sourceDirectory": "./src",
-    "environment": {
-        "name": "my-deploy-env",
-        "python": {
-            "userManagedDependencies": False,
-            "condaDependencies": {
-                "channels": ["conda-forge"],
-                "dependencies": [
-                    "python=3.8",
-                    {"pip": ["azureml-defaults", "scikit-learn==0.24.2", "inference-schema[numpy-support]"]},
-                ],
-            },
-        },
-        "docker": {"baseImage": "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04"},
-        "environmentVariables": {"MY_VAR": "1"},
-    },
-}
+# The inferenceconfig.json example of spec §2.5.
+SPEC_EXAMPLE = {"entryScript": "score.py", "sourceDirectory": "./src", "environment": ENVIRONMENT_EXAMPLE}
 
 LEGACY_YAML = """\
 # legacy (pre-Environment) form

@@ -21,25 +21,9 @@ from modelport.registry.environment import (
     EnvironmentReference,
     is_environment_reference,
 )
+from tests.examples import ENVIRONMENT_EXAMPLE as SPEC_EXAMPLE
 
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-# The example of spec §2.5, as users have it in inferenceconfig.json.
-SPEC_EXAMPLE: dict[str, Any] = {
-    "name": "my-deploy-env",
-    "python": {
-        "userManagedDependencies": False,
-        "condaDependencies": {
-            "channels": ["conda-forge"],
-            "dependencies": [
-                "python=3.8",
-                {"pip": ["azureml-defaults", "scikit-learn==0.24.2", "inference-schema[numpy-support]"]},
-            ],
-        },
-    },
-    "docker": {"baseImage": "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04"},
-    "environmentVariables": {"MY_VAR": "1"},
-}
 
 
 def _hash_env(name: str = "hash-me") -> Environment:
