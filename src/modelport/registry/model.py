@@ -28,7 +28,8 @@ from modelport.errors import (
     WebserviceException,
 )
 from modelport.names import check_model_name
-from modelport.registry.model_path import local_model_path, models_dir
+from modelport.runtime.model_path import get_model_path as local_model_path
+from modelport.runtime.model_path import model_roots
 from modelport.workspace.artifacts import NoProgress, Progress
 from modelport.workspace.blobs import discard_unreferenced_blobs
 from modelport.workspace.filesets import (
@@ -485,7 +486,7 @@ class Model:
             except WebserviceException:
                 pass
         model = Model(_workspace, name=model_name, version=version)
-        version_dir = models_dir() / model.name / str(model.version)
+        version_dir = model_roots()[0] / model.name / str(model.version)
         model.download(version_dir, exist_ok=True)
         return str(version_dir / model.root)
 
