@@ -10,7 +10,6 @@ but no container ever runs (see docs/kubernetes.md for what that leaves to a rea
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import subprocess
 import time
@@ -19,6 +18,8 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.servers import free_port
 
 READY_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 20.0
@@ -29,13 +30,6 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 
 class TestbedError(RuntimeError):
     """The control plane could not start; the message carries the tails of its logs."""
-
-
-def free_port() -> int:
-    """A loopback TCP port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def missing_binaries(bin_dir: Path) -> list[str]:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,19 +25,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import free_port
+
 READY_DEADLINE_S = 90.0
 REFERENCE_ENV = "MODELPORT_TEST_AZMLINFSRV"
 REFERENCE_PACKAGES = ("azureml-inference-server-http", "scikit-learn")
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 # The reference joins only when asked: installing it needs the package index.
 IMPLEMENTATIONS = ["modelport", "azmlinfsrv"] if os.environ.get(REFERENCE_ENV) == "1" else ["modelport"]
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = READY_DEADLINE_S) -> None:

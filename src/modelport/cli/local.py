@@ -50,6 +50,7 @@ def logs(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """Print the agent's own log."""
-    from modelport.compute.local.driver import paths_for, tail
+    from modelport.compute.local.driver import paths_for
+    from modelport.compute.local.replica import log_tail
 
-    sys.stdout.write(tail(paths_for(open_workspace(workspace, path)).agent_log, num_lines))
+    sys.stdout.write(log_tail(paths_for(open_workspace(workspace, path)).agent_log, num_lines))

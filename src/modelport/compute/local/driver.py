@@ -11,11 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.local.paths import LocalPaths
+from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.service import store as service_store
@@ -118,7 +117,7 @@ class LocalDriver:
             time.sleep(POLL_S)
         raise WebserviceException(
             f"The local agent did not start within {AGENT_START_DEADLINE_S:.0f} s. Its log is "
-            f"{paths.agent_log}:\n" + tail(paths.agent_log, 20)
+            f"{paths.agent_log}:\n" + log_tail(paths.agent_log, 20)
         )
 
     def stop_agent(self, workspace: Workspace) -> bool:
@@ -160,7 +159,7 @@ class LocalDriver:
         path = (
             paths.build_log(name, generation) if init else paths.log_dir(name) / f"replicas-g{generation}.log"
         )
-        return tail(path, num_lines)
+        return log_tail(path, num_lines)
 
     def status(self, workspace: Workspace) -> dict[str, Any]:
         """What ``modelport local status`` prints."""
@@ -174,12 +173,3 @@ class LocalDriver:
             "stateDir": str(paths_for(workspace).root),
             "agentLog": str(paths_for(workspace).agent_log),
         }
-
-
-def tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines of a text file ('' if missing)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return "".join(deque(handle, maxlen=max(0, lines)))
-    except FileNotFoundError:
-        return ""

@@ -52,7 +52,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file ('' if it does not exist)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
+            return "".join(deque(handle, maxlen=max(0, lines)))
     except FileNotFoundError:
         return ""
 
