@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
             return
         time.sleep(0.05)  # poll interval of the readiness check, not a readiness stand-in
     raise RuntimeError(f"{what} did not listen on port {port} within {STARTUP_DEADLINE_S}s")
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline_s``."""
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+        time.sleep(0.02)  # poll interval of the check, not a readiness stand-in
 
 
 def postgres_bin_dir() -> Path | None:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import venv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import servers
 from tests.servers import free_port
 
 READY_DEADLINE_S = 90.0
@@ -36,12 +36,8 @@ IMPLEMENTATIONS = ["modelport", "azmlinfsrv"] if os.environ.get(REFERENCE_ENV) =
 
 
 def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = READY_DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.02)
+    """Poll ``condition`` until it holds (scoring servers get the longer start-up deadline)."""
+    servers.wait_until(condition, what, deadline_s)
 
 
 @dataclass

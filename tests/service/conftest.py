@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,13 +102,3 @@ def write_source(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str
         return folder
 
     return write
-
-
-def wait_until(predicate: Callable[[], bool], deadline_s: float = 60.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail after ``deadline_s``."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")

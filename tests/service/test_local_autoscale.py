@@ -15,7 +15,7 @@ from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.registry.model import Model
 from modelport.service import store as service_store
 from modelport.service.autoscaling import SCALE_DOWN_DELAY_ENV
-from tests.service.conftest import wait_until
+from tests.servers import wait_until
 
 BUSY_SCORE = textwrap.dedent(
     """
@@ -70,7 +70,7 @@ def test_load_step_scales_up_then_down_and_every_decision_is_recorded(local_ws, 
     for worker in workers:
         worker.start()
     try:
-        wait_until(lambda: _ready(service) >= 2, 60, "a second replica serving under load")
+        wait_until(lambda: _ready(service) >= 2, "a second replica serving under load", 60)
     finally:
         stop.set()
         for worker in workers:
@@ -82,7 +82,7 @@ def test_load_step_scales_up_then_down_and_every_decision_is_recorded(local_ws, 
     assert decision["busy"] > 0.7 and decision["settings"]["max_replicas"] == 3  # inputs recorded
     assert service.observed["autoscale"]["service"] == "elastic"  # the last decision, for `service show`
 
-    wait_until(lambda: _ready(service) == 1, 60, "scale-down to the minimum once quiet")
+    wait_until(lambda: _ready(service) == 1, "scale-down to the minimum once quiet", 60)
     reasons = [e.data["reason"] for e in service_store.read_events(local_ws, "elastic", kinds=["autoscale"])]
     assert reasons[-1] == "scale_down"
     service.delete()
@@ -94,6 +94,6 @@ def test_autoscaling_off_keeps_num_replicas(local_ws, write_source) -> None:
         local_ws, "fixed", [], config, local_deploy_configuration(auth_enabled=False, num_replicas=2)
     )
     service.wait_for_deployment(timeout_sec=120)
-    wait_until(lambda: _ready(service) == 2, 60, "two replicas")
+    wait_until(lambda: _ready(service) == 2, "two replicas", 60)
     assert service_store.read_events(local_ws, "fixed", kinds=["autoscale"]) == []
     service.delete()

@@ -13,7 +13,8 @@ from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.registry.model import Model
 from modelport.service.webservice import Webservice
-from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE, wait_until
+from tests.servers import wait_until
+from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE
 
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
 
@@ -102,7 +103,7 @@ def test_killed_replica_is_replaced(local_ws, iris_service) -> None:
             iris_service.state == "Healthy" and bool(ready) and replica["id"] not in {r["id"] for r in ready}
         )
 
-    wait_until(replaced, 60, "a new ready replica")
+    wait_until(replaced, "a new ready replica", 60)
     assert iris_service.run(SAMPLE) == [0, 2]
 
 
@@ -132,8 +133,8 @@ def test_update_rolls_out_a_new_generation(iris_service) -> None:
             and len([r for r in iris_service.observed["replicas"] if r["state"] == "ready"]) == 2
             and not before & {r["id"] for r in iris_service.observed["replicas"]}
         ),
-        60,
         "two new replicas and the old ones gone",
+        60,
     )
     assert iris_service.run(SAMPLE) == [0, 2]
     with pytest.raises(WebserviceException, match="No parameters provided to update."):
@@ -148,5 +149,5 @@ def test_delete_stops_the_replicas_and_frees_the_model(local_ws, iris_service, i
     pids = [r["pid"] for r in iris_service.observed["replicas"] if r["pid"]]
     iris_service.delete()
     assert Webservice.list(local_ws) == []
-    wait_until(lambda: not any(_pid_alive(p) for p in pids), 30, "replica processes to exit")
+    wait_until(lambda: not any(_pid_alive(p) for p in pids), "replica processes to exit", 30)
     iris_model.delete()  # no service uses it any more

@@ -21,7 +21,8 @@ from modelport.errors import WebserviceException
 from modelport.frontend.auth import issue_token
 from modelport.registry.model import Model
 from modelport.service.webservice import Webservice
-from tests.service.conftest import IRIS_SCORE, wait_until
+from tests.servers import wait_until
+from tests.service.conftest import IRIS_SCORE
 
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
 
@@ -78,9 +79,9 @@ def test_agent_killed_with_sigkill_comes_back_with_every_service(local_ws, iris_
     old_pids = [r["pid"] for r in service.observed["replicas"]]
     pid = agent_pid(local_ws)
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: agent_pid(local_ws) is None, 30, "the killed agent's lock to be released")
+    wait_until(lambda: agent_pid(local_ws) is None, "the killed agent's lock to be released", 30)
     # Its replicas died with it (parent-death signal): nothing answers until an agent runs again.
-    wait_until(lambda: not any(_alive(p) for p in old_pids), 30, "orphan replicas to exit")
+    wait_until(lambda: not any(_alive(p) for p in old_pids), "orphan replicas to exit", 30)
     LocalDriver().ensure_agent(local_ws)
     restored = Webservice(local_ws, "survivor")
     restored.wait_for_deployment(timeout_sec=120)
@@ -104,7 +105,7 @@ def test_slow_init_never_receives_traffic_before_ready(local_ws, write_source) -
         service.update_deployment_state()
         return service._status is not None
 
-    wait_until(seen_by_agent, 30, "the agent to pick the service up")
+    wait_until(seen_by_agent, "the agent to pick the service up", 30)
     answers = []
     while service.state != "Healthy":
         answers.append(httpx.post(service.scoring_uri, content="x", timeout=10).status_code)
@@ -140,7 +141,6 @@ def test_full_queue_answers_503_within_the_wait_time(local_ws, write_source) -> 
 
     with ThreadPoolExecutor(4) as pool:
         busy = pool.submit(timed, "3")
-        wait_until(lambda: service.observed is not None, 5)
         time.sleep(0.3)  # lets the first request occupy the only replica before the others arrive
         waiting = [pool.submit(timed, "0") for _ in range(3)]
         results = [f.result() for f in waiting]
@@ -176,11 +176,11 @@ def test_rolling_update_under_steady_load_fails_no_request(local_ws, iris_model,
     worker = threading.Thread(target=load)
     worker.start()
     try:
-        wait_until(lambda: len(statuses) > 20, 30, "load to flow")
+        wait_until(lambda: len(statuses) > 20, "load to flow", 30)
         service.update(autoscale_enabled=False, num_replicas=2)
         service.wait_for_deployment(timeout_sec=120)
         count = len(statuses)
-        wait_until(lambda: len(statuses) > count + 20, 30, "load after the rollout")
+        wait_until(lambda: len(statuses) > count + 20, "load after the rollout", 30)
     finally:
         stop.set()
         worker.join()
@@ -245,7 +245,7 @@ def test_cpu_limit_puts_the_replica_in_a_cgroup_with_that_quota(local_ws, write_
     members = {int(p) for p in (group / "cgroup.procs").read_text().split()}
     assert replica["pid"] in members and len(members) >= 2  # the replica and its scoring worker
     service.delete()
-    wait_until(lambda: not group.exists(), 30, "the replica's cgroup to be removed")
+    wait_until(lambda: not group.exists(), "the replica's cgroup to be removed", 30)
 
 
 def test_more_gpus_than_the_machine_has_are_refused_before_anything_is_stored(
@@ -268,7 +268,7 @@ def test_replica_killed_under_load_fails_only_its_in_flight_request(
         local_ws, "under-load", IRIS_SCORE, write_source, [iris_model], auth_enabled=False, num_replicas=2
     )
     service.wait_for_deployment(timeout_sec=120)
-    wait_until(lambda: len(_ready_replicas(service)) == 2, 60, "two ready replicas")
+    wait_until(lambda: len(_ready_replicas(service)) == 2, "two ready replicas", 60)
     uri = service.scoring_uri
     stop = threading.Event()
     statuses: list[int] = []
@@ -283,7 +283,7 @@ def test_replica_killed_under_load_fails_only_its_in_flight_request(
     for worker in workers:
         worker.start()
     try:
-        wait_until(lambda: len(statuses) > 50, 30, "load to flow")
+        wait_until(lambda: len(statuses) > 50, "load to flow", 30)
         victim = _ready_replicas(service)[0]
         os.killpg(victim["pid"], signal.SIGKILL)
         wait_until(
@@ -291,11 +291,11 @@ def test_replica_killed_under_load_fails_only_its_in_flight_request(
                 len(_ready_replicas(service)) == 2
                 and victim["id"] not in {r["id"] for r in _ready_replicas(service)}
             ),
-            60,
             "the replacement replica",
+            60,
         )
         count = len(statuses)
-        wait_until(lambda: len(statuses) > count + 50, 30, "load after the replacement")
+        wait_until(lambda: len(statuses) > count + 50, "load after the replacement", 30)
     finally:
         stop.set()
         for worker in workers:
