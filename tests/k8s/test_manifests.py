@@ -234,7 +234,9 @@ def test_front_end_roles_are_namespaced_and_minimal() -> None:
     assert not [o for o in objects if o["kind"].startswith("Cluster")]
     roles = [o for o in objects if o["kind"] == "Role"]
     verbs = {verb for role in roles for rule in role["rules"] for verb in rule["verbs"]}
-    assert verbs <= {"get", "list", "watch", "patch", "update"}
+    assert verbs <= {"get", "list", "watch", "patch", "update", "create"}
+    creates = [rule for role in roles for rule in role["rules"] if "create" in rule["verbs"]]
+    assert [rule["resources"] for rule in creates] == [["events"]]
     system = next(r for r in roles if r["metadata"]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE)
     assert system["rules"] == [
         {

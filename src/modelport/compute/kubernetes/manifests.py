@@ -39,6 +39,9 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_SERVICE = "modelport.io/service"
 ANNOTATION_GENERATION = "modelport.io/generation"
+# On a service's Deployment (not its pod template, so changing it starts no rollout): the routing,
+# admission and autoscaling settings the in-cluster front end applies (see frontend_settings).
+ANNOTATION_FRONTEND = "modelport.io/frontend"
 
 _FETCH_MOUNT = "/var/modelport/fetch"
 _SOURCE_MOUNT = "/var/modelport/source"
@@ -149,6 +152,28 @@ def with_owner(manifest: Manifest, reference: Mapping[str, Any]) -> Manifest:
 def keys_secret_name(spec: ServiceSpec) -> str:
     """The Secret holding a service's keys and token-signing secret."""
     return f"{spec.name}-keys"
+
+
+def frontend_settings(spec: ServiceSpec) -> dict[str, Any]:
+    """What the front end needs of a service besides its keys: admission, timeouts, autoscaling.
+
+    Stored as JSON in the Deployment's ``modelport.io/frontend`` annotation; the keys follow the
+    Azure ML service JSON (``Webservice.serialize``) so that a person reading the object knows them.
+    """
+    config = spec.deployment
+    return {
+        "maxConcurrentRequestsPerContainer": config.replica_max_concurrent_requests,
+        "maxQueueWaitMs": config.max_request_wait_time,
+        "scoringTimeoutMs": config.scoring_timeout_ms,
+        "numReplicas": config.num_replicas,
+        "autoScaler": {
+            "autoscaleEnabled": config.autoscale_enabled,
+            "minReplicas": config.autoscale_min_replicas,
+            "maxReplicas": config.autoscale_max_replicas,
+            "refreshPeriodInSeconds": config.autoscale_refresh_seconds,
+            "targetUtilization": config.autoscale_target_utilization,
+        },
+    }
 
 
 def _meta(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -363,7 +388,10 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
         "kind": "Deployment",
         "metadata": {
             **_meta(spec.name, inputs.namespace, labels),
-            "annotations": {ANNOTATION_GENERATION: str(inputs.generation)},
+            "annotations": {
+                ANNOTATION_GENERATION: str(inputs.generation),
+                ANNOTATION_FRONTEND: json.dumps(frontend_settings(spec), sort_keys=True),
+            },
         },
         "spec": deployment_spec,
     }
@@ -453,6 +481,8 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
             {"apiGroups": [""], "resources": ["pods", "endpoints", "secrets"], "verbs": watch},
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": watch},
             {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+            # Autoscaling decisions are recorded as Events on the Deployment (kubectl describe).
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ],
     }
     system_role = {
