@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from modelport._notes import note
 from modelport.config.deployment import DeploymentConfig, EffectiveDeploymentConfig, LocalDeploymentConfig
 from modelport.config.inference import InferenceConfig
-from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.errors import UserErrorException
 from modelport.names import check_service_name
 from modelport.registry.environment import Environment
 from modelport.registry.environment_store import register_environment
@@ -118,7 +118,9 @@ def snapshot_source(
 def resolve_target(
     workspace: Workspace, deployment_config: DeploymentConfig | None, deployment_target: Any
 ) -> tuple[str, str]:
-    """(compute type, target name): the local target unless a Kubernetes target is named."""
+    """(compute type, target name): the named attached target, else the local target."""
+    from modelport.compute import targets
+
     name = None
     if deployment_config is not None:
         name = getattr(deployment_config, "compute_target_name", None)
@@ -130,10 +132,8 @@ def resolve_target(
         )
     if name in (None, LOCAL_TARGET) or isinstance(deployment_config, LocalDeploymentConfig):
         return "local", LOCAL_TARGET
-    raise ComputeTargetException(
-        f"ComputeTargetNotFound: Compute Target with name {name} not found in provided workspace. "
-        "Fix: deploy to the local target (omit the target), or attach a Kubernetes cluster first."
-    )
+    record = targets.require_target(workspace, name)
+    return record.compute_type, record.name
 
 
 def with_keys(
@@ -175,7 +175,7 @@ def deploy(
         deployment_config = LocalDeploymentConfig()
     deployment_config.validate_configuration()
     compute_type, target = resolve_target(workspace, deployment_config, deployment_target)
-    driver = targets.driver_for(compute_type)
+    driver = targets.driver_for(compute_type, target)
     effective = with_keys(deployment_config.effective())
     driver.check(workspace, effective)
     environment = resolve_environment(workspace, name, inference_config)

@@ -13,6 +13,12 @@ ComputeType = Literal["local", "kubernetes"]
 LOCAL_TARGET = "local"
 
 
+def auth_digest(mode: str, primary: str | None, secondary: str | None, token_secret: str) -> str:
+    """A fingerprint of a service's auth settings; a target reports it once its front end has them."""
+    material = f"{mode}|{primary}|{secondary}|{token_secret}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
 class ModelRef(BaseModel):
     """A model version a service serves."""
 
@@ -78,8 +84,7 @@ class ServiceSpec(BaseModel):
     def auth_digest(self) -> str:
         """A fingerprint of the auth settings; the target reports it once its front end applies them."""
         config = self.deployment
-        material = f"{self.auth_mode}|{config.primary_key}|{config.secondary_key}|{self.token_secret}"
-        return hashlib.sha256(material.encode()).hexdigest()[:16]
+        return auth_digest(self.auth_mode, config.primary_key, config.secondary_key, self.token_secret)
 
     @property
     def model_dir(self) -> str:

@@ -121,7 +121,7 @@ def plan_update(
         )
         return None
     changes["deployment"] = _validated_config(spec.deployment, given)
-    driver_for(spec.compute_type).check(workspace, changes["deployment"])
+    driver_for(spec.compute_type, spec.compute_target).check(workspace, changes["deployment"])
     created: list[str] = []
     if inference_config is not None:
         if models is not None:
@@ -137,5 +137,5 @@ def plan_update(
     except BaseException:
         discard_unreferenced_blobs(workspace, created)
         raise
-    driver_for(spec.compute_type).submit(workspace, service.name)
+    driver_for(spec.compute_type, spec.compute_target).submit(workspace, service.name)
     return generation

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 POLL_S = 0.5
 APPLY_DEADLINE_S = 30.0
-DELETE_DEADLINE_S = 120.0
 # Compute types as Azure ML's Webservice.list accepted them, mapped to modelport's targets.
 _COMPUTE_TYPE_ALIASES = {"LOCAL": "local", "KUBERNETES": "kubernetes", "AKS": "kubernetes"}
 _TERMINAL_ERROR_CODES = {states.DEPLOYMENT_TIMED_OUT}
@@ -45,8 +44,10 @@ class Webservice:
     def _load(self, record: service_store.ServiceRecord) -> None:
         self._record = record
         self._spec: ServiceSpec = record.spec
+        self._driver = driver_for(record.spec.compute_type, record.spec.compute_target)
+        # Targets without an agent (Kubernetes) observe the cluster here and record what they saw.
+        self._target_problem = self._driver.refresh(self.workspace, record)
         self._status = service_store.read_status(self.workspace, self.name)
-        self._target_problem = driver_for(self._spec.compute_type).target_problem(self.workspace)
 
     def update_deployment_state(self) -> None:
         """Refresh every attribute from the workspace (keeps a pending operation)."""
@@ -96,7 +97,7 @@ class Webservice:
     @property
     def scoring_uri(self) -> str | None:
         """``http://127.0.0.1:<port>/api/v1/service/<name>/score`` (known once the target has started)."""
-        base = driver_for(self._spec.compute_type).frontend_url(self.workspace)
+        base = self._driver.frontend_url(self.workspace)
         return f"{base}/api/v1/service/{self.name}/score" if base else None
 
     @property
@@ -195,8 +196,7 @@ class Webservice:
         With ``show_output`` the target's progress (environment build, replicas starting) is
         printed as it happens.
         """
-        driver = driver_for(self._spec.compute_type)
-        driver.ensure_agent(self.workspace)
+        self._driver.ensure_agent(self.workspace)
         if show_output:
             print(f"Tip: you can follow the service with `modelport service show -n {self.name}`", flush=True)
         generation = self._pending_generation or self._record.generation
@@ -251,9 +251,7 @@ class Webservice:
     # ------------------------------------------------------------------ using
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
         """The replicas' output (``init=True``: the preparation log: environment build, model download)."""
-        return driver_for(self._spec.compute_type).logs(
-            self.workspace, self.name, self._record.generation, num_lines, init
-        )
+        return self._driver.logs(self.workspace, self.name, self._record.generation, num_lines, init)
 
     def get_keys(self) -> tuple[str | None, str | None]:
         """``(primary_key, secondary_key)``."""
@@ -277,8 +275,8 @@ class Webservice:
     def _replace(self, spec: ServiceSpec, message: str) -> None:
         """Store settings that need no new replicas, and wait until the target applies them."""
         service_store.replace_spec(self.workspace, spec, message)
+        self._driver.submit(self.workspace, self.name)
         self.update_deployment_state()
-        driver_for(spec.compute_type).ensure_agent(self.workspace)
         deadline = time.monotonic() + APPLY_DEADLINE_S
         while self.observed.get("authDigest") != spec.auth_digest:
             if time.monotonic() > deadline:
@@ -486,16 +484,7 @@ class Webservice:
         if not service_store.mark_deleting(self.workspace, self.name):
             print(f"No service with name {self.name} found to delete.", file=sys.stderr)
             return
-        driver = driver_for(self._spec.compute_type)
-        driver.ensure_agent(self.workspace)
-        deadline = time.monotonic() + DELETE_DEADLINE_S
-        while service_store.read_service(self.workspace, self.name) is not None:
-            if time.monotonic() > deadline:
-                raise WebserviceException(
-                    f"Service {self.name} is still being deleted after {DELETE_DEADLINE_S:.0f} s; the target "
-                    "keeps trying. Check `modelport local status`."
-                )
-            time.sleep(POLL_S / 5)
+        self._driver.delete(self.workspace, self.name)
 
     # ------------------------------------------------------------------ listing
     @staticmethod

@@ -188,3 +188,16 @@ workspace_settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", JSON, nullable=False),
 )
+
+# Attached compute targets (Kubernetes clusters); the local target is implicit and not stored.
+compute_targets = Table(
+    "compute_targets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("compute_type", String(32), nullable=False),
+    Column("definition", JSON, nullable=False),  # how to reach the cluster and what was installed
+    Column("state", String(32), nullable=False),  # Creating | Succeeded | Failed | Deleting
+    Column("error", JSON),
+    Column("created_time", UTCDateTime(), nullable=False),
+    Column("updated_time", UTCDateTime(), nullable=False),
+)

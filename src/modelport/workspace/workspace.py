@@ -22,7 +22,7 @@ from modelport.workspace.tables import workspace_info
 if TYPE_CHECKING:
     from modelport.registry.model import Model
 
-_SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_secret_access_key", "aws_access_key_id"}
+SECRET_STORAGE_OPTIONS = {"key", "secret", "token", "password", "aws_secret_access_key", "aws_access_key_id"}
 
 
 def current_user() -> str:
@@ -39,7 +39,7 @@ def _storable_options(options: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in options.items()
-        if k not in _SECRET_OPTIONS or (isinstance(v, str) and v.startswith("${") and v.endswith("}"))
+        if k not in SECRET_STORAGE_OPTIONS or (isinstance(v, str) and v.startswith("${") and v.endswith("}"))
     }
 
 

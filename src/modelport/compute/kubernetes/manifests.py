@@ -42,6 +42,9 @@ ANNOTATION_GENERATION = "modelport.io/generation"
 # On a service's Deployment (not its pod template, so changing it starts no rollout): the routing,
 # admission and autoscaling settings the in-cluster front end applies (see frontend_settings).
 ANNOTATION_FRONTEND = "modelport.io/frontend"
+# On the front end's Deployment: which workspace and target attached it ("<workspace>/<target>").
+ANNOTATION_OWNER = "modelport.io/attached-by"
+ARTIFACT_CREDENTIALS_SECRET = "modelport-artifact-credentials"
 
 _FETCH_MOUNT = "/var/modelport/fetch"
 _SOURCE_MOUNT = "/var/modelport/source"
@@ -245,6 +248,21 @@ def source_config_map(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest | No
     return manifest
 
 
+def artifact_credentials_secret(namespace: str, values: Mapping[str, str]) -> Manifest:
+    """The Secret with the artifact store's credentials, as environment variables of the init container.
+
+    Shared by the services of a namespace (the workspace's store is one); the fetch plan refers to
+    its variables as ``${NAME}`` in ``storageOptions``.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(ARTIFACT_CREDENTIALS_SECRET, namespace, {LABEL_MANAGED_BY: FIELD_MANAGER}),
+        "type": "Opaque",
+        "stringData": dict(values),
+    }
+
+
 def keys_secret(spec: ServiceSpec, namespace: str) -> Manifest:
     """The Secret with the service's keys and its token-signing secret (read by the front end)."""
     config = spec.deployment
@@ -440,7 +458,10 @@ class ClusterInputs:
     system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
     image: str = DEFAULT_IMAGE
     service_type: FrontendServiceType = "LoadBalancer"
+    # One replica: each front end scales services from the load it sees, so several would each
+    # see a share of it and disagree (docs/kubernetes.md, "what is not built yet").
     replicas: int = 1
+    owner: str = ""  # "<workspace>/<target>", recorded on the front end's Deployment
 
 
 def frontend_labels() -> dict[str, str]:
@@ -549,10 +570,13 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             "periodSeconds": 10,
         },
     }
+    metadata = _meta(FRONTEND_NAME, cluster.system_namespace, labels)
+    if cluster.owner:
+        metadata["annotations"] = {ANNOTATION_OWNER: cluster.owner}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(FRONTEND_NAME, cluster.system_namespace, labels),
+        "metadata": metadata,
         "spec": {
             "replicas": cluster.replicas,
             "selector": {"matchLabels": {LABEL_NAME: FRONTEND_NAME}},

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 AGENT_START_DEADLINE_S = 120.0
 LOCAL_AGENT_NOT_RUNNING = "LocalAgentNotRunning"
 AGENT_STOP_DEADLINE_S = 60.0
+DELETE_DEADLINE_S = 120.0
 POLL_S = 0.05
 
 
@@ -136,6 +137,22 @@ class LocalDriver:
                 )
             time.sleep(POLL_S)
         return True
+
+    def refresh(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
+        """The agent records what it observes itself; only the target's problem is looked up here."""
+        return self.target_problem(workspace)
+
+    def delete(self, workspace: Workspace, name: str) -> None:
+        """Wait until the agent stopped the service (marked deleting) and removed it."""
+        self.ensure_agent(workspace)
+        deadline = time.monotonic() + DELETE_DEADLINE_S
+        while service_store.read_service(workspace, name) is not None:
+            if time.monotonic() > deadline:
+                raise WebserviceException(
+                    f"Service {name} is still being deleted after {DELETE_DEADLINE_S:.0f} s; the agent keeps "
+                    "trying. Check `modelport local status`."
+                )
+            time.sleep(POLL_S)
 
     def target_problem(self, workspace: Workspace) -> ServiceError | None:
         """Why no service of this target can be served right now (no agent runs), or None."""

@@ -1,0 +1,340 @@
+"""The Kubernetes target as seen from the SDK and CLI: apply, observe, read logs, delete.
+
+There is no agent: ``submit`` applies the service's objects with server-side apply at once, and
+every read of a service (``Webservice`` refreshes) observes the cluster (the Deployment, its
+pods) and records what it saw in the workspace, so that ``service show`` and
+``wait_for_deployment`` work as on the local target. Rollout decisions compare the Deployment's
+``generation`` with the one the apply returned, so a stale read never looks rolled out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.apply import apply, apply_service
+from modelport.compute.kubernetes.cluster import (
+    KubernetesTarget,
+    cluster_errors,
+    connect,
+    frontend_url,
+    load_target,
+)
+from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose
+from modelport.compute.kubernetes.inputs import service_inputs
+from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
+from modelport.config.deployment import EffectiveDeploymentConfig
+from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
+from modelport.runtime.worker import EXIT_BOOT_FAILED
+from modelport.service import states
+from modelport.service import store as service_store
+from modelport.service.spec import auth_digest
+from modelport.service.states import ErrorDetail, ServiceError
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+DELETE_DEADLINE_S = 180.0
+POLL_S = 0.25
+CLUSTER_UNREACHABLE = "ClusterUnreachable"
+LOG_EVIDENCE_LINES = 30
+# Where submit records the Deployment generation its apply returned (rollout_status needs it).
+APPLIED_GENERATION = "appliedDeploymentGeneration"
+
+
+class KubernetesDriver:
+    """Runs services on one attached Kubernetes compute target."""
+
+    compute_type = "kubernetes"
+
+    def __init__(self, target_name: str) -> None:
+        self.target_name = target_name
+        self._target: KubernetesTarget | None = None
+        self._client: Any = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def target(self, workspace: Workspace) -> KubernetesTarget:
+        """The target's definition (loaded once per driver)."""
+        if self._target is None:
+            self._target = load_target(workspace, self.target_name)
+        return self._target
+
+    def client(self, workspace: Workspace) -> Any:
+        """A client for the target's cluster (made once per driver)."""
+        if self._client is None:
+            self._client = connect(self.target(workspace))
+        return self._client
+
+    # -- the driver interface ----------------------------------------------------------------
+    def check(self, workspace: Workspace, config: EffectiveDeploymentConfig) -> None:
+        """Refuse what this target cannot run, before anything is stored."""
+        target = self.target(workspace)
+        if config.namespace is not None and config.namespace != target.namespace:
+            raise UserErrorException(
+                f"namespace={config.namespace!r}, but compute target {self.target_name!r} runs services in "
+                f"namespace {target.namespace!r} (its front end serves that one only). Fix: omit namespace, "
+                f"or attach another target with --namespace {config.namespace}."
+            )
+        m.check_artifact_url(workspace.artifact_url)
+
+    def submit(self, workspace: Workspace, name: str) -> None:
+        """Apply the service's current generation (a rolling update when it changed)."""
+        record = service_store.read_service(workspace, name)
+        if record is None:
+            raise service_store.not_found(name)
+        target = self.target(workspace)
+        inputs, credentials = service_inputs(workspace, record.spec, record.generation, target)
+        client = self.client(workspace)
+        with cluster_errors(target, f"applying service {name}"):
+            if credentials:
+                apply(client, m.artifact_credentials_secret(target.namespace, credentials))
+            applied = apply_service(client, m.service_manifests(record.spec, inputs))
+        deployment = applied[f"Deployment/{name}"]
+        service_store.add_event(
+            workspace,
+            name,
+            record.generation,
+            "rollout",
+            f"Applied generation {record.generation} to namespace {target.namespace} "
+            f"(Deployment generation {deployment.metadata.generation}, image {inputs.image})",
+        )
+        service_store.write_status(
+            workspace,
+            name,
+            observed_generation=record.generation,
+            state=states.TRANSITIONING,
+            error=None,
+            detail={APPLIED_GENERATION: deployment.metadata.generation, "namespace": target.namespace},
+        )
+
+    def ensure_agent(self, workspace: Workspace) -> int:
+        """Nothing to start: the cluster and its front end run on their own."""
+        return 0
+
+    def refresh(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
+        """Observe the service in the cluster and record it; the target's problem, if any."""
+        try:
+            target = self.target(workspace)
+            client = self.client(workspace)
+            with cluster_errors(target, f"reading service {record.spec.name}"):
+                self._observe(workspace, client, target, record)
+        except ComputeTargetException as exc:
+            return ServiceError(code=CLUSTER_UNREACHABLE, status_code=503, message=exc.message)
+        return None
+
+    def frontend_url(self, workspace: Workspace) -> str | None:
+        """The front end's base URL (None while its load balancer has no address, or unreachable)."""
+        try:
+            target = self.target(workspace)
+            with cluster_errors(target, "reading the front end's address"):
+                return frontend_url(self.client(workspace), target)
+        except ComputeTargetException:
+            return None
+
+    def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
+        """The replicas' output (``init``: the model-fetching init container's), newest pods first."""
+        target = self.target(workspace)
+        client = self.client(workspace)
+        container = "fetch-models" if init else "scorer"
+        with cluster_errors(target, f"reading the logs of service {name}"):
+            pods = self._pods(client, target, name)
+            if not pods:
+                return f"(service {name} has no pods in namespace {target.namespace})\n"
+            parts = []
+            for pod in pods:
+                text = _pod_log(client, target, pod["metadata"]["name"], container, num_lines)
+                parts.append(f"--- pod {pod['metadata']['name']} ({container}) ---\n{text}")
+        return "\n".join(parts)
+
+    def delete(self, workspace: Workspace, name: str) -> None:
+        """Delete the Deployment with foreground propagation, wait until every object is gone, forget it."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
+        from lightkube.types import CascadeType
+
+        target = self.target(workspace)
+        client = self.client(workspace)
+        selector = {m.LABEL_SERVICE: name}
+        with cluster_errors(target, f"deleting service {name}"):
+            try:
+                client.delete(Deployment, name, namespace=target.namespace, cascade=CascadeType.FOREGROUND)
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+            deadline = time.monotonic() + DELETE_DEADLINE_S
+            while True:
+                left = [
+                    f"{kind.__name__}/{obj.metadata.name}"
+                    for kind in (Deployment, Pod, Service, Secret, ConfigMap)
+                    for obj in client.list(kind, namespace=target.namespace, labels=selector)
+                ]
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    raise WebserviceException(
+                        f"Service {name} is still being deleted after {DELETE_DEADLINE_S:.0f} s; left: "
+                        f"{', '.join(left[:8])}. The cluster keeps deleting; run delete again to wait."
+                    )
+                time.sleep(POLL_S)
+        service_store.remove_service(workspace, name)
+
+    # -- observing ---------------------------------------------------------------------------
+    def _pods(self, client: Any, target: KubernetesTarget, name: str) -> list[dict[str, Any]]:
+        from lightkube.resources.core_v1 import Pod
+
+        pods = [
+            p.to_dict() for p in client.list(Pod, namespace=target.namespace, labels={m.LABEL_SERVICE: name})
+        ]
+        return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+
+    def _observe(
+        self, workspace: Workspace, client: Any, target: KubernetesTarget, record: service_store.ServiceRecord
+    ) -> None:
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import Secret
+
+        name = record.spec.name
+        previous = service_store.read_status(workspace, name)
+        if record.deleting or previous is None or previous.observed_generation < record.generation:
+            return  # nothing applied yet for this generation (submit records it)
+        applied = int(previous.detail.get(APPLIED_GENERATION) or 0)
+        try:
+            deployment = client.get(Deployment, name, namespace=target.namespace).to_dict()
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+            error = ServiceError(
+                code=states.DEPLOYMENT_FAILED,
+                message=f"The service's Deployment {target.namespace}/{name} is missing from the cluster "
+                "(deleted by hand?). Fix: update the service to apply it again, or delete the service.",
+            )
+            self._record(workspace, record, previous, states.FAILED, error, {**previous.detail})
+            return
+        status = rollout_status(deployment, applied)
+        pods = self._pods(client, target, name)
+        current = [
+            p
+            for p in pods
+            if (p["metadata"].get("annotations") or {}).get(m.ANNOTATION_GENERATION) == str(record.generation)
+        ]
+        state, error = states.TRANSITIONING, None
+        if status.phase == "complete":
+            state = states.HEALTHY
+        elif status.phase == "failed":
+            state, error = states.FAILED, timed_out_error(status)
+        else:
+            found = diagnose(current)
+            if found is not None:
+                state, error = found
+                error = _with_log_evidence(client, target, current, error)
+        keys = client.get(Secret, m.keys_secret_name(record.spec), namespace=target.namespace)
+        data = {k: _b64(v) for k, v in (keys.data or {}).items()}
+        deployment_status = deployment.get("status") or {}
+        detail = {
+            APPLIED_GENERATION: applied,
+            "namespace": target.namespace,
+            "rollout": status.message,
+            "replicas": (deployment.get("spec") or {}).get("replicas"),
+            "readyReplicas": deployment_status.get("readyReplicas") or 0,
+            "updatedReplicas": deployment_status.get("updatedReplicas") or 0,
+            "availableReplicas": deployment_status.get("availableReplicas") or 0,
+            "pods": [_pod_summary(p) for p in pods],
+            "authDigest": auth_digest(
+                data.get("authMode", ""),
+                data.get("primaryKey") or None,
+                data.get("secondaryKey") or None,
+                data.get("tokenSecret", ""),
+            ),
+        }
+        self._record(workspace, record, previous, state, error, detail)
+
+    def _record(
+        self,
+        workspace: Workspace,
+        record: service_store.ServiceRecord,
+        previous: service_store.ServiceStatus,
+        state: str,
+        error: ServiceError | None,
+        detail: dict[str, Any],
+    ) -> None:
+        if (previous.state, previous.error, previous.detail) == (state, error, detail):
+            return
+        if previous.state != state:
+            message = f"Service is {state}" + (f": {error.code}" if error else "")
+            service_store.add_event(workspace, record.spec.name, record.generation, "state", message)
+        service_store.write_status(
+            workspace,
+            record.spec.name,
+            observed_generation=record.generation,
+            state=state,
+            error=error,
+            detail=detail,
+        )
+
+
+def _b64(value: str) -> str:
+    import base64
+
+    return base64.b64decode(value).decode("utf-8", "replace")
+
+
+def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return {
+        "name": pod["metadata"]["name"],
+        "phase": status.get("phase"),
+        "ready": ready,
+        "restarts": sum(int(c.get("restartCount") or 0) for c in containers),
+        "generation": (pod["metadata"].get("annotations") or {}).get(m.ANNOTATION_GENERATION),
+        "podIP": status.get("podIP"),
+    }
+
+
+def _pod_log(client: Any, target: KubernetesTarget, pod: str, container: str, lines: int) -> str:
+    """A container's log; the reason instead when the cluster cannot give it (not started yet)."""
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        return "".join(client.log(pod, namespace=target.namespace, container=container, tail_lines=lines))
+    except ApiError as exc:
+        return f"(no log: {exc.status.message})\n"
+
+
+def _last_exit_code(pod: dict[str, Any], container: str, init: bool) -> int | None:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    for status in (pod.get("status") or {}).get(key) or []:
+        if status.get("name") == container:
+            terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get(
+                "terminated"
+            )
+            return int(terminated["exitCode"]) if terminated else None
+    return None
+
+
+def _with_log_evidence(
+    client: Any, target: KubernetesTarget, pods: list[dict[str, Any]], error: ServiceError
+) -> ServiceError:
+    """Add the failing container's last log lines; a crash loop of a replica whose entry script
+    failed to load or whose ``init()`` raised (the runtime's exit status 3) is ``EntryScriptInitFailed``."""
+    init = error.code == MODEL_FETCH_FAILED
+    if error.code not in (states.CRASH_LOOP_BACK_OFF, MODEL_FETCH_FAILED) or not pods:
+        return error
+    container = "fetch-models" if init else "scorer"
+    pod = next((p for p in pods if _last_exit_code(p, container, init) is not None), pods[0])
+    tail = _pod_log(client, target, pod["metadata"]["name"], container, LOG_EVIDENCE_LINES).strip()
+    evidence = ErrorDetail(code="LogTail", message=tail or "(no output)")
+    if not init and _last_exit_code(pod, container, init) == EXIT_BOOT_FAILED:
+        return ServiceError(
+            code=states.ENTRY_SCRIPT_INIT_FAILED,
+            message="The replicas exit before they are ready: the entry script could not be loaded or its "
+            "init() raised. The traceback is in the details and in get_logs(). Fix the script, then "
+            "update the service.",
+            details=(*error.details, evidence),
+        )
+    return error.model_copy(update={"details": (*error.details, evidence)})

@@ -1,0 +1,107 @@
+"""What one generation of a service needs from the workspace to become Kubernetes objects.
+
+The models' and source files (with their blob digests), the artifact store as pods reach it
+(credentials moved into a Secret, never into the plan), the image, and the namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.cluster import KubernetesTarget
+from modelport.registry.environment import DEFAULT_CPU_IMAGE
+from modelport.service.spec import ServiceSpec
+from modelport.workspace.artifacts import resolve_storage_options
+from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+_ENV_SAFE = re.compile(r"[^A-Z0-9_]")
+
+
+def _env_name(option: str) -> str:
+    return "MODELPORT_STORE_" + _ENV_SAFE.sub("_", option.upper())
+
+
+def artifact_access(
+    workspace: Workspace, target: KubernetesTarget
+) -> tuple[m.ArtifactAccess, dict[str, str]]:
+    """The store as pods reach it, and the credentials Secret's values (empty: no Secret needed).
+
+    ``${VAR}`` references are resolved here, from the deploying user's environment, because pods
+    do not have those variables; literal credentials never enter the plan ConfigMap.
+    """
+    m.check_artifact_url(workspace.artifact_url)
+    resolved = resolve_storage_options(dict(workspace._location.storage_options))
+    options: dict[str, Any] = {}
+    secret: dict[str, str] = {}
+    for name, value in resolved.items():
+        if name in SECRET_STORAGE_OPTIONS:  # credentials travel in a Secret, as environment variables
+            env = _env_name(name)
+            secret[env] = str(value)
+            options[name] = "${" + env + "}"
+        else:
+            options[name] = value
+    if "client_kwargs" in options:  # resolve_storage_options' form; the pod resolves "region" again
+        region = (options.pop("client_kwargs") or {}).get("region_name")
+        if region:
+            options["region"] = region
+    if target.store_endpoint_url:
+        options["endpoint_url"] = target.store_endpoint_url
+    access = m.ArtifactAccess(
+        url=workspace.artifact_url,
+        credentials_secret=m.ARTIFACT_CREDENTIALS_SECRET if secret else None,
+        storage_options=options,
+    )
+    return access, secret
+
+
+def image_for(spec: ServiceSpec, target: KubernetesTarget) -> str:
+    """The replica image: the environment's own image when it names one, else the target's."""
+    env = spec.environment
+    if env is not None:
+        image = ((env.definition.get("docker") or {}).get("baseImage")) or None
+        if image and image != DEFAULT_CPU_IMAGE:
+            return str(image)
+    return target.image
+
+
+def service_inputs(
+    workspace: Workspace, spec: ServiceSpec, generation: int, target: KubernetesTarget
+) -> tuple[m.ServiceInputs, dict[str, str]]:
+    """The inputs of one generation, and the artifact credentials Secret's values."""
+    from modelport.registry.model import Model
+    from modelport.service import store as service_store
+
+    access, secret = artifact_access(workspace, target)
+    files: list[m.FetchFile] = []
+    for ref in spec.models:
+        for row in Model(workspace, id=ref.id)._files():
+            path = f"azureml-models/{ref.name}/{ref.version}/{row.path}"
+            files.append(m.FetchFile(path, row.digest, row.mode))
+    source = service_store.source_file_list(workspace, spec.name, generation)
+    inline: dict[str, bytes] = {}
+    if sum(f.size for f in source) <= m.INLINE_SOURCE_LIMIT:
+        with tempfile.TemporaryDirectory(prefix="modelport-source-") as folder:
+            for stored in source:
+                local = Path(folder) / stored.digest
+                if not local.exists():
+                    workspace._artifacts.fetch(stored.digest, local)
+                inline[stored.path] = local.read_bytes()
+    else:
+        files.extend(m.FetchFile(f.path, f.digest, f.mode) for f in source)
+    inputs = m.ServiceInputs(
+        namespace=target.namespace,
+        generation=generation,
+        artifacts=access,
+        files=tuple(files),
+        image=image_for(spec, target),
+        inline_source=inline,
+        progress_deadline_s=target.progress_deadline_s,
+    )
+    return inputs, secret
