@@ -21,6 +21,7 @@ GROUPS = {
     "service": "modelport.cli.service",
     "local": "modelport.cli.local",
     "ml": "modelport.cli.ml",
+    "computetarget": "modelport.cli.computetarget",
 }
 # name → (module, function) of a top-level command
 COMMANDS = {"serve": ("modelport.cli.serve", "serve")}

@@ -1,0 +1,187 @@
+"""``modelport computetarget attach|create kubernetes, detach, list, show``: attached clusters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note
+
+app = typer.Typer(
+    help="Compute targets: attach Kubernetes clusters, list and detach them.", no_args_is_help=True
+)
+attach_app = typer.Typer(help="Attach a cluster as a compute target.", no_args_is_help=True)
+create_app = typer.Typer(
+    help="Create a compute target in an existing kubeconfig context.", no_args_is_help=True
+)
+app.add_typer(attach_app, name="attach")
+app.add_typer(create_app, name="create")
+
+NAME_OPTION = typer.Option(..., "--name", "-n", help="Compute target name (3–24 letters, digits, dashes).")
+KUBECONFIG_OPTION = typer.Option(
+    None, "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."
+)
+CONTEXT_OPTION = typer.Option(None, "--context", help="kubeconfig context (default: its current context).")
+IN_CLUSTER_OPTION = typer.Option(False, "--in-cluster", help="Use the pod's service account instead.")
+NAMESPACE_OPTION = typer.Option(None, "--namespace", help="Namespace of the services (modelport-services).")
+SYSTEM_NAMESPACE_OPTION = typer.Option(
+    None, "--system-namespace", help="Namespace of the front end (modelport-system)."
+)
+PURPOSE_OPTION = typer.Option(
+    None, "--cluster-purpose", help="FastProd (≥ 3 nodes, ≥ 12 vCPUs; the default) or DevTest."
+)
+IMAGE_OPTION = typer.Option(None, "--image", help="Runtime image of replicas and front end.")
+SERVICE_TYPE_OPTION = typer.Option(
+    None, "--frontend-service-type", help="LoadBalancer (default), NodePort or ClusterIP."
+)
+SCORING_URL_OPTION = typer.Option(
+    None, "--scoring-url", help="The front end's address as clients reach it (ingress, port-forward)."
+)
+STORE_ENDPOINT_OPTION = typer.Option(
+    None, "--store-endpoint", help="The artifact store's endpoint URL as pods reach it, if it differs."
+)
+DEADLINE_OPTION = typer.Option(
+    None, "--progress-deadline", help="Seconds a rollout may make no progress before it fails (600)."
+)
+
+
+def _target(**options: Any) -> Any:
+    from modelport.compute.kubernetes.cluster import target_from_options
+
+    return target_from_options(**options)
+
+
+@attach_app.command("kubernetes")
+def attach_kubernetes(
+    name: str = NAME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    context: str | None = CONTEXT_OPTION,
+    in_cluster: bool = IN_CLUSTER_OPTION,
+    namespace: str | None = NAMESPACE_OPTION,
+    system_namespace: str | None = SYSTEM_NAMESPACE_OPTION,
+    cluster_purpose: str | None = PURPOSE_OPTION,
+    image: str | None = IMAGE_OPTION,
+    frontend_service_type: str | None = SERVICE_TYPE_OPTION,
+    scoring_url: str | None = SCORING_URL_OPTION,
+    store_endpoint: str | None = STORE_ENDPOINT_OPTION,
+    progress_deadline: int | None = DEADLINE_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Attach the cluster of a kubeconfig context: checks its purpose, installs the front end."""
+    from modelport.compute.kubernetes.cluster import attach, describe
+
+    target = _target(
+        kubeconfig=kubeconfig,
+        context=context,
+        in_cluster=in_cluster,
+        namespace=namespace,
+        system_namespace=system_namespace,
+        cluster_purpose=cluster_purpose,
+        image=image,
+        frontend_service_type=frontend_service_type,
+        scoring_url=scoring_url,
+        store_endpoint_url=store_endpoint,
+        progress_deadline_s=progress_deadline,
+    )
+    ws = open_workspace(workspace, path)
+    record = attach(ws, name, target, progress=note)
+    emit(describe(ws, record), output)
+
+
+@create_app.command("kubernetes")
+def create_kubernetes(
+    name: str = NAME_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    context: str | None = CONTEXT_OPTION,
+    namespace: str | None = NAMESPACE_OPTION,
+    system_namespace: str | None = SYSTEM_NAMESPACE_OPTION,
+    cluster_purpose: str | None = PURPOSE_OPTION,
+    image: str | None = IMAGE_OPTION,
+    frontend_service_type: str | None = SERVICE_TYPE_OPTION,
+    agent_count: int | None = typer.Option(
+        None, "--agent-count", help="Recorded; nodes are not provisioned."
+    ),
+    vm_size: str | None = typer.Option(None, "--vm-size", help="Recorded; nodes are not provisioned."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Create a target in an existing context (provisioning clusters from a cloud is not built in)."""
+    from modelport.compute.kubernetes.cluster import create, describe
+
+    target = _target(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        system_namespace=system_namespace,
+        cluster_purpose=cluster_purpose,
+        image=image,
+        frontend_service_type=frontend_service_type,
+    )
+    provisioning = {k: v for k, v in {"agentCount": agent_count, "vmSize": vm_size}.items() if v is not None}
+    if provisioning:
+        note(f"Not provisioned (recorded only): {', '.join(f'{k}={v}' for k, v in provisioning.items())}")
+    ws = open_workspace(workspace, path)
+    record = create(ws, name, target, provisioning, progress=note)
+    emit(describe(ws, record), output)
+
+
+@app.command("detach")
+def detach(
+    name: str = NAME_OPTION,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Forget the target even if the cluster cannot be reached (nothing removed there).",
+    ),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Remove what attach installed and forget the target (its services must be deleted first)."""
+    from modelport.compute.kubernetes.cluster import detach as detach_target
+
+    for line in detach_target(open_workspace(workspace, path), name, progress=note, force=force):
+        note(line)
+
+
+@app.command("list")
+def list_(
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Attached compute targets (the local target is always there and not listed)."""
+    from modelport.compute import targets
+
+    rows = [
+        {
+            "name": r.name,
+            "computeType": r.compute_type,
+            "provisioningState": r.state,
+            "context": r.definition.get("context"),
+            "namespace": r.definition.get("namespace"),
+            "clusterPurpose": r.definition.get("cluster_purpose"),
+        }
+        for r in targets.list_targets(open_workspace(workspace, path))
+    ]
+    emit(rows, output, columns=["name", "computeType", "provisioningState", "context", "namespace"])
+
+
+@app.command("show")
+def show(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """A target with what the cluster reports now: nodes, CPUs, front end readiness and address."""
+    from modelport.compute import targets
+    from modelport.compute.kubernetes.cluster import describe
+
+    ws = open_workspace(workspace, path)
+    emit(describe(ws, targets.require_target(ws, name)), output)
