@@ -9,6 +9,8 @@ from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.service.deploy import with_keys
 from modelport.service.spec import ModelRef, ServiceSpec, SourceRef
 
+# The 1.20 testbed predates policy/v1 (1.21); the driver picks this by asking the server.
+TESTBED_PDB_API = "policy/v1beta1"
 DIGEST_A = "a" * 64
 DIGEST_B = "b" * 64
 
@@ -36,6 +38,7 @@ def make_inputs(
     inline: dict[str, bytes] | None = None,
     generation: int = 1,
     credentials: str | None = "store-credentials",
+    pdb_api_version: str = "policy/v1",
 ) -> ServiceInputs:
     """Inputs with one model file and, unless ``inline`` is given, the source fetched from the store."""
     files = [FetchFile("azureml-models/model0/1/model.pkl", DIGEST_A, 0o644)]
@@ -52,4 +55,5 @@ def make_inputs(
         files=tuple(files),
         image="registry.example/modelport/runtime:0.1.0",
         inline_source=inline or {},
+        pdb_api_version=pdb_api_version,
     )

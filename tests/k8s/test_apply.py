@@ -24,8 +24,8 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
 from lightkube.types import CascadeType
 
 from modelport.compute.kubernetes import manifests as m
-from modelport.compute.kubernetes.apply import apply, apply_all, apply_service
-from tests.k8s.specs import make_inputs, make_spec
+from modelport.compute.kubernetes.apply import apply, apply_all, apply_service, disruption_budget_resource
+from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -70,7 +70,9 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def test_service_objects_apply_with_the_modelport_field_manager(kube: Client, namespace: str) -> None:
     spec = make_spec()
-    applied = apply_service(kube, m.service_manifests(spec, make_inputs(namespace=namespace)))
+    applied = apply_service(
+        kube, m.service_manifests(spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace))
+    )
 
     deployment = kube.get(Deployment, spec.name, namespace=namespace)
     managers = {entry.manager for entry in deployment.metadata.managedFields}
@@ -84,12 +86,12 @@ def test_service_objects_apply_with_the_modelport_field_manager(kube: Client, na
     assert set(secret.data) == {"authMode", "primaryKey", "secondaryKey", "tokenSecret"}  # stringData → data
     service = kube.get(Service, spec.name, namespace=namespace)
     assert service.spec.ports[0].protocol == "TCP"
-    assert len(applied) == 4
+    assert len(applied) == 5  # with the PodDisruptionBudget
 
 
 def test_reapplying_the_same_generation_changes_nothing(kube: Client, namespace: str) -> None:
     spec = make_spec()
-    manifests = m.service_manifests(spec, make_inputs(namespace=namespace))
+    manifests = m.service_manifests(spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace))
     first = apply_service(kube, manifests)
     second = apply_service(kube, manifests)
     for key, obj in first.items():
@@ -101,7 +103,12 @@ def test_a_new_generation_changes_the_pod_template_and_keeps_the_autoscaled_repl
     kube: Client, namespace: str
 ) -> None:
     spec = make_spec()
-    apply_service(kube, m.service_manifests(spec, make_inputs(namespace=namespace, generation=1)))
+    apply_service(
+        kube,
+        m.service_manifests(
+            spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace, generation=1)
+        ),
+    )
     # The front end scales through the scale subresource, as another field manager.
     kube.patch(
         Deployment.Scale,
@@ -112,7 +119,10 @@ def test_a_new_generation_changes_the_pod_template_and_keeps_the_autoscaled_repl
     )
     updated = make_spec(cpu_cores=0.25)
     applied = apply_service(
-        kube, m.service_manifests(updated, make_inputs(namespace=namespace, generation=2))
+        kube,
+        m.service_manifests(
+            updated, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace, generation=2)
+        ),
     )
 
     deployment = applied[f"Deployment/{spec.name}"]
@@ -124,9 +134,12 @@ def test_a_new_generation_changes_the_pod_template_and_keeps_the_autoscaled_repl
 
 def test_deleting_the_deployment_removes_everything_it_owns(kube: Client, namespace: str) -> None:
     spec = make_spec()
-    manifests = m.service_manifests(spec, make_inputs(namespace=namespace, inline={"src/score.py": b"x"}))
+    manifests = m.service_manifests(
+        spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace, inline={"src/score.py": b"x"})
+    )
     applied = apply_service(kube, manifests)
-    assert {key.split("/")[0] for key in applied} == {"Deployment", "Service", "Secret", "ConfigMap"}
+    kinds = {"Deployment", "Service", "Secret", "ConfigMap", "PodDisruptionBudget"}
+    assert {key.split("/")[0] for key in applied} == kinds
 
     kube.delete(Deployment, spec.name, namespace=namespace, cascade=CascadeType.FOREGROUND)
 
@@ -142,7 +155,7 @@ def test_deleting_the_deployment_removes_everything_it_owns(kube: Client, namesp
 def _service_objects(kube: Client, namespace: str, service: str) -> list[str]:
     selector = {m.LABEL_SERVICE: service}
     found = []
-    for kind in (Deployment, Service, Secret, ConfigMap):
+    for kind in (Deployment, Service, Secret, ConfigMap, disruption_budget_resource(TESTBED_PDB_API)):
         found += [
             f"{kind.__name__}/{o.metadata.name}"
             for o in kube.list(kind, namespace=namespace, labels=selector)
@@ -157,7 +170,9 @@ def test_two_namespaces_hold_services_of_the_same_name_apart(kube: Client) -> No
         kube.create(Namespace(metadata={"name": space}))
     try:
         for space in spaces:
-            apply_service(kube, m.service_manifests(spec, make_inputs(namespace=space)))
+            apply_service(
+                kube, m.service_manifests(spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=space))
+            )
         kube.delete(Deployment, spec.name, namespace=spaces[0])
         assert kube.get(Deployment, spec.name, namespace=spaces[1]).metadata.name == spec.name
     finally:
@@ -168,7 +183,7 @@ def test_two_namespaces_hold_services_of_the_same_name_apart(kube: Client) -> No
 def test_the_server_refuses_what_schema_validation_cannot_see(kube: Client, namespace: str) -> None:
     # Tier 0's schemas accept a selector that matches none of the pod template's labels; the real
     # apiserver refuses it, which is why this tier exists.
-    bad = m.deployment(make_spec(), make_inputs(namespace=namespace))
+    bad = m.deployment(make_spec(), make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace))
     bad["spec"]["selector"]["matchLabels"] = {m.LABEL_SERVICE: "someone-else"}
     kubernetes_validate.validate(bad, "1.37", strict=True)
     with pytest.raises(ApiError) as refused:

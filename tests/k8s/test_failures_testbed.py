@@ -19,7 +19,7 @@ from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF, diagnose
 from modelport.service import states
 from modelport.service.states import ServiceError
 from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
-from tests.k8s.specs import make_inputs, make_spec
+from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -43,7 +43,9 @@ def test_more_cpu_than_any_node_has_is_unschedulable(
     kube: Client, namespace: str, node: SimulatedNode
 ) -> None:
     spec = make_spec(cpu_cores=64.0, autoscale_enabled=False, num_replicas=1)
-    apply_service(kube, m.service_manifests(spec, make_inputs(namespace=namespace)))
+    apply_service(
+        kube, m.service_manifests(spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace))
+    )
 
     found = wait_diagnosis(kube, namespace, spec.name)
 
@@ -65,7 +67,7 @@ def test_injected_failures_reach_their_typed_state(
     kube: Client, namespace: str, node: SimulatedNode, fault: str, code: str
 ) -> None:
     spec = make_spec(autoscale_enabled=False, num_replicas=1)
-    manifests = m.service_manifests(spec, make_inputs(namespace=namespace))
+    manifests = m.service_manifests(spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace))
     manifests[0]["spec"]["template"]["metadata"]["annotations"][FAULT_ANNOTATION] = fault
     apply_service(kube, manifests)
 
@@ -85,7 +87,7 @@ def test_a_rollout_without_progress_times_out(kube: Client, namespace: str, node
 
     spec = make_spec(autoscale_enabled=False, num_replicas=1)
     # A short progress deadline, so that the real deployment controller gives up within the test.
-    inputs = replace(make_inputs(namespace=namespace), progress_deadline_s=2)
+    inputs = replace(make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace), progress_deadline_s=2)
     manifests = m.service_manifests(spec, inputs)
     manifests[0]["spec"]["template"]["metadata"]["annotations"][FAULT_ANNOTATION] = "crash-loop"
     generation = apply_service(kube, manifests)[f"Deployment/{spec.name}"].metadata.generation

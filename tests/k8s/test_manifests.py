@@ -4,6 +4,7 @@ and carries what the service's configuration asks for. No cluster is needed."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import kubernetes_validate
 import pytest
@@ -165,8 +166,6 @@ def test_a_local_artifact_store_is_refused_with_the_fix() -> None:
 
 
 def test_progress_deadline_defaults_to_kubernetes_and_is_configurable() -> None:
-    from dataclasses import replace
-
     assert m.deployment(make_spec(), make_inputs())["spec"]["progressDeadlineSeconds"] == 600
     short = replace(make_inputs(), progress_deadline_s=30)
     assert m.deployment(make_spec(), short)["spec"]["progressDeadlineSeconds"] == 30
@@ -262,3 +261,19 @@ def test_token_signing_key_must_be_long() -> None:
 def test_attach_creates_each_namespace_once() -> None:
     same = m.attach_manifests(m.ClusterInputs(services_namespace="modelport-system"), SIGNING_KEY)
     assert [o["metadata"]["name"] for o in same if o["kind"] == "Namespace"] == ["modelport-system"]
+
+
+def test_a_disruption_budget_lets_one_replica_go_at_a_time() -> None:
+    budget = m.find(m.service_manifests(make_spec(), make_inputs()), "PodDisruptionBudget")
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {m.LABEL_SERVICE: "iris-svc"}}}
+    older = m.disruption_budget(make_spec(), make_inputs(pdb_api_version="policy/v1beta1"))
+    assert older["apiVersion"] == "policy/v1beta1"
+
+
+def test_target_pod_annotations_are_added_and_never_override_modelports() -> None:
+    inputs = replace(
+        make_inputs(), pod_annotations={"sidecar.istio.io/inject": "false", m.ANNOTATION_GENERATION: "99"}
+    )
+    annotations = m.deployment(make_spec(), inputs)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"sidecar.istio.io/inject": "false", m.ANNOTATION_GENERATION: "1"}

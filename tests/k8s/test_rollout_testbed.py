@@ -15,7 +15,7 @@ from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_service
 from modelport.compute.kubernetes.rollout import RolloutStatus, rollout_status
 from tests.k8s.node import SimulatedNode
-from tests.k8s.specs import make_inputs, make_spec
+from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 
@@ -39,7 +39,12 @@ def test_deploy_then_update_rolls_out_on_the_simulated_node(
     kube: Client, namespace: str, node: SimulatedNode
 ) -> None:
     spec = make_spec(autoscale_enabled=False, num_replicas=2)
-    applied = apply_service(kube, m.service_manifests(spec, make_inputs(namespace=namespace, generation=1)))
+    applied = apply_service(
+        kube,
+        m.service_manifests(
+            spec, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace, generation=1)
+        ),
+    )
     first_generation = applied[f"Deployment/{spec.name}"].metadata.generation
 
     status = wait_rollout(kube, namespace, spec.name, first_generation)
@@ -52,7 +57,10 @@ def test_deploy_then_update_rolls_out_on_the_simulated_node(
 
     updated = make_spec(autoscale_enabled=False, num_replicas=2, memory_gb=1.0)
     applied = apply_service(
-        kube, m.service_manifests(updated, make_inputs(namespace=namespace, generation=2))
+        kube,
+        m.service_manifests(
+            updated, make_inputs(pdb_api_version=TESTBED_PDB_API, namespace=namespace, generation=2)
+        ),
     )
     second_generation = applied[f"Deployment/{spec.name}"].metadata.generation
     assert second_generation > first_generation

@@ -21,6 +21,7 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Servi
 
 from modelport.compute import targets
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.apply import disruption_budget_resource
 from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
@@ -31,6 +32,7 @@ from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
 from tests.k8s.node import SimulatedNode
+from tests.k8s.specs import TESTBED_PDB_API
 from tests.k8s.testbed import ControlPlane
 from tests.servers import wait_until
 
@@ -164,6 +166,8 @@ def test_deploy_update_and_delete_on_the_cluster(
     assert service.observed["readyReplicas"] == 2
     keys = kube.get(Secret, "tiny-svc-keys", namespace=prod.namespace)
     assert keys.metadata.ownerReferences[0].name == "tiny-svc"
+    budget = kube.get(disruption_budget_resource(TESTBED_PDB_API), "tiny-svc", namespace=prod.namespace)
+    assert budget.apiVersion == TESTBED_PDB_API  # chosen from what the 1.20 server offers
     old_sets = {rs.metadata.name for rs in kube.list(ReplicaSet, namespace=prod.namespace)}
 
     service.update(cpu_cores=0.25)
@@ -182,7 +186,8 @@ def test_deploy_update_and_delete_on_the_cluster(
     with pytest.raises(WebserviceException):
         Webservice(ws, "tiny-svc")
     selector = {m.LABEL_SERVICE: "tiny-svc"}
-    for kind in (Deployment, ReplicaSet, Pod, Service, Secret, ConfigMap):
+    budgets = disruption_budget_resource(TESTBED_PDB_API)
+    for kind in (Deployment, ReplicaSet, Pod, Service, Secret, ConfigMap, budgets):
         assert list(kube.list(kind, namespace=prod.namespace, labels=selector)) == [], kind
 
 

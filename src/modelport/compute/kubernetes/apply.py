@@ -21,7 +21,21 @@ def _lightkube() -> Any:
         raise ComputeTargetException(
             "The Kubernetes target needs the lightkube client. Fix: pip install 'modelport[kubernetes]'."
         ) from exc
+    # Loading a policy/v1beta1 manifest needs its resource class registered first (see below).
+    disruption_budget_resource("policy/v1beta1")
     return codecs
+
+
+def disruption_budget_resource(api_version: str) -> Any:
+    """The lightkube resource class of PodDisruptionBudget at ``api_version``."""
+    if api_version == "policy/v1":
+        from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+        return PodDisruptionBudget
+    from lightkube.generic_resource import create_namespaced_resource
+
+    # lightkube's models start at policy/v1; older servers (< 1.21) only offer v1beta1.
+    return create_namespaced_resource("policy", "v1beta1", "PodDisruptionBudget", "poddisruptionbudgets")
 
 
 def apply(client: Any, manifest: Manifest) -> Any:

@@ -65,6 +65,7 @@ class KubernetesTarget(BaseModel):
     # The artifact store's endpoint as pods reach it, when it differs from this machine's view.
     store_endpoint_url: str | None = None
     progress_deadline_s: int = 600
+    pod_annotations: dict[str, str] = {}  # added to every service pod (sidecar switches, scrape hints)
     created: bool = False  # ComputeTarget.create (True) or attach (False)
     created_namespaces: tuple[str, ...] = ()  # the namespaces attach created (detach removes them)
     provisioning: dict[str, Any] = {}  # what create was asked for (agent_count, vm_size, ...)

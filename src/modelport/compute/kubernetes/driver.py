@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.kubernetes import manifests as m
-from modelport.compute.kubernetes.apply import apply, apply_service
+from modelport.compute.kubernetes.apply import apply, apply_service, disruption_budget_resource
 from modelport.compute.kubernetes.cluster import (
     KubernetesTarget,
     cluster_errors,
@@ -84,9 +84,11 @@ class KubernetesDriver:
         if record is None:
             raise service_store.not_found(name)
         target = self.target(workspace)
-        inputs, credentials = service_inputs(workspace, record.spec, record.generation, target)
         client = self.client(workspace)
         with cluster_errors(target, f"applying service {name}"):
+            inputs, credentials = service_inputs(
+                workspace, record.spec, record.generation, target, pdb_api_version(client, target.namespace)
+            )
             if credentials:
                 apply(client, m.artifact_credentials_secret(target.namespace, credentials))
             applied = apply_service(client, m.service_manifests(record.spec, inputs))
@@ -158,6 +160,7 @@ class KubernetesDriver:
         client = self.client(workspace)
         selector = {m.LABEL_SERVICE: name}
         with cluster_errors(target, f"deleting service {name}"):
+            budget = disruption_budget_resource(pdb_api_version(client, target.namespace))
             try:
                 client.delete(Deployment, name, namespace=target.namespace, cascade=CascadeType.FOREGROUND)
             except ApiError as exc:
@@ -167,7 +170,7 @@ class KubernetesDriver:
             while True:
                 left = [
                     f"{kind.__name__}/{obj.metadata.name}"
-                    for kind in (Deployment, Pod, Service, Secret, ConfigMap)
+                    for kind in (Deployment, Pod, Service, Secret, ConfigMap, budget)
                     for obj in client.list(kind, namespace=target.namespace, labels=selector)
                 ]
                 if not left:
@@ -273,6 +276,19 @@ class KubernetesDriver:
             error=error,
             detail=detail,
         )
+
+
+def pdb_api_version(client: Any, namespace: str) -> str:
+    """``policy/v1`` when the server offers it (1.21+), else ``policy/v1beta1``."""
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        next(iter(client.list(disruption_budget_resource("policy/v1"), namespace=namespace)), None)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return "policy/v1beta1"
+        raise
+    return "policy/v1"
 
 
 def _b64(value: str) -> str:

@@ -72,7 +72,11 @@ def image_for(spec: ServiceSpec, target: KubernetesTarget) -> str:
 
 
 def service_inputs(
-    workspace: Workspace, spec: ServiceSpec, generation: int, target: KubernetesTarget
+    workspace: Workspace,
+    spec: ServiceSpec,
+    generation: int,
+    target: KubernetesTarget,
+    pdb_api_version: str = "policy/v1",
 ) -> tuple[m.ServiceInputs, dict[str, str]]:
     """The inputs of one generation, and the artifact credentials Secret's values."""
     from modelport.registry.model import Model
@@ -103,5 +107,7 @@ def service_inputs(
         image=image_for(spec, target),
         inline_source=inline,
         progress_deadline_s=target.progress_deadline_s,
+        pdb_api_version=pdb_api_version,
+        pod_annotations=dict(target.pod_annotations),
     )
     return inputs, secret

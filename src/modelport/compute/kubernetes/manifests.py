@@ -86,6 +86,12 @@ class ServiceInputs:
     files: tuple[FetchFile, ...]  # models (azureml-models/…) and, unless inlined, the source files
     image: str = DEFAULT_IMAGE
     inline_source: Mapping[str, bytes] = field(default_factory=dict)  # path under the app root → bytes
+    # PodDisruptionBudget's API version: policy/v1 from Kubernetes 1.21, policy/v1beta1 before
+    # (removed in 1.25); the driver picks what the server offers.
+    pdb_api_version: str = "policy/v1"
+    # The target's extra pod annotations (a service mesh's sidecar switch, scrape hints, ...);
+    # modelport's own annotations win over them.
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
     # After this long without progress the controller marks the rollout ProgressDeadlineExceeded,
     # which modelport reports as DeploymentTimedOut. Kubernetes' default; it must exceed the time
     # a replica needs to become ready (model fetch plus init()).
@@ -389,7 +395,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
         "template": {
             "metadata": {
                 "labels": labels,
-                "annotations": {ANNOTATION_GENERATION: str(inputs.generation)},
+                "annotations": {**inputs.pod_annotations, ANNOTATION_GENERATION: str(inputs.generation)},
             },
             "spec": {
                 "initContainers": [init_container],
@@ -431,6 +437,16 @@ def service(spec: ServiceSpec, namespace: str) -> Manifest:
     }
 
 
+def disruption_budget(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
+    """At most one replica evicted at a time (node drains, cluster upgrades) while others serve."""
+    return {
+        "apiVersion": inputs.pdb_api_version,
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(spec.name, inputs.namespace, service_labels(spec)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {LABEL_SERVICE: spec.name}}},
+    }
+
+
 def service_manifests(spec: ServiceSpec, inputs: ServiceInputs) -> list[Manifest]:
     """Every object of one service generation, Deployment first (the others are owned by it)."""
     source = source_config_map(spec, inputs)
@@ -439,6 +455,7 @@ def service_manifests(spec: ServiceSpec, inputs: ServiceInputs) -> list[Manifest
         service(spec, inputs.namespace),
         keys_secret(spec, inputs.namespace),
         fetch_config_map(spec, inputs),
+        disruption_budget(spec, inputs),
     ]
     if source is not None:
         objects.append(source)
