@@ -23,6 +23,7 @@ from modelport.compute import targets
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import disruption_budget_resource
 from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
+from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
@@ -31,7 +32,7 @@ from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.k8s.node import SimulatedNode
+from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
 from tests.k8s.specs import TESTBED_PDB_API
 from tests.k8s.testbed import ControlPlane
 from tests.servers import wait_until
@@ -266,3 +267,61 @@ def test_the_cli_attaches_lists_shows_and_detaches(
     assert json.loads(modelport("computetarget", "list", *where, "-o", "json").stdout) == []
     missing = modelport("computetarget", "show", "-n", "prod", *where, rc=1)
     assert "ComputeTargetNotFound" in missing.stderr
+
+
+@pytest.fixture
+def faulty(ws: Workspace, control_plane: ControlPlane, node: SimulatedNode):  # type: ignore[no-untyped-def]
+    """Attach a target whose pods carry a fault annotation (the simulated node reports that failure)."""
+    names: list[str] = []
+
+    def make(fault: str, **options: object) -> str:
+        name = f"faulty{len(names)}"
+        attach(ws, name, _target(control_plane, pod_annotations={FAULT_ANNOTATION: fault}, **options))
+        names.append(name)
+        return name
+
+    yield make
+    for service in Webservice.list(ws):
+        service.delete()
+    for name in names:
+        detach(ws, name)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        ("crash-loop", states.CRASH_LOOP_BACK_OFF),
+        ("oom-killed", states.OOM_KILLED),
+        ("image-pull", IMAGE_PULL_BACK_OFF),
+    ],
+)
+def test_each_failure_of_the_pods_fails_the_deployment_with_its_code(
+    ws: Workspace, faulty, tmp_path: Path, fault: str, code: str
+) -> None:  # type: ignore[no-untyped-def]
+    target = faulty(fault)
+    config = KubernetesDeploymentConfig(autoscale_enabled=False, num_replicas=1, compute_target_name=target)
+    service = Model.deploy(ws, "broken-svc", [_model(ws, tmp_path)], _source(tmp_path), config)
+
+    with pytest.raises(WebserviceException) as caught:
+        service.wait_for_deployment(timeout_sec=120)
+
+    assert service.state == states.FAILED
+    assert service.error["code"] == code
+    assert f'"code": "{code}"' in str(caught.value)
+    assert "current service state: Failed" in str(caught.value)
+
+
+def test_a_rollout_without_progress_ends_as_deployment_timed_out(
+    ws: Workspace, faulty, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    target = faulty("image-pull", progress_deadline_s=10)
+    config = KubernetesDeploymentConfig(autoscale_enabled=False, num_replicas=1, compute_target_name=target)
+    service = Model.deploy(ws, "stuck-svc", [_model(ws, tmp_path)], _source(tmp_path), config)
+
+    def timed_out() -> bool:
+        service.update_deployment_state()
+        return (service.error or {}).get("code") == states.DEPLOYMENT_TIMED_OUT
+
+    wait_until(timed_out, "the controller reports ProgressDeadlineExceeded", deadline_s=90)
+    assert service.state == states.FAILED
+    assert service.error["details"][0]["code"] == "ProgressDeadlineExceeded"
