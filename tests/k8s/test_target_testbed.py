@@ -35,7 +35,7 @@ from tests.clirun import modelport
 from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
 from tests.k8s.specs import TESTBED_PDB_API
 from tests.k8s.testbed import ControlPlane
-from tests.servers import wait_until
+from tests.servers import free_port, wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3]
 
@@ -325,3 +325,24 @@ def test_a_rollout_without_progress_ends_as_deployment_timed_out(
     wait_until(timed_out, "the controller reports ProgressDeadlineExceeded", deadline_s=90)
     assert service.state == states.FAILED
     assert service.error["details"][0]["code"] == "ProgressDeadlineExceeded"
+
+
+def test_doctor_stops_at_an_unreachable_front_end_and_leaves_nothing(
+    ws: Workspace, control_plane: ControlPlane, node: SimulatedNode
+) -> None:
+    closed = free_port()  # nothing listens there: the front end's address is unreachable
+    attach(ws, "prod", _target(control_plane, scoring_url=f"http://127.0.0.1:{closed}"))
+    try:
+        result = modelport("doctor", "kubernetes", "-ct", "prod", "-w", ws.name, "-o", "json", rc=1)
+    finally:
+        detach(ws, "prod")
+
+    steps = json.loads(result.stdout)
+    assert [(s["step"], s["ok"]) for s in steps] == [
+        ("cluster reachable, nodes ready", True),
+        ("front end ready and reachable", False),
+        ("probe service and model removed", True),
+    ]
+    assert f"cannot reach the front end at http://127.0.0.1:{closed}" in steps[1]["detail"]
+    assert "--scoring-url" in steps[1]["detail"]
+    assert Model.list(ws) == [] and Webservice.list(ws) == []

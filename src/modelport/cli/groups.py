@@ -22,6 +22,7 @@ GROUPS = {
     "local": "modelport.cli.local",
     "ml": "modelport.cli.ml",
     "computetarget": "modelport.cli.computetarget",
+    "doctor": "modelport.cli.doctor",
 }
 # name → (module, function) of a top-level command
 COMMANDS = {"serve": ("modelport.cli.serve", "serve")}
