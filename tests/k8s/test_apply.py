@@ -17,14 +17,13 @@ import kubernetes_validate
 import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
-from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessReviewSpec
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
 from lightkube.types import CascadeType
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_all, apply_service, disruption_budget_resource
+from tests.k8s.rbac import can
 from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
@@ -195,17 +194,6 @@ def test_the_server_refuses_what_schema_validation_cannot_see(kube: Client, name
 # -- attach ---------------------------------------------------------------------------------------
 
 
-def _can(kube: Client, service_account: str, verb: str, resource: str, space: str, **extra: str) -> bool:
-    review = SubjectAccessReview(
-        spec=SubjectAccessReviewSpec(
-            user=f"system:serviceaccount:{service_account}",
-            groups=["system:serviceaccounts"],
-            resourceAttributes=ResourceAttributes(verb=verb, resource=resource, namespace=space, **extra),
-        )
-    )
-    return bool(kube.create(review).status.allowed)
-
-
 def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Client) -> None:
     suffix = uuid.uuid4().hex[:8]
     cluster = m.ClusterInputs(
@@ -218,18 +206,18 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
         account = f"{cluster.system_namespace}:{m.FRONTEND_NAME}"
         svc, sys_ns = cluster.services_namespace, cluster.system_namespace
 
-        assert _can(kube, account, "list", "pods", svc)
-        assert _can(kube, account, "watch", "endpoints", svc)
-        assert _can(kube, account, "get", "secrets", svc)
-        assert _can(kube, account, "patch", "deployments", svc, group="apps", subresource="scale")
-        assert _can(kube, account, "get", "secrets", sys_ns, name=m.TOKEN_SECRET_NAME)
+        assert can(kube, account, "list", "pods", svc)
+        assert can(kube, account, "watch", "endpoints", svc)
+        assert can(kube, account, "get", "secrets", svc)
+        assert can(kube, account, "patch", "deployments", svc, group="apps", subresource="scale")
+        assert can(kube, account, "get", "secrets", sys_ns, name=m.TOKEN_SECRET_NAME)
 
-        assert not _can(kube, account, "get", "secrets", other)
-        assert not _can(kube, account, "list", "secrets", sys_ns)
-        assert not _can(kube, account, "get", "secrets", sys_ns, name="someone-elses")
-        assert not _can(kube, account, "delete", "deployments", svc, group="apps")
-        assert not _can(kube, account, "patch", "deployments", svc, group="apps")
-        assert not _can(kube, account, "create", "pods", svc)
+        assert not can(kube, account, "get", "secrets", other)
+        assert not can(kube, account, "list", "secrets", sys_ns)
+        assert not can(kube, account, "get", "secrets", sys_ns, name="someone-elses")
+        assert not can(kube, account, "delete", "deployments", svc, group="apps")
+        assert not can(kube, account, "patch", "deployments", svc, group="apps")
+        assert not can(kube, account, "create", "pods", svc)
 
         front = kube.get(Service, m.FRONTEND_NAME, namespace=sys_ns)
         assert front.spec.type == "NodePort" and front.spec.ports[0].nodePort  # allocated by the server

@@ -33,6 +33,7 @@ from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
 from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
+from tests.k8s.rbac import can
 from tests.k8s.specs import TESTBED_PDB_API
 from tests.k8s.testbed import ControlPlane
 from tests.servers import free_port, wait_until
@@ -346,3 +347,41 @@ def test_doctor_stops_at_an_unreachable_front_end_and_leaves_nothing(
     assert f"cannot reach the front end at http://127.0.0.1:{closed}" in steps[1]["detail"]
     assert "--scoring-url" in steps[1]["detail"]
     assert Model.list(ws) == [] and Webservice.list(ws) == []
+
+
+def test_two_targets_in_two_namespaces_stay_apart(
+    ws: Workspace, control_plane: ControlPlane, node: SimulatedNode, kube: Client, tmp_path: Path
+) -> None:
+    first, second = _target(control_plane), _target(control_plane)
+    attach(ws, "first", first)
+    attach(ws, "second", second)
+    try:
+        model, source = _model(ws, tmp_path), _source(tmp_path)
+        for name, target in (("one-svc", "first"), ("two-svc", "second")):
+            config = KubernetesDeploymentConfig(
+                autoscale_enabled=False, num_replicas=1, compute_target_name=target
+            )
+            Model.deploy(ws, name, [model], source, config).wait_for_deployment(timeout_sec=120)
+
+        labelled = {m.LABEL_MANAGED_BY: m.FIELD_MANAGER}
+        assert {
+            d.metadata.name for d in kube.list(Deployment, namespace=first.namespace, labels=labelled)
+        } == {"one-svc"}
+        assert {
+            d.metadata.name for d in kube.list(Deployment, namespace=second.namespace, labels=labelled)
+        } == {"two-svc"}
+        account = f"{first.system_namespace}:{m.FRONTEND_NAME}"
+        assert can(kube, account, "get", "secrets", first.namespace)
+        assert not can(kube, account, "get", "secrets", second.namespace)
+        assert not can(
+            kube, account, "patch", "deployments", second.namespace, group="apps", subresource="scale"
+        )
+
+        Webservice(ws, "one-svc").delete()
+        survivor = Webservice(ws, "two-svc")
+        assert survivor.state == states.HEALTHY and survivor.compute_name == "second"
+    finally:
+        for service in Webservice.list(ws):
+            service.delete()
+        detach(ws, "first")
+        detach(ws, "second")
