@@ -32,6 +32,17 @@ class AuthPolicy:
     token_secret: bytes | None = None  # HS256 signing secret (mode "token")
 
 
+def auth_policy(
+    mode: AuthMode, primary_key: str | None, secondary_key: str | None, token_secret: str
+) -> AuthPolicy:
+    """A service's policy from its stored form (spec, or the keys Secret on a cluster).
+
+    Unset keys are left out, so an empty key never matches; ``token_secret`` is hex.
+    """
+    keys = tuple(key for key in (primary_key, secondary_key) if key)
+    return AuthPolicy(mode=mode, keys=keys, token_secret=bytes.fromhex(token_secret))
+
+
 @dataclass(frozen=True)
 class ServiceRoute:
     """Routing, admission and timeout settings of one service, with its ready replicas."""

@@ -10,15 +10,13 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.frontend.autoscaler import Autoscaler, AutoscaleSettings, Decision, LoadSample
 
 # Azure ML scales down after about a minute below target; tests shorten it through this variable.
 SCALE_DOWN_DELAY_ENV = "MODELPORT_AUTOSCALE_SCALE_DOWN_DELAY_S"
 
 
-def _settings(config: EffectiveDeploymentConfig) -> AutoscaleSettings:
-    settings = AutoscaleSettings.from_config(config)
+def _with_delay_from_env(settings: AutoscaleSettings) -> AutoscaleSettings:
     delay = os.environ.get(SCALE_DOWN_DELAY_ENV)
     if delay:
         settings = AutoscaleSettings(**{**vars(settings), "scale_down_delay_s": float(delay)})
@@ -36,10 +34,15 @@ class ReplicaPlanner:
         self.last_decision: dict[str, Any] | None = None
 
     def plan(
-        self, config: EffectiveDeploymentConfig, load: LoadSample | None, current: int
+        self, settings: AutoscaleSettings, load: LoadSample | None, current: int
     ) -> tuple[int, Decision | None]:
-        """(replica count to run, the decision if it changed the count this time)."""
-        settings = _settings(config)
+        """(replica count to run, the decision if it changed the count this time).
+
+        ``settings`` come from wherever the owner keeps them (``AutoscaleSettings.from_config``
+        for a spec, the Deployment's annotation on a cluster); ``MODELPORT_AUTOSCALE_SCALE_DOWN_DELAY_S``
+        overrides their scale-down delay for every owner alike.
+        """
+        settings = _with_delay_from_env(settings)
         if self._autoscaler is None or self._autoscaler.settings != settings:
             self._autoscaler = Autoscaler(settings)
             self._next_at = 0.0

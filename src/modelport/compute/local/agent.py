@@ -39,7 +39,8 @@ from modelport.compute.local.runner import (
     remove_tree,
 )
 from modelport.errors import ModelportError
-from modelport.frontend.routes import AuthPolicy, ServiceRoute
+from modelport.frontend.autoscaler import AutoscaleSettings
+from modelport.frontend.routes import ServiceRoute, auth_policy
 from modelport.frontend.server import FrontEnd
 from modelport.registry.environment import Environment
 from modelport.registry.model import Model
@@ -189,7 +190,9 @@ class LocalAgent:
                 self.planners[name] = ReplicaPlanner(name)
             self.records[name] = record
             desired, decision = self.planners[name].plan(
-                record.spec.deployment, self.frontend.load(name), runner.current_count()
+                AutoscaleSettings.from_config(record.spec.deployment),
+                self.frontend.load(name),
+                runner.current_count(),
             )
             if decision is not None:
                 await self._emit(name, record.generation, "autoscale", decision.message, decision.to_dict())
@@ -340,10 +343,9 @@ class LocalAgent:
 def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
     """The front end's view of a service: auth, admission and timeouts from its spec."""
     config = spec.deployment
-    keys = tuple(k for k in (config.primary_key, config.secondary_key) if k)
     return ServiceRoute(
         name=spec.name,
-        auth=AuthPolicy(mode=spec.auth_mode, keys=keys, token_secret=bytes.fromhex(spec.token_secret)),
+        auth=auth_policy(spec.auth_mode, config.primary_key, config.secondary_key, spec.token_secret),
         max_concurrent_per_replica=config.replica_max_concurrent_requests,
         max_queue_wait_ms=config.max_request_wait_time,
         scoring_timeout_ms=config.scoring_timeout_ms,
