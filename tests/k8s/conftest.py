@@ -50,14 +50,15 @@ def kube(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def node(control_plane: ControlPlane, kube):  # type: ignore[no-untyped-def]
-    """A simulated Ready node: scheduled pods become Running and Ready (no container runs)."""
+    """A simulated Ready node: scheduled pods become Running and Ready (no container runs), except in
+    namespaces labelled for process runs (``tests.k8s.node.run_processes_in``), where they run."""
     from lightkube import Client, KubeConfig
 
     from tests.k8s.node import SimulatedNode
 
-    simulated = SimulatedNode(lambda: Client(config=KubeConfig.from_file(control_plane.kubeconfig))).start(
-        kube
-    )
+    simulated = SimulatedNode(
+        lambda: Client(config=KubeConfig.from_file(control_plane.kubeconfig)), api_server=control_plane.server
+    ).start(kube)
     yield simulated
     simulated.stop()
     assert simulated.errors == []

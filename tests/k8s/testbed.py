@@ -112,6 +112,9 @@ class ControlPlane:
             f"--service-account-key-file={d / 'sa.pub'}",
             f"--service-account-signing-key-file={d / 'sa.key'}",
             "--service-cluster-ip-range=10.0.0.0/24",
+            # Logs, exec and port-forward go to the node's kubelet endpoint: the simulated node's
+            # (tests/k8s/node.py) is on its InternalIP, 127.0.0.1; its Hostname resolves to nothing.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
         )
         try:
             self._wait_ready()
