@@ -207,10 +207,11 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
         svc, sys_ns = cluster.services_namespace, cluster.system_namespace
 
         assert can(kube, account, "list", "pods", svc)
-        assert can(kube, account, "watch", "endpoints", svc)
+        assert can(kube, account, "watch", "pods", svc)
+        assert not can(kube, account, "watch", "endpoints", svc)  # discovery is from pods
         assert can(kube, account, "get", "secrets", svc)
         assert can(kube, account, "patch", "deployments", svc, group="apps", subresource="scale")
-        assert can(kube, account, "get", "secrets", sys_ns, name=m.TOKEN_SECRET_NAME)
+        assert not can(kube, account, "get", "secrets", sys_ns, name=m.TOKEN_SECRET_NAME)
 
         assert not can(kube, account, "get", "secrets", other)
         assert not can(kube, account, "list", "secrets", sys_ns)

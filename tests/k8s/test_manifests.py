@@ -236,20 +236,12 @@ def test_front_end_roles_are_namespaced_and_minimal() -> None:
     assert verbs <= {"get", "list", "watch", "patch", "update", "create"}
     creates = [rule for role in roles for rule in role["rules"] if "create" in rule["verbs"]]
     assert [rule["resources"] for rule in creates] == [["events"]]
-    system = next(r for r in roles if r["metadata"]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE)
-    assert system["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "resourceNames": [m.TOKEN_SECRET_NAME],
-            "verbs": ["get"],
-        }
-    ]
+    assert [r["metadata"]["namespace"] for r in roles] == ["ml"]  # nothing in its own namespace
     services = next(r for r in roles if r["metadata"]["namespace"] == "ml")
     scale = next(rule for rule in services["rules"] if rule["resources"] == ["deployments/scale"])
     assert "delete" not in scale["verbs"] and "create" not in scale["verbs"]
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert {b["metadata"]["namespace"] for b in bindings} == {"ml", m.DEFAULT_SYSTEM_NAMESPACE}
+    assert [b["metadata"]["namespace"] for b in bindings] == ["ml"]
     assert all(b["subjects"][0]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE for b in bindings)
 
 

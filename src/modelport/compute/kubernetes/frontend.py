@@ -21,8 +21,7 @@ Decisions, with the reasons:
   written by the endpoints controller after it sees the pod, so they lag by one more controller
   hop (plus its batching under load), and their validation refuses addresses pods may have: a
   1.20 API server rejects a loopback pod IP in Endpoints ("may not be in the loopback range")
-  while accepting it in the pod's status. The Role still grants ``endpoints`` (attach installs
-  it); the front end does not use it.
+  while accepting it in the pod's status. The Role therefore grants pods, not endpoints.
 * **List, then watch from the list's resourceVersion**, per kind (Deployments, keys Secrets,
   Pods), selected by the service labels so that nothing else (e.g. the artifact store's
   credentials) reaches this process. Any error, a 410 Gone included, means a fresh list after a
@@ -44,8 +43,8 @@ Decisions, with the reasons:
   each see a share of the load and disagree on the count.
 * **Tokens.** Each service's tokens are verified with its own ``tokenSecret`` from its keys
   Secret, exactly as on the local target, so rotating one service's secret touches no other.
-  ``MODELPORT_TOKEN_SIGNING_KEY`` (the cluster-wide key attach generates) is **reserved**: the
-  front end does not read it, because nothing it verifies is signed with it.
+  The cluster-wide key in the token-signing Secret attach creates is not given to the front end:
+  nothing it verifies is signed with it (docs/decisions.md).
 * **Stopping.** SIGTERM (or SIGINT): the listener closes, queued requests are answered 503,
   requests in flight get up to 25 s to finish (inside Kubernetes' default 30 s grace period),
   then the process exits 0.

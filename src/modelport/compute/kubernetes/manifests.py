@@ -501,12 +501,11 @@ def frontend_service_account(cluster: ClusterInputs) -> Manifest:
 
 
 def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
-    """The front end's Roles and RoleBindings, with only the verbs it uses.
+    """The front end's Role and RoleBinding, with only the verbs it uses.
 
-    In the services namespace: discover replicas (pods, endpoints), read service keys (secrets),
-    follow Deployments and change their replica count through the scale subresource. In its own
-    namespace: read its token-signing Secret and nothing else. No ClusterRole: it can read no
-    Secret of any other namespace.
+    In the services namespace only: discover replicas (pods), read service keys (secrets), follow
+    Deployments, change their replica count through the scale subresource, record Events. Nothing
+    in its own namespace and no ClusterRole: it can read no Secret of any other namespace.
     """
     watch = ["get", "list", "watch"]
     labels = frontend_labels()
@@ -516,27 +515,13 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
         "kind": "Role",
         "metadata": _meta(FRONTEND_NAME, cluster.services_namespace, labels),
         "rules": [
-            {"apiGroups": [""], "resources": ["pods", "endpoints", "secrets"], "verbs": watch},
+            {"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": watch},
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": watch},
             {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
             # Autoscaling decisions are recorded as Events on the Deployment (kubectl describe).
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ],
     }
-    system_role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _meta(FRONTEND_NAME, cluster.system_namespace, labels),
-        "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "resourceNames": [TOKEN_SECRET_NAME],
-                "verbs": ["get"],
-            }
-        ],
-    }
-
     def binding(role: Manifest) -> Manifest:
         return {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -546,11 +531,17 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
             "subjects": [subject],
         }
 
-    return [services_role, binding(services_role), system_role, binding(system_role)]
+    return [services_role, binding(services_role)]
 
 
 def token_signing_secret(cluster: ClusterInputs, signing_key: str) -> Manifest:
-    """The Secret with the key the front end signs access tokens with (generated at attach)."""
+    """The target's token-signing Secret (a random key generated at attach).
+
+    Services' access tokens are signed and verified with each service's own secret (its keys
+    Secret), so that rotating one service's secret touches no other and a leaked key forges
+    tokens for one service only; this cluster-wide key is what an operator rotates to invalidate
+    nothing but itself, and no component reads it (docs/decisions.md).
+    """
     if len(signing_key) < 32:
         raise ComputeTargetException("The front end's token-signing key must be at least 32 characters.")
     return {
@@ -573,10 +564,6 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
         "env": [
             {"name": "MODELPORT_SERVICES_NAMESPACE", "value": cluster.services_namespace},
             {"name": "MODELPORT_FRONTEND_PORT", "value": str(FRONTEND_PORT)},
-            {
-                "name": "MODELPORT_TOKEN_SIGNING_KEY",
-                "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET_NAME, "key": "signingKey"}},
-            },
         ],
         "ports": [{"name": "http", "containerPort": FRONTEND_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
