@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF, MODEL_FETCH_FAILED, diagnose
+from modelport.compute.kubernetes.diagnose import (
+    IMAGE_PULL_BACK_OFF,
+    MODEL_FETCH_FAILED,
+    REPLICA_CREATION_FAILED,
+    diagnose,
+    replica_failure,
+)
 from modelport.service import states
 
 
@@ -69,3 +75,25 @@ def test_failed_model_fetch_points_at_the_init_logs() -> None:
     failed = {"name": "fetch-models", "restartCount": 2, "state": {"terminated": {"exitCode": 1}}}
     _, error = diagnose([_pod(initContainerStatuses=[failed])])
     assert error.code == MODEL_FETCH_FAILED and "get_logs(init=True)" in error.message
+
+
+def test_pods_the_cluster_refuses_to_create_are_a_replica_creation_failure() -> None:
+    quota = 'pods "svc-abc-x" is forbidden: exceeded quota: compute, requested: pods=1, limited: pods=0'
+    deployment = {
+        "status": {
+            "conditions": [
+                {"type": "Available", "status": "False"},
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": quota},
+            ]
+        }
+    }
+    error = replica_failure(deployment)
+    assert error is not None and error.code == REPLICA_CREATION_FAILED
+    assert "ResourceQuota" in error.message and error.details[0].message == quota
+    admission = {
+        "status": {"conditions": [{"type": "ReplicaFailure", "status": "True", "message": "denied"}]}
+    }
+    assert "LimitRange" in replica_failure(admission).message
+    assert (
+        replica_failure({"status": {"conditions": [{"type": "ReplicaFailure", "status": "False"}]}}) is None
+    )

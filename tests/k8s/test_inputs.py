@@ -102,3 +102,25 @@ def test_an_environment_with_its_own_image_runs_on_it() -> None:
 
 def _inputs(access: m.ArtifactAccess) -> m.ServiceInputs:
     return m.ServiceInputs(namespace="ml", generation=1, artifacts=access, files=())
+
+
+def test_a_large_source_folder_is_fetched_like_the_models(ws: Workspace, tmp_path: Path) -> None:
+    from modelport.config.inference import InferenceConfig
+    from modelport.service.deploy import snapshot_source
+    from modelport.service.store import write_service
+
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "score.py").write_text("def init(): pass\n")
+    (src / "vocabulary.bin").write_bytes(b"\x01" * (m.INLINE_SOURCE_LIMIT + 1))
+    source, files, _ = snapshot_source(
+        ws, InferenceConfig(entry_script="score.py", source_directory=str(src))
+    )
+    spec = make_spec(name="big-svc").model_copy(update={"models": (), "source": source})
+    generation = write_service(ws, spec, files, create=True, overwrite=False, message="test")
+
+    inputs, _ = service_inputs(ws, spec, generation, KubernetesTarget())
+
+    assert dict(inputs.inline_source) == {}
+    assert sorted(f.path for f in inputs.files) == ["big/score.py", "big/vocabulary.bin"]
+    assert m.source_config_map(spec, inputs) is None

@@ -385,3 +385,27 @@ def test_two_targets_in_two_namespaces_stay_apart(
             service.delete()
         detach(ws, "first")
         detach(ws, "second")
+
+
+def test_a_namespace_quota_that_refuses_the_pods_fails_the_deployment_with_the_reason(
+    ws: Workspace, prod: KubernetesTarget, kube: Client, tmp_path: Path
+) -> None:
+    from lightkube.models.core_v1 import ResourceQuotaSpec
+    from lightkube.resources.core_v1 import ResourceQuota
+
+    quota = ResourceQuota(metadata=ObjectMeta(name="no-pods"), spec=ResourceQuotaSpec(hard={"pods": "0"}))
+    kube.create(quota, namespace=prod.namespace)
+
+    def enforced() -> bool:  # admission enforces a quota once its controller has computed it
+        return bool(kube.get(ResourceQuota, "no-pods", namespace=prod.namespace).status.hard)
+
+    wait_until(enforced, "the quota controller computes the quota")
+    config = KubernetesDeploymentConfig(autoscale_enabled=False, num_replicas=1, compute_target_name="prod")
+    service = Model.deploy(ws, "quota-svc", [_model(ws, tmp_path)], _source(tmp_path), config)
+
+    with pytest.raises(WebserviceException, match="ReplicaCreationFailed"):
+        service.wait_for_deployment(timeout_sec=120)
+
+    assert "exceeded quota" in service.error["details"][0]["message"]
+    assert "raise the namespace's ResourceQuota" in service.error["message"]
+    assert any("FailedCreate" in w for w in service.observed["warnings"])  # the ReplicaSet's Event

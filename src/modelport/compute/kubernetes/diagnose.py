@@ -18,6 +18,7 @@ from modelport.service.states import ErrorDetail, ServiceError
 
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 MODEL_FETCH_FAILED = "ModelFetchFailed"
+REPLICA_CREATION_FAILED = "ReplicaCreationFailed"
 _IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName"})
 _INSUFFICIENT = re.compile(r"Insufficient ([\w/-]+(?:\.[\w/-]+)*)")  # "nvidia.com/gpu", not "cpu."
 _FIXES = {
@@ -118,4 +119,25 @@ def diagnose(pods: Iterable[Mapping[str, Any]]) -> tuple[str, ServiceError] | No
                 error = _container_error(pod, status, init)
                 if error is not None:
                     return states.FAILED, error
+    return None
+
+
+def replica_failure(deployment: Mapping[str, Any]) -> ServiceError | None:
+    """Pods that cannot even be created (a ResourceQuota, a LimitRange, an admission policy).
+
+    The ReplicaSet controller reports it as a ``ReplicaFailure`` condition, which the Deployment
+    controller copies onto the Deployment; no pod exists for :func:`diagnose` to look at.
+    """
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            text = str(condition.get("message") or condition.get("reason") or "")
+            if "exceeded quota" in text:
+                fix = "raise the namespace's ResourceQuota, or lower cpu_cores/memory_gb or the replica count"
+            else:
+                fix = "check the namespace's LimitRange and admission policies against the pod's settings"
+            return ServiceError(
+                code=REPLICA_CREATION_FAILED,
+                message=f"The cluster refuses to create the service's pods. Fix: {fix}.",
+                details=(ErrorDetail(code=str(condition.get("reason") or "FailedCreate"), message=text),),
+            )
     return None

@@ -21,7 +21,7 @@ from modelport.compute.kubernetes.cluster import (
     frontend_url,
     load_target,
 )
-from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose
+from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, replica_failure
 from modelport.compute.kubernetes.inputs import service_inputs
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
 from modelport.config.deployment import EffectiveDeploymentConfig
@@ -39,6 +39,7 @@ DELETE_DEADLINE_S = 180.0
 POLL_S = 0.25
 CLUSTER_UNREACHABLE = "ClusterUnreachable"
 LOG_EVIDENCE_LINES = 30
+WARNING_EVENTS = 5
 # Where submit records the Deployment generation its apply returned (rollout_status needs it).
 APPLIED_GENERATION = "appliedDeploymentGeneration"
 
@@ -228,11 +229,18 @@ class KubernetesDriver:
             state = states.HEALTHY
         elif status.phase == "failed":
             state, error = states.FAILED, timed_out_error(status)
+        elif (refused := replica_failure(deployment)) is not None:
+            state, error = states.FAILED, refused
         else:
             found = diagnose(current)
             if found is not None:
                 state, error = found
                 error = _with_log_evidence(client, target, current, error)
+        involved = {name, *_replica_sets(client, target, record), *_names(current)}
+        warnings = _warning_events(client, target, involved)
+        if error is not None and warnings:
+            events = tuple(ErrorDetail(code="Event", message=text) for text in warnings)
+            error = error.model_copy(update={"details": (*error.details, *events)})
         keys = client.get(Secret, m.keys_secret_name(record.spec), namespace=target.namespace)
         data = {k: _b64(v) for k, v in (keys.data or {}).items()}
         deployment_status = deployment.get("status") or {}
@@ -245,6 +253,7 @@ class KubernetesDriver:
             "updatedReplicas": deployment_status.get("updatedReplicas") or 0,
             "availableReplicas": deployment_status.get("availableReplicas") or 0,
             "pods": [_pod_summary(p) for p in pods],
+            "warnings": warnings,
             "authDigest": auth_digest(
                 data.get("authMode", ""),
                 data.get("primaryKey") or None,
@@ -320,6 +329,37 @@ def _pod_log(client: Any, target: KubernetesTarget, pod: str, container: str, li
         return "".join(client.log(pod, namespace=target.namespace, container=container, tail_lines=lines))
     except ApiError as exc:
         return f"(no log: {exc.status.message})\n"
+
+
+def _names(objects: list[dict[str, Any]]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects]
+
+
+def _replica_sets(client: Any, target: KubernetesTarget, record: service_store.ServiceRecord) -> list[str]:
+    """Names of the service's ReplicaSets of the current generation (where FailedCreate is reported)."""
+    from lightkube.resources.apps_v1 import ReplicaSet
+
+    found = client.list(ReplicaSet, namespace=target.namespace, labels={m.LABEL_SERVICE: record.spec.name})
+    current = str(record.generation)
+    return [
+        rs.metadata.name
+        for rs in found
+        if (rs.spec.template.metadata.annotations or {}).get(m.ANNOTATION_GENERATION) == current
+    ]
+
+
+def _warning_events(client: Any, target: KubernetesTarget, names: set[str]) -> list[str]:
+    """The latest Warning events about the service's Deployment and current pods, newest last."""
+    from lightkube.resources.core_v1 import Event
+
+    found = []
+    for event in client.list(Event, namespace=target.namespace, fields={"type": "Warning"}):
+        involved = event.involvedObject
+        if involved is None or involved.name not in names:
+            continue
+        when = event.lastTimestamp or event.eventTime or event.metadata.creationTimestamp
+        found.append((str(when or ""), f"{involved.kind}/{involved.name}: {event.reason}: {event.message}"))
+    return [text for _, text in sorted(found)[-WARNING_EVENTS:]]
 
 
 def _last_exit_code(pod: dict[str, Any], container: str, init: bool) -> int | None:
