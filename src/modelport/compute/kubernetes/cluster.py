@@ -166,10 +166,14 @@ def connect(target: KubernetesTarget) -> Any:
                 f"context={target.context!r} is not in kubeconfig {str(path)!r} (contexts: {known}). Fix: "
                 "pass one of those with --context."
             )
-        single = config.get(target.context)
+        try:
+            single = config.get(target.context)
+        except ConfigError:
+            single = None
         if single is None:
+            known = ", ".join(sorted(config.contexts)) or "none"
             raise ComputeTargetException(
-                f"kubeconfig {str(path)!r} has no current context. Fix: pass --context NAME."
+                f"kubeconfig {str(path)!r} has no current context. Fix: pass --context with one of: {known}."
             )
     return Client(config=single, field_manager=m.FIELD_MANAGER, timeout=httpx2.Timeout(REQUEST_TIMEOUT_S))
 
