@@ -35,8 +35,9 @@ test: system-deps install lint
 
 # The Kubernetes tier: builds the 1.20.2 control plane once into $$MODELPORT_K8S_CACHE (default
 # ~/.cache/modelport-k8s; ~5 min cold, then cached) and runs the tests marked k8s against it.
+# With MODELPORT_K8S_BIN set, a testbed that cannot start fails the tier (tests/k8s/conftest.py).
 test-k8s: install
-	@bin=$$(k8s/testbed/build.sh) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/k8s
+	@bin=$$(scripts/k8s-testbed build) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/k8s
 
 bench: install
 	$(BIN)/python bench/registry_bench.py
