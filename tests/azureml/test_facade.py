@@ -14,11 +14,13 @@ import pytest
 from modelport.azureml._compat import AzureArgumentIgnoredWarning
 from modelport.azureml.core import ComputeTarget, Model, Workspace
 from modelport.azureml.core.authentication import InteractiveLoginAuthentication
-from modelport.azureml.core.compute import AksCompute
+from modelport.azureml.core.compute import AksCompute, KubernetesCompute
 from modelport.azureml.core.compute_target import ComputeTargetException
 from modelport.azureml.core.model import InferenceConfig
 from modelport.azureml.core.webservice import AciWebservice, AksEndpoint, AksWebservice, LocalWebservice
 from modelport.azureml.exceptions import UserErrorException, WebserviceException, WorkspaceException
+from modelport.compute import targets
+from modelport.compute.kubernetes.cluster import KubernetesTarget
 
 SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
 
@@ -61,7 +63,7 @@ def test_workspace_by_azure_ids_and_from_an_azure_config_json(ws, tmp_path: Path
     from_scope = Workspace.from_config(path=str(scoped.parent))
     assert (from_scope.subscription_id, from_scope.resource_group) == ("sub-3", "rg-3")
     assert isinstance(from_scope.webservices, dict)
-    assert from_scope.compute_targets == {}
+    assert from_scope.compute_targets == {}  # the local target is implicit
 
 
 def test_workspace_create_exist_ok_warns_once_naming_the_azure_arguments(ws) -> None:
@@ -151,11 +153,100 @@ def test_aks_compute_configurations_validate_as_azure_ml() -> None:
     with pytest.raises(ComputeTargetException, match="load_balancer_subnet is only allowed"):
         AksCompute.attach_configuration("rg", "k", load_balancer_type="PublicIp", load_balancer_subnet="s")
 
-    with pytest.raises(ComputeTargetException, match="land with modelport's Kubernetes target"):
-        ComputeTarget.attach(None, "myaks", attach)
-    with pytest.raises(UserErrorException, match="reserved"):
-        ComputeTarget.create(None, "local", config)
-    assert ComputeTarget.list(None) == []
+    with pytest.raises(UserErrorException, match="unknown option.*kubeconfig, namespace"):
+        AksCompute.attach_configuration("rg", "k", namespaces="svc")
+    with pytest.raises(UserErrorException, match="context is given by cluster_name"):
+        AksCompute.attach_configuration("rg", "k", context="other")
+    with pytest.raises(UserErrorException, match="namespace='Svc_1'"):
+        KubernetesCompute.attach_configuration(namespace="Svc_1")
+    arc = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/edge"
+    assert KubernetesCompute.attach_configuration(resource_id=arc).kubernetes_options == {"context": "edge"}
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
+users:
+- name: lab
+  user: {token: not-a-secret}
+contexts:
+- name: lab
+  context: {cluster: lab, user: lab}
+current-context: lab
+"""
+
+
+def test_compute_targets_without_a_cluster(ws, tmp_path: Path, capsys) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    for reserved in ("local", "amlcompute", "containerinstance"):
+        with pytest.raises(UserErrorException, match=f"different target name. {reserved} is a reserved"):
+            ComputeTarget.create(ws, reserved, AksCompute.provisioning_configuration())
+    with pytest.raises(UserErrorException, match="Invalid compute target name 'my_aks'"):
+        ComputeTarget.attach(ws, "my_aks", AksCompute.attach_configuration("rg", "lab"))
+    with pytest.raises(ComputeTargetException, match="ComputeTargetNotFound: Compute Target with name prod"):
+        AksCompute(ws, "prod")
+
+    # A failed attach returns at once, leaves nothing, and raises in wait_for_completion (Azure ML's shape).
+    config = AksCompute.attach_configuration("rg", "myaks", kubeconfig=str(kubeconfig))
+    failed = ComputeTarget.attach(ws, "prod", config)
+    assert failed.provisioning_state == "Failed" and ComputeTarget.list(ws) == []
+    with pytest.raises(ComputeTargetException) as caught:
+        failed.wait_for_completion(show_output=True)
+    assert str(caught.value).startswith(
+        "Compute object provisioning polling reached non-successful terminal state, current provisioning "
+        "state: Failed\nProvisioning operation error:\nStatusCode: 400\nMessage: context='myaks' is not in "
+        "kubeconfig"
+    )
+    assert 'Provisioning operation finished, operation "Failed"' in capsys.readouterr().out
+    assert failed.provisioning_errors[0]["error"]["code"] == "BadRequest"
+
+    # A recorded target reads back as AksCompute; refusals happen at once, before the cluster.
+    definition = KubernetesTarget(kubeconfig=str(kubeconfig), context="lab", cluster_purpose="DevTest")
+    targets.add_target(ws, "prod", "kubernetes", definition.model_dump(mode="json"))
+    targets.set_state(ws, "prod", targets.SUCCEEDED)
+    made = definition.model_copy(update={"created": True, "provisioning": {"agentCount": 3}})
+    targets.add_target(ws, "made", "kubernetes", made.model_dump(mode="json"))
+    targets.set_state(ws, "made", targets.SUCCEEDED)
+    try:
+        prod = ComputeTarget(ws, "prod")
+        assert type(prod) is AksCompute and prod.type == "AKS" and prod.is_attached
+        assert (prod.cluster_purpose, prod.cluster_fqdn, prod.get_status()) == (
+            "DevTest",
+            "https://127.0.0.1:1",
+            "Succeeded",
+        )
+        payload = prod.serialize()
+        assert payload["id"].endswith("/workspaces/aml-port/computes/prod")
+        assert payload["properties"]["computeType"] == "AKS" and payload["properties"]["isAttachedCompute"]
+        assert payload["properties"]["properties"]["kubernetes"]["context"] == "lab"
+        assert sorted(ws.compute_targets) == ["made", "prod"]
+        assert [type(c) for c in ComputeTarget.list(ws)] == [AksCompute, AksCompute]
+        with pytest.raises(ComputeTargetException, match="Long running operation information not known, "
+                           "unable to poll. Current state is Succeeded"):  # fmt: skip
+            prod.wait_for_completion()
+        with pytest.raises(ComputeTargetException, match="'prod' already exists"):
+            ComputeTarget.attach(ws, "prod", config)
+        with pytest.raises(ComputeTargetException, match=r"refused for attached clusters.*prod.detach\(\)"):
+            prod.delete()
+        # The cluster is unreachable: detach says so at once and the target stays.
+        with pytest.raises(ComputeTargetException, match="Cannot reach the cluster"):
+            prod.detach()
+        assert prod.get_status() == "Succeeded"
+
+        created = AksCompute(ws, "made")
+        assert not created.is_attached and created.agent_count == 3
+        with (
+            pytest.warns(UserWarning, match="the cluster itself is not deleted"),
+            pytest.raises(ComputeTargetException, match="Cannot reach the cluster"),
+        ):
+            created.delete()
+    finally:
+        targets.remove_target(ws, "prod")
+        targets.remove_target(ws, "made")
 
 
 def test_aks_deploy_configuration_rules_and_endpoint_config() -> None:

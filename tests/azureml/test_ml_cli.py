@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.azureml.test_facade import KUBECONFIG
 from tests.clirun import modelport
 
 SCORE = textwrap.dedent(
@@ -107,21 +108,32 @@ def test_output_formats_and_azure_only_flags(files: Path) -> None:
     assert "expected one of json" in bad.stderr
 
 
-def test_compute_target_commands_say_kubernetes_lands_later(files: Path) -> None:
+def test_compute_target_commands_without_a_cluster(files: Path, tmp_path: Path) -> None:
     resource_id = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ContainerService/managedClusters/k"
-    attach = modelport(
-        "ml", "computetarget", "attach", "aks", "-n", "myaks", "-i", resource_id, cwd=files, rc=1
-    )
-    assert "land with modelport's Kubernetes target" in attach.stderr
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    attach = modelport("ml", "computetarget", "attach", "aks", "-n", "myaks", "-i", resource_id,
+                       "--kubeconfig", str(kubeconfig), "-g", "rg", cwd=files, rc=1)  # fmt: skip
+    assert "-g ignored" in attach.stderr and 'operation "Failed"' in attach.stderr
+    assert "Error: Compute object provisioning polling reached non-successful terminal state" in attach.stderr
+    assert "context='k' is not in kubeconfig" in attach.stderr and attach.stdout == ""
     bad_id = modelport("ml", "computetarget", "attach", "aks", "-n", "myaks", "-i", "/nope", cwd=files, rc=1)
     assert "Invalid resource_id" in bad_id.stderr
+    neither = modelport("ml", "computetarget", "attach", "aks", "-n", "myaks", cwd=files, rc=1)
+    assert "either -i <AKS resource id>" in neither.stderr
     create = modelport(
         "ml", "computetarget", "create", "aks", "-n", "myaks", "--agent-count", "0", cwd=files, rc=1
     )
     assert "agent count must be a positive integer" in create.stderr
-    detach = modelport("ml", "computetarget", "detach", "-n", "myaks", cwd=files, rc=1)
-    assert "ComputeTargetNotFound" in detach.stderr
+    reserved = modelport("ml", "computetarget", "create", "aks", "-n", "local", cwd=files, rc=1)
+    assert "local is a reserved name" in reserved.stderr
+    for command in ("detach", "delete", "show"):
+        missing = modelport("ml", "computetarget", command, "-n", "myaks", "-w", "aml-port", cwd=files, rc=1)
+        assert "ComputeTargetNotFound: Compute Target with name myaks" in missing.stderr
     assert json.loads(ml(files, "computetarget", "list")) == []
+    deploy = modelport("ml", "model", "deploy", "-n", "to-aks", "-ic", "inferenceconfig.json",
+                       "-dc", "deploymentconfig.json", "-ct", "myaks", cwd=files, rc=1)  # fmt: skip
+    assert "ComputeTargetNotFound: Compute Target with name myaks" in deploy.stderr
 
 
 def test_translate_rewrites_only_what_az_ml_spelled_differently(tmp_path: Path) -> None:

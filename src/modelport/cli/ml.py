@@ -12,9 +12,12 @@ land with the Kubernetes target.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
+import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,20 @@ import typer.main
 
 from modelport.azureml._compat import AzureArgumentIgnoredWarning
 from modelport.cli import groups
-from modelport.cli.render import warnings_as_notes
+from modelport.cli.computetarget import (
+    CONTEXT_OPTION,
+    DEADLINE_OPTION,
+    IMAGE_OPTION,
+    KUBECONFIG_OPTION,
+    NAMESPACE_OPTION,
+    PURPOSE_OPTION,
+    SCORING_URL_OPTION,
+    SERVICE_TYPE_OPTION,
+    STORE_ENDPOINT_OPTION,
+    SYSTEM_NAMESPACE_OPTION,
+)
+from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 from modelport.errors import UserErrorException
 
 app = typer.Typer(
@@ -103,8 +119,18 @@ def _has_output_option(command: Any) -> bool:
     return any("--output" in param.opts for param in command.params)
 
 
+def _command(app_: typer.Typer, name: str) -> Any:
+    """Command ``name`` of typer group ``app_`` (typer's own, vendored, click Group)."""
+    return typer.main.get_command(app_).commands[name]  # type: ignore[attr-defined]
+
+
 def run_native(group: str, command: str, args: list[str]) -> None:
     """Run ``modelport <group> <command>`` with the translated ``az ml`` arguments."""
+    run_command(_command(groups.group(group), command), f"modelport {group} {command}", args)
+
+
+def run_command(target: Any, prog: str, args: list[str]) -> None:
+    """Run click command ``target`` with the ``az ml`` arguments ``args`` translated."""
     new_args, dropped, output = translate(args)
     if dropped:
         with warnings_as_notes():
@@ -114,26 +140,31 @@ def run_native(group: str, command: str, args: list[str]) -> None:
                 AzureArgumentIgnoredWarning,
                 stacklevel=2,
             )
-    # typer's own (vendored) click Group: its sub-commands by name.
-    target = typer.main.get_command(groups.group(group)).commands[command]  # type: ignore[attr-defined]
     if _has_output_option(target) and "--help" not in new_args:
         new_args += ["-o", OUTPUT_FORMATS.get(output or "json", "json")]
     sink = io.StringIO() if output == "none" else None
     with contextlib.redirect_stdout(sink) if sink is not None else contextlib.nullcontext():
-        target.main(args=new_args, prog_name=f"modelport {group} {command}", standalone_mode=False)
+        target.main(args=new_args, prog_name=prog, standalone_mode=False)
 
 
-def _passthrough(app_: typer.Typer, aml_name: str, group: str, command: str) -> None:
+def _passthrough(app_: typer.Typer, aml_name: str, resolve: Callable[[], Any], prog: str) -> None:
+    """Register ``aml_name`` on ``app_``: runs the command ``resolve()`` returns with translated args."""
+
     def handler(ctx: typer.Context) -> None:
-        run_native(group, command, list(ctx.args))
+        run_command(resolve(), prog, list(ctx.args))
 
-    handler.__doc__ = f"`az ml {app_.info.name or ''} {aml_name}` → `modelport {group} {command}`."
+    handler.__doc__ = f"`az ml {app_.info.name or ''} {aml_name}` → `{prog}`."
     app_.command(aml_name, context_settings=PASSTHROUGH, add_help_option=False, help=handler.__doc__)(handler)
 
 
+def _native(group: str, command: str) -> Callable[[], Any]:
+    """A resolver of ``modelport <group> <command>``: its module is imported only when it runs."""
+    return lambda: _command(groups.group(group), command)
+
+
 for _name in ("register", "list", "show", "download", "update", "delete", "deploy"):
-    _passthrough(model_app, _name, "model", _name)
-for _aml, _native in {
+    _passthrough(model_app, _name, _native("model", _name), f"modelport model {_name}")
+for _aml, _native_name in {
     "list": "list",
     "show": "show",
     "update": "update",
@@ -144,7 +175,7 @@ for _aml, _native in {
     "regen-key": "regen-key",
     "get-access-token": "token",
 }.items():
-    _passthrough(service_app, _aml, "service", _native)
+    _passthrough(service_app, _aml, _native("service", _native_name), f"modelport service {_native_name}")
 
 
 @model_app.command("package", context_settings=PASSTHROUGH, add_help_option=False)
@@ -160,6 +191,16 @@ def profile(ctx: typer.Context) -> None:
 
 
 # ---------------------------------------------------------------------- compute targets
+# The commands call the facade (modelport.azureml.core.compute), so that `ml computetarget` and
+# the SDK share every rule and message; run_command drops Azure-only flags and handles -o for
+# them as for the other `ml` commands.
+compute_commands = typer.Typer(no_args_is_help=True)
+NAME_OPTION = typer.Option(..., "--name", "-n", help="Compute target name (3–24 letters, digits, dashes).")
+NO_WAIT_OPTION = typer.Option(
+    False, "--no-wait", help="Accepted; modelport's attach and create are synchronous."
+)
+
+
 def _kubernetes_only(kind: str) -> None:
     if kind.lower() not in ("aks", "kubernetes"):
         raise UserErrorException(
@@ -167,13 +208,43 @@ def _kubernetes_only(kind: str) -> None:
         )
 
 
-@compute_app.command("create")
+def _summary(compute: Any) -> dict[str, Any]:
+    """The table row of a target (json and yaml print all of ``serialize()``)."""
+    return {
+        "name": compute.name,
+        "computeType": compute.type,
+        "provisioningState": compute.provisioning_state,
+        "isAttachedCompute": compute.is_attached,
+        "clusterPurpose": compute.cluster_purpose,
+        "context": compute.kubernetes.context,
+        "namespace": compute.kubernetes.namespace,
+    }
+
+
+def _emit_computes(computes: list[Any], output: OutputFormat, single: bool = False) -> None:
+    rows = [_summary(c) if output is OutputFormat.table else c.serialize() for c in computes]
+    emit(rows[0] if single else rows, output)
+
+
+def _report(compute: Any, is_delete_operation: bool = False) -> None:
+    """The operation's progress and outcome on stderr; raises Azure ML's message if it failed."""
+    with contextlib.redirect_stdout(sys.stderr):
+        compute.wait_for_completion(show_output=True, is_delete_operation=is_delete_operation)
+
+
+def _target_options(**options: Any) -> dict[str, Any]:
+    """modelport's options of the target, under the facade's names (unset ones left out)."""
+    renamed = {"store_endpoint": "store_endpoint_url", "progress_deadline": "progress_deadline_s"}
+    return {renamed.get(key, key): value for key, value in options.items() if value is not None}
+
+
+@compute_commands.command("create")
 def create(
     kind: str = typer.Argument(..., help="aks"),
-    name: str = typer.Option(..., "--name", "-n"),
-    agent_count: int | None = typer.Option(None, "--agent-count"),
-    vm_size: str | None = typer.Option(None, "--vm-size"),
-    cluster_purpose: str | None = typer.Option(None, "--cluster-purpose"),
+    name: str = NAME_OPTION,
+    agent_count: int | None = typer.Option(None, "--agent-count", help="Recorded; no nodes are provisioned."),
+    vm_size: str | None = typer.Option(None, "--vm-size", help="Recorded; no nodes are provisioned."),
+    cluster_purpose: str | None = PURPOSE_OPTION,
     location: str | None = typer.Option(None, "--location", "-l"),
     load_balancer_type: str | None = typer.Option(None, "--load-balancer-type"),
     load_balancer_subnet: str | None = typer.Option(None, "--load-balancer-subnet"),
@@ -186,12 +257,18 @@ def create(
     service_cidr: str | None = typer.Option(None, "--service-cidr"),
     dns_service_ip: str | None = typer.Option(None, "--dns-service-ip"),
     docker_bridge_cidr: str | None = typer.Option(None, "--docker-bridge-cidr"),
-    no_wait: bool = typer.Option(False, "--no-wait"),
-    workspace: str | None = typer.Option(None, "--workspace-name", "-w"),
-    resource_group: str | None = typer.Option(None, "--resource-group", "-g"),
-    path: Path | None = typer.Option(None, "--path"),
+    context: str | None = CONTEXT_OPTION,
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    namespace: str | None = NAMESPACE_OPTION,
+    system_namespace: str | None = SYSTEM_NAMESPACE_OPTION,
+    image: str | None = IMAGE_OPTION,
+    frontend_service_type: str | None = SERVICE_TYPE_OPTION,
+    no_wait: bool = NO_WAIT_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Validate the provisioning flags as Azure ML did; provisioning lands with the Kubernetes target."""
+    """Create an AKS target in a kubeconfig context (default: the current one); prints it as JSON."""
     from modelport.azureml.core.compute import AksCompute, ComputeTarget
 
     _kubernetes_only(kind)
@@ -211,71 +288,146 @@ def create(
         cluster_purpose=cluster_purpose,
         load_balancer_type=load_balancer_type,
         load_balancer_subnet=load_balancer_subnet,
+        **_target_options(
+            context=context,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+            system_namespace=system_namespace,
+            image=image,
+            frontend_service_type=frontend_service_type,
+        ),
     )
-    ComputeTarget.create(None, name, config)
+    with warnings_as_notes():
+        compute = ComputeTarget.create(open_workspace(workspace, path), name, config)
+    _report(compute)
+    _emit_computes([compute], output, single=True)
 
 
-@compute_app.command("attach")
+@compute_commands.command("attach")
 def attach(
     kind: str = typer.Argument(..., help="aks (or kubernetes)"),
-    name: str = typer.Option(..., "--name", "-n"),
-    compute_resource_id: str | None = typer.Option(None, "--compute-resource-id", "-i"),
-    cluster_purpose: str | None = typer.Option(None, "--cluster-purpose"),
+    name: str = NAME_OPTION,
+    compute_resource_id: str | None = typer.Option(
+        None, "--compute-resource-id", "-i", help="AKS resource id: its last segment names the context."
+    ),
+    context: str | None = typer.Option(
+        None, "--context", "--cluster-name", help="The kubeconfig context to attach (instead of -i)."
+    ),
+    cluster_purpose: str | None = PURPOSE_OPTION,
     load_balancer_type: str | None = typer.Option(None, "--load-balancer-type"),
     load_balancer_subnet: str | None = typer.Option(None, "--load-balancer-subnet"),
-    workspace: str | None = typer.Option(None, "--workspace-name", "-w"),
-    resource_group: str | None = typer.Option(None, "--resource-group", "-g"),
-    path: Path | None = typer.Option(None, "--path"),
+    kubeconfig: str | None = KUBECONFIG_OPTION,
+    namespace: str | None = NAMESPACE_OPTION,
+    system_namespace: str | None = SYSTEM_NAMESPACE_OPTION,
+    image: str | None = IMAGE_OPTION,
+    frontend_service_type: str | None = SERVICE_TYPE_OPTION,
+    scoring_url: str | None = SCORING_URL_OPTION,
+    store_endpoint: str | None = STORE_ENDPOINT_OPTION,
+    progress_deadline: int | None = DEADLINE_OPTION,
+    no_wait: bool = NO_WAIT_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Validate the attach flags as Azure ML did; attaching lands with the Kubernetes target."""
-    from modelport.azureml.core.compute import AksCompute, ComputeTarget
+    """Attach the kubeconfig context named by -i (its cluster name) or --context; prints it as JSON."""
+    from modelport.azureml.core.compute import AksCompute, ComputeTarget, KubernetesCompute
 
     _kubernetes_only(kind)
-    config = AksCompute.attach_configuration(
-        resource_id=compute_resource_id,
-        cluster_name=None if compute_resource_id else name,
-        resource_group=None if compute_resource_id else resource_group,
-        cluster_purpose=cluster_purpose,
-        load_balancer_type=load_balancer_type,
-        load_balancer_subnet=load_balancer_subnet,
+    if (compute_resource_id is None) == (context is None):
+        raise UserErrorException(
+            "attach aks needs either -i <AKS resource id> (its last segment names the kubeconfig context) "
+            "or --context CONTEXT, not both."
+        )
+    options = _target_options(
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        system_namespace=system_namespace,
+        image=image,
+        frontend_service_type=frontend_service_type,
+        scoring_url=scoring_url,
+        store_endpoint=store_endpoint,
+        progress_deadline=progress_deadline,
     )
-    ComputeTarget.attach(None, name, config)
+    if compute_resource_id is not None:
+        config: Any = AksCompute.attach_configuration(
+            resource_id=compute_resource_id,
+            cluster_purpose=cluster_purpose,
+            load_balancer_type=load_balancer_type,
+            load_balancer_subnet=load_balancer_subnet,
+            **options,
+        )
+    elif load_balancer_type or load_balancer_subnet:
+        raise UserErrorException(
+            "--load-balancer-type/--load-balancer-subnet go with -i; with --context choose the front end's "
+            "Service with --frontend-service-type."
+        )
+    else:
+        config = KubernetesCompute.attach_configuration(
+            context=context, cluster_purpose=cluster_purpose, **options
+        )
+    with warnings_as_notes():
+        compute = ComputeTarget.attach(open_workspace(workspace, path), name, config)
+    _report(compute)
+    _emit_computes([compute], output, single=True)
 
 
-def _no_target(name: str) -> Any:
+def _existing(name: str, workspace: str | None, path: Path | None) -> Any:
     from modelport.azureml.core.compute import ComputeTarget
 
-    return ComputeTarget(None, name)
+    return ComputeTarget(open_workspace(workspace, path), name)
 
 
-@compute_app.command("detach")
+@compute_commands.command("detach")
 def detach(
-    name: str = typer.Option(..., "--name", "-n"), path: Path | None = typer.Option(None, "--path")
+    name: str = NAME_OPTION, workspace: str | None = WORKSPACE_OPTION, path: Path | None = PATH_OPTION
 ) -> None:
-    """No Kubernetes target can be attached yet, so none can be detached."""
-    _no_target(name)
+    """Remove what attach installed and forget the target; the cluster keeps running."""
+    compute = _existing(name, workspace, path)
+    compute.detach()
+    _report(compute, is_delete_operation=True)
 
 
-@compute_app.command("delete")
+@compute_commands.command("delete")
 def delete(
-    name: str = typer.Option(..., "--name", "-n"), path: Path | None = typer.Option(None, "--path")
+    name: str = NAME_OPTION, workspace: str | None = WORKSPACE_OPTION, path: Path | None = PATH_OPTION
 ) -> None:
-    """No Kubernetes target can be created yet, so none can be deleted."""
-    _no_target(name)
+    """A created target: detached (the cluster is never deleted). An attached one: refused (use detach)."""
+    compute = _existing(name, workspace, path)
+    with warnings_as_notes():
+        compute.delete()
+    _report(compute, is_delete_operation=True)
 
 
-@compute_app.command("show")
+@compute_commands.command("show")
 def show(
-    name: str = typer.Option(..., "--name", "-n"), path: Path | None = typer.Option(None, "--path")
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Show a compute target: none exist until the Kubernetes target lands."""
-    _no_target(name)
+    """A compute target (Azure ML's serialize() JSON)."""
+    _emit_computes([_existing(name, workspace, path)], output, single=True)
 
 
-@compute_app.command("list")
-def list_(path: Path | None = typer.Option(None, "--path")) -> None:
-    """Attached compute targets (JSON): none until the Kubernetes target lands."""
-    typer.echo(json.dumps([]))
+@compute_commands.command("list")
+def list_(
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """The workspace's compute targets (the local target is implicit and not listed)."""
+    from modelport.azureml.core.compute import ComputeTarget
+
+    _emit_computes(ComputeTarget.list(open_workspace(workspace, path)), output)
+
+
+for _name in ("create", "attach", "detach", "delete", "show", "list"):
+    _passthrough(
+        compute_app,
+        _name,
+        functools.partial(_command, compute_commands, _name),
+        f"modelport ml computetarget {_name}",
+    )
 
 
 __all__ = ["app", "translate"]

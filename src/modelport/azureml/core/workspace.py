@@ -226,8 +226,10 @@ class Workspace(_Workspace):
 
     @property
     def compute_targets(self) -> dict[str, Any]:
-        """Attached compute targets by name: none until the Kubernetes target exists."""
-        return {}
+        """Attached compute targets by name, typed as ``ComputeTarget(ws, name)`` types them."""
+        from modelport.azureml.core.compute import ComputeTarget
+
+        return {target.name: target for target in ComputeTarget.list(self)}
 
     @property
     def environments(self) -> dict[str, Any]:
