@@ -58,3 +58,17 @@ def test_compute_target_names_follow_azure_mls_rule(name: str) -> None:
     with pytest.raises(UserErrorException):
         targets.check_target_name(name)
     assert targets.check_target_name("prod-aks1") == "prod-aks1"
+
+
+def test_a_kubeconfig_naming_a_missing_certificate_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(
+        KUBECONFIG.replace(
+            "server: 'https://127.0.0.1:1'",
+            f"server: 'https://127.0.0.1:1', certificate-authority: '{tmp_path / 'gone.crt'}'",
+        )
+    )
+    with pytest.raises(
+        ComputeTargetException, match=r"cannot load its credentials .*Fix: check the certificate"
+    ):
+        connect(KubernetesTarget(kubeconfig=str(path), context="one"))

@@ -175,7 +175,18 @@ def connect(target: KubernetesTarget) -> Any:
             raise ComputeTargetException(
                 f"kubeconfig {str(path)!r} has no current context. Fix: pass --context with one of: {known}."
             )
-    return Client(config=single, field_manager=m.FIELD_MANAGER, timeout=httpx2.Timeout(REQUEST_TIMEOUT_S))
+    try:
+        return Client(config=single, field_manager=m.FIELD_MANAGER, timeout=httpx2.Timeout(REQUEST_TIMEOUT_S))
+    except OSError as exc:  # a certificate file named by the kubeconfig is missing or unreadable
+        where = (
+            "the in-cluster credentials"
+            if target.in_cluster
+            else f"kubeconfig {str(_kubeconfig_path(target))!r}"
+        )
+        raise ComputeTargetException(
+            f"{where} (context {target.context or '(current)'}): cannot load its credentials ({exc}). Fix: "
+            "check the certificate and key files it names, or refresh the kubeconfig from your cluster."
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -340,7 +351,8 @@ def attach(
             _remove(client, target.model_copy(update={"created_namespaces": created}), applied)
         targets.remove_target(workspace, name)
         raise
-    progress(f'Attach of compute target {name} finished, operation "Succeeded"')
+    operation = "Create" if target.created else "Attach"
+    progress(f'{operation} of compute target {name} finished, operation "Succeeded"')
     return targets.require_target(workspace, name)
 
 
