@@ -1,4 +1,4 @@
-"""``modelport environment register|list|show``: the environment registry from the command line."""
+"""``modelport environment register|list|show|build-context``: environments from the command line."""
 
 from __future__ import annotations
 
@@ -138,3 +138,46 @@ def show(
         registry["password"] = "***"  # stored for pulling the image, never printed
     details = {**summary(record), "definition": definition}
     emit(details, output, columns=[c for c in details if c != "definition"])
+
+
+@app.command("build-context")
+def build_context(
+    name: str | None = typer.Argument(None, metavar="NAME", help="Environment name (or -n NAME)."),
+    name_option: str | None = typer.Option(None, "--name", "-n", help="Environment name."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Version (default: the latest)."),
+    target_dir: Path = typer.Option(
+        ..., "--target-dir", "-t", help="Folder to write the build context to (created if missing)."
+    ),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Image to build on (default: the environment's own, else modelport's runtime image).",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        "--overwrite",
+        help="Write into a folder that is not empty: replace the files written here, keep the others.",
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+    workspace_name: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Write a Docker build context (Dockerfile, requirements) of the image Azure ML would have built."""
+    from modelport.registry.build_context import suggested_tag, write_build_context
+
+    if name is not None and name_option is not None and name != name_option:
+        raise typer.BadParameter(f"two names given: {name!r} and {name_option!r}", param_hint="--name")
+    wanted = name or name_option
+    if wanted is None:
+        raise typer.BadParameter("give the environment's name: NAME or -n NAME", param_hint="NAME")
+    with warnings_as_notes():
+        record = get_environment(open_workspace(workspace_name, path), wanted, version)
+    context = write_build_context(record.environment, target_dir, base_image, force=force)
+    for line in context.notes:
+        note(line)
+    note(
+        f"Wrote the build context of {wanted!r} version {record.environment.version} to {context.directory}. "
+        f"Build it: docker build -t REGISTRY/{suggested_tag(record.environment)} {target_dir}"
+    )
+    emit(context.summary(), output, columns=["name", "version", "directory", "base", "files", "requirements"])
