@@ -208,7 +208,8 @@ def test_aks_deployment_notebook_up_to_healthy(
 
     assert 'operation "Succeeded"' in capsys.readouterr().out
     assert isinstance(service, AksWebservice) and service.state == "Healthy"
-    assert service.compute_name == "myaks" and service.compute_type == "Kubernetes"
+    assert service.compute_name == "myaks" and service.compute_type == "AKS"
+    assert service.namespace == apart["namespace"] and service.serialize()["computeType"] == "AKS"
     replicas = kube.get(Deployment, "iris-aks", namespace=apart["namespace"])
     assert replicas.spec.template.spec.containers[0].resources.requests["cpu"] == "500m"
     primary, secondary = service.get_keys()

@@ -189,7 +189,15 @@ class Webservice(_Webservice):
 
     def serialize(self) -> dict[str, Any]:
         """Azure ML's dict form: modelport's, plus Azure's keys that have no value here (``None``)."""
-        return {**dict.fromkeys(_ABSENT_KEYS), **super().serialize(), "versionType": None}
+        payload = {**dict.fromkeys(_ABSENT_KEYS), **super().serialize(), "versionType": None}
+        payload["computeType"] = self.compute_type
+        payload["namespace"] = self.namespace
+        return payload
+
+    @property
+    def compute_type(self) -> str:
+        """``AKS`` for services on a Kubernetes target (Azure ML's name), ``Local`` otherwise."""
+        return "AKS" if self._spec.compute_type == "kubernetes" else super().compute_type
 
     # ------------------------------------------------------------------ AKS attributes
     @property
@@ -236,8 +244,8 @@ class Webservice(_Webservice):
 
     @property
     def namespace(self) -> str | None:
-        """Kubernetes namespace (``None`` on the local target)."""
-        return self.deployment_config.namespace
+        """Kubernetes namespace the service runs in (``None`` on the local target)."""
+        return self.deployment_config.namespace or self.observed.get("namespace")
 
     @property
     def deployment_status(self) -> dict[str, Any]:
@@ -251,7 +259,7 @@ class Webservice(_Webservice):
 
 
 class AksWebservice(Webservice):
-    """Azure ML's ``AksWebservice``; until the Kubernetes target exists, its services run locally."""
+    """Azure ML's ``AksWebservice``: deployed to an attached cluster when a target is named, else locally."""
 
     deploy_configuration = staticmethod(kubernetes_deploy_configuration)
 
