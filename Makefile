@@ -27,8 +27,8 @@ quickstart: install
 	$(BIN)/python examples/quickstart/run.py
 
 lint: install
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples k8s scripts/k8s-testbed
+	$(BIN)/ruff format --check src tests bench examples k8s scripts/k8s-testbed
 
 test: system-deps install lint
 	$(BIN)/pytest -q

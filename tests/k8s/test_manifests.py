@@ -269,3 +269,21 @@ def test_target_pod_annotations_are_added_and_never_override_modelports() -> Non
     )
     annotations = m.deployment(make_spec(), inputs)["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {"sidecar.istio.io/inject": "false", m.ANNOTATION_GENERATION: "1"}
+
+
+def test_the_replica_gets_azure_mls_variables_and_the_environments_own() -> None:
+    from modelport.service.spec import EnvironmentRef
+
+    definition = {"name": "sk", "environmentVariables": {"OMP_NUM_THREADS": "1", "SERVICE_NAME": "mine"}}
+    spec = make_spec().model_copy(
+        update={
+            "environment": EnvironmentRef(name="sk", version="1", definition=definition, content_hash="h")
+        }
+    )
+    inputs = replace(make_inputs(), workspace_name="team-ws")
+    env = {e["name"]: e["value"] for e in _scorer(m.deployment(spec, inputs))["env"]}
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert env["SERVICE_NAME"] == "iris-svc"  # modelport's own win
+    assert env["AZUREML_ENTRY_SCRIPT"] == "src/score.py" and env["AZUREML_SOURCE_DIRECTORY"] == "src"
+    assert env["WORKSPACE_NAME"] == "team-ws"
+    assert env["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/model0/1"

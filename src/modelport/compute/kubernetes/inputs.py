@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.cluster import KubernetesTarget
-from modelport.registry.environment import DEFAULT_CPU_IMAGE
+from modelport.registry.build_context import AZUREML_IMAGES
 from modelport.service.spec import ServiceSpec
 from modelport.workspace.artifacts import resolve_storage_options
 from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS
@@ -62,11 +62,15 @@ def artifact_access(
 
 
 def image_for(spec: ServiceSpec, target: KubernetesTarget) -> str:
-    """The replica image: the environment's own image when it names one, else the target's."""
+    """The replica image: the environment's own image when it names one, else the target's.
+
+    Azure ML's own images (``mcr.microsoft.com/azureml/…``, every environment's default) hold no
+    modelport, so they mean "no image of its own", as in ``environment build-context``.
+    """
     env = spec.environment
     if env is not None:
         image = ((env.definition.get("docker") or {}).get("baseImage")) or None
-        if image and image != DEFAULT_CPU_IMAGE:
+        if image and not str(image).startswith(AZUREML_IMAGES):
             return str(image)
     return target.image
 
@@ -109,5 +113,6 @@ def service_inputs(
         progress_deadline_s=target.progress_deadline_s,
         pdb_api_version=pdb_api_version,
         pod_annotations=dict(target.pod_annotations),
+        workspace_name=workspace.name,
     )
     return inputs, secret

@@ -92,6 +92,7 @@ class ServiceInputs:
     # The target's extra pod annotations (a service mesh's sidecar switch, scrape hints, ...);
     # modelport's own annotations win over them.
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    workspace_name: str = ""  # WORKSPACE_NAME in the replica, as Azure ML set it
     # After this long without progress the controller marks the rollout ProgressDeadlineExceeded,
     # which modelport reports as DeploymentTimedOut. Kubernetes' default; it must exceed the time
     # a replica needs to become ready (model fetch plus init()).
@@ -299,6 +300,29 @@ def _resources(spec: ServiceSpec) -> dict[str, dict[str, str]]:
     return {"requests": requests, "limits": limits}
 
 
+def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]]:
+    """The replica's environment as Azure ML's container had it (§5.2): the environment's own
+    variables first, then modelport's, which win."""
+    env: dict[str, str] = {}
+    if spec.environment is not None:
+        variables = spec.environment.definition.get("environmentVariables") or {}
+        env.update({str(k): str(v) for k, v in variables.items()})
+    env.update(
+        {
+            "AML_APP_ROOT": APP_ROOT,
+            "AZUREML_MODEL_DIR": f"{APP_ROOT}/{spec.model_dir}",
+            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
+            "SERVICE_NAME": spec.name,
+            "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
+        }
+    )
+    if spec.source.directory:
+        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
+    if inputs.workspace_name:
+        env["WORKSPACE_NAME"] = inputs.workspace_name
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
 def _probes(spec: ServiceSpec) -> dict[str, Any]:
     config = spec.deployment
     return {
@@ -377,12 +401,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
             "0.0.0.0",
         ],
         "workingDir": APP_ROOT,
-        "env": [
-            {"name": "AML_APP_ROOT", "value": APP_ROOT},
-            {"name": "AZUREML_MODEL_DIR", "value": f"{APP_ROOT}/{spec.model_dir}"},
-            {"name": "SERVICE_NAME", "value": spec.name},
-            {"name": "SCORING_TIMEOUT_MS", "value": str(config.scoring_timeout_ms)},
-        ],
+        "env": _scorer_env(spec, inputs),
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         "resources": _resources(spec),
         "volumeMounts": [app],
@@ -522,6 +541,7 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ],
     }
+
     def binding(role: Manifest) -> Manifest:
         return {
             "apiVersion": "rbac.authorization.k8s.io/v1",
