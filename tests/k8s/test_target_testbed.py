@@ -269,6 +269,15 @@ def test_the_cli_attaches_lists_shows_and_detaches(
     missing = modelport("computetarget", "show", "-n", "prod", *where, rc=1)
     assert "ComputeTargetNotFound" in missing.stderr
 
+    made = modelport(
+        "computetarget", "create", "kubernetes", "-n", "made", *common, "--cluster-purpose", "DevTest",
+        "--agent-count", "3", *where, "-o", "json",
+    )  # fmt: skip
+    shown = json.loads(made.stdout)
+    assert shown["isAttachedCompute"] is False and shown["provisioning"] == {"agentCount": 3}
+    assert "Not provisioned (recorded only): agentCount=3" in made.stderr
+    modelport("computetarget", "detach", "-n", "made", *where)
+
 
 @pytest.fixture
 def faulty(ws: Workspace, control_plane: ControlPlane, node: SimulatedNode):  # type: ignore[no-untyped-def]

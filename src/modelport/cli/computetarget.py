@@ -54,8 +54,8 @@ def _target(**options: Any) -> Any:
     return target_from_options(**options)
 
 
-@attach_app.command("kubernetes")
-def attach_kubernetes(
+def kubernetes(
+    ctx: typer.Context,
     name: str = NAME_OPTION,
     kubeconfig: str | None = KUBECONFIG_OPTION,
     context: str | None = CONTEXT_OPTION,
@@ -68,13 +68,24 @@ def attach_kubernetes(
     scoring_url: str | None = SCORING_URL_OPTION,
     store_endpoint: str | None = STORE_ENDPOINT_OPTION,
     progress_deadline: int | None = DEADLINE_OPTION,
+    agent_count: int | None = typer.Option(None, "--agent-count", help="create: recorded, not provisioned."),
+    vm_size: str | None = typer.Option(None, "--vm-size", help="create: recorded, not provisioned."),
     workspace: str | None = WORKSPACE_OPTION,
     path: Path | None = PATH_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Attach the cluster of a kubeconfig context: checks its purpose, installs the front end."""
-    from modelport.compute.kubernetes.cluster import attach, describe
+    """Attach (or create in) a kubeconfig context: checks the cluster purpose, installs the front end.
 
+    ``create`` is attach into an existing context that records the requested size; provisioning
+    clusters from a cloud is not built in.
+    """
+    from modelport.compute.kubernetes.cluster import attach, create, describe
+    from modelport.errors import UserErrorException
+
+    creating = ctx.parent is not None and ctx.parent.info_name == "create"
+    provisioning = {k: v for k, v in {"agentCount": agent_count, "vmSize": vm_size}.items() if v is not None}
+    if provisioning and not creating:
+        raise UserErrorException("--agent-count and --vm-size belong to `computetarget create kubernetes`.")
     target = _target(
         kubeconfig=kubeconfig,
         context=context,
@@ -89,46 +100,17 @@ def attach_kubernetes(
         progress_deadline_s=progress_deadline,
     )
     ws = open_workspace(workspace, path)
-    record = attach(ws, name, target, progress=note)
+    if creating:
+        if provisioning:
+            note(f"Not provisioned (recorded only): {', '.join(f'{k}={v}' for k, v in provisioning.items())}")
+        record = create(ws, name, target, provisioning, progress=note)
+    else:
+        record = attach(ws, name, target, progress=note)
     emit(describe(ws, record), output)
 
 
-@create_app.command("kubernetes")
-def create_kubernetes(
-    name: str = NAME_OPTION,
-    kubeconfig: str | None = KUBECONFIG_OPTION,
-    context: str | None = CONTEXT_OPTION,
-    namespace: str | None = NAMESPACE_OPTION,
-    system_namespace: str | None = SYSTEM_NAMESPACE_OPTION,
-    cluster_purpose: str | None = PURPOSE_OPTION,
-    image: str | None = IMAGE_OPTION,
-    frontend_service_type: str | None = SERVICE_TYPE_OPTION,
-    agent_count: int | None = typer.Option(
-        None, "--agent-count", help="Recorded; nodes are not provisioned."
-    ),
-    vm_size: str | None = typer.Option(None, "--vm-size", help="Recorded; nodes are not provisioned."),
-    workspace: str | None = WORKSPACE_OPTION,
-    path: Path | None = PATH_OPTION,
-    output: OutputFormat = OUTPUT_OPTION,
-) -> None:
-    """Create a target in an existing context (provisioning clusters from a cloud is not built in)."""
-    from modelport.compute.kubernetes.cluster import create, describe
-
-    target = _target(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        system_namespace=system_namespace,
-        cluster_purpose=cluster_purpose,
-        image=image,
-        frontend_service_type=frontend_service_type,
-    )
-    provisioning = {k: v for k, v in {"agentCount": agent_count, "vmSize": vm_size}.items() if v is not None}
-    if provisioning:
-        note(f"Not provisioned (recorded only): {', '.join(f'{k}={v}' for k, v in provisioning.items())}")
-    ws = open_workspace(workspace, path)
-    record = create(ws, name, target, provisioning, progress=note)
-    emit(describe(ws, record), output)
+attach_app.command("kubernetes")(kubernetes)
+create_app.command("kubernetes")(kubernetes)
 
 
 @app.command("detach")
