@@ -214,3 +214,36 @@ def test_doctor_passes_on_a_serving_cluster(cluster: tuple[Workspace, Kubernetes
     assert [line.split(" ", 1)[0] for line in lines] == ["ok"] * 7, result.stdout
     assert "20 requests" in result.stdout and "p50" in result.stdout
     assert Model.list(ws) == [] and Webservice.list(ws) == []
+
+
+def test_the_raw_http_notebook_port_with_token_auth_serves_on_the_cluster(
+    cluster: tuple[Workspace, KubernetesTarget], tmp_path: Path
+) -> None:
+    """Issue 6's raw-HTTP, token-auth notebook port, written with the facade's imports only."""
+    from modelport.azureml.core import Model as AmlModel
+    from modelport.azureml.core import Workspace as AmlWorkspace
+    from modelport.azureml.core.model import InferenceConfig as AmlInferenceConfig
+    from modelport.azureml.core.webservice import AksWebservice
+    from tests.azureml.test_notebook_aks import RAW_SCORE
+
+    ws = AmlWorkspace.get(cluster[0].name)
+    source = tmp_path / "raw"
+    source.mkdir()
+    (source / "score.py").write_text(RAW_SCORE)
+    inference_config = AmlInferenceConfig(entry_script="score.py", source_directory=str(source))
+    config = AksWebservice.deploy_configuration(
+        cpu_cores=0.1, memory_gb=0.5, num_replicas=1, auth_enabled=False, token_auth_enabled=True
+    )
+
+    service = AmlModel.deploy(ws, "raw-token", [], inference_config, config, deployment_target="prod")
+    service.wait_for_deployment(timeout_sec=240)
+
+    assert service.state == "Healthy" and service.compute_type == "AKS" and service.token_auth_enabled
+    assert service.run({"hello": "world"}) == {"length": 18, "body": {"hello": "world"}}
+    token = service.get_access_token()
+    echoed = httpx.get(
+        service.scoring_uri, params={"q": "ping"}, headers={"Authorization": f"Bearer {token.access_token}"}
+    )
+    assert echoed.status_code == 200 and echoed.json() == {"echo": "ping"}
+    refused = httpx.get(service.scoring_uri, headers={"Authorization": f"Bearer {service.get_keys()[0]}"})
+    assert refused.status_code == 401  # keys do not open a token-auth service
