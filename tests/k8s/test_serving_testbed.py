@@ -199,7 +199,7 @@ def test_an_init_that_raises_is_entry_script_init_failed_with_the_traceback(
         service.wait_for_deployment(timeout_sec=240)
 
     assert service.error["code"] == states.ENTRY_SCRIPT_INIT_FAILED
-    evidence = service.error["details"][-1]["message"]
+    evidence = next(d["message"] for d in service.error["details"] if d["code"] == "LogTail")
     assert "the model file is corrupt (raised on purpose by the test)" in evidence
     assert "EntryScriptInitFailed" in str(caught.value)
     assert "raised on purpose" in service.get_logs()

@@ -236,7 +236,11 @@ class KubernetesDriver:
             if found is not None:
                 state, error = found
                 error = _with_log_evidence(client, target, current, error)
-        involved = {name, *_replica_sets(client, target, record), *_names(current)}
+        involved = {
+            ("Deployment", name),
+            *(("ReplicaSet", rs) for rs in _replica_sets(client, target, record)),
+            *(("Pod", pod["metadata"]["name"]) for pod in current),
+        }
         warnings = _warning_events(client, target, involved)
         if error is not None and warnings:
             events = tuple(ErrorDetail(code="Event", message=text) for text in warnings)
@@ -331,10 +335,6 @@ def _pod_log(client: Any, target: KubernetesTarget, pod: str, container: str, li
         return f"(no log: {exc.status.message})\n"
 
 
-def _names(objects: list[dict[str, Any]]) -> list[str]:
-    return [o["metadata"]["name"] for o in objects]
-
-
 def _replica_sets(client: Any, target: KubernetesTarget, record: service_store.ServiceRecord) -> list[str]:
     """Names of the service's ReplicaSets of the current generation (where FailedCreate is reported)."""
     from lightkube.resources.apps_v1 import ReplicaSet
@@ -348,17 +348,17 @@ def _replica_sets(client: Any, target: KubernetesTarget, record: service_store.S
     ]
 
 
-def _warning_events(client: Any, target: KubernetesTarget, names: set[str]) -> list[str]:
-    """The latest Warning events about the service's Deployment and current pods, newest last."""
+def _warning_events(client: Any, target: KubernetesTarget, involved: set[tuple[str, str]]) -> list[str]:
+    """The latest Warning events about ``involved`` (kind, name) objects, newest last."""
     from lightkube.resources.core_v1 import Event
 
     found = []
     for event in client.list(Event, namespace=target.namespace, fields={"type": "Warning"}):
-        involved = event.involvedObject
-        if involved is None or involved.name not in names:
+        about = event.involvedObject
+        if about is None or (about.kind, about.name) not in involved:
             continue
         when = event.lastTimestamp or event.eventTime or event.metadata.creationTimestamp
-        found.append((str(when or ""), f"{involved.kind}/{involved.name}: {event.reason}: {event.message}"))
+        found.append((str(when or ""), f"{about.kind}/{about.name}: {event.reason}: {event.message}"))
     return [text for _, text in sorted(found)[-WARNING_EVENTS:]]
 
 
