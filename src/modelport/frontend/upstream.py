@@ -208,10 +208,13 @@ class ReplicaClient:
     ) -> None:
         """Send one request; ``on_done`` later receives the answer, ``TimeoutError`` after ``timeout_s``
         (the connection is then dropped) or :class:`ReplicaClosedError` when the replica goes away."""
-        head = [f"{method} {target} HTTP/1.1\r\nhost: {self._host_header}\r\n"]
-        head.extend(f"{name}: {value}\r\n" for name, value in headers if name not in HOP_BY_HOP)
-        head.append(f"content-length: {len(body)}\r\n\r\n")
-        exchange = _Exchange(self, "".join(head).encode("latin-1") + body, on_done)
+        # One f-string around one joined list (no generator): this runs for every request.
+        fields = "".join([f"{name}: {value}\r\n" for name, value in headers if name not in HOP_BY_HOP])
+        head = (
+            f"{method} {target} HTTP/1.1\r\nhost: {self._host_header}\r\n"
+            f"{fields}content-length: {len(body)}\r\n\r\n"
+        )
+        exchange = _Exchange(self, head.encode("latin-1") + body, on_done)
         exchange.timer = asyncio.get_running_loop().call_later(timeout_s, exchange.expire)
         while self._idle:
             connection = self._idle.pop()

@@ -197,10 +197,15 @@ class HttpProtocol(asyncio.Protocol):
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        length = next((v for k, v in self._headers if k == "content-length"), None)
+        # One pass, first occurrence of each (on every request, so no generator per field looked up).
+        length = expect = None
+        for name, value in self._headers:
+            if name == "content-length":
+                length = value if length is None else length
+            elif name == "expect":
+                expect = value if expect is None else expect
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise _Reject(413, self._too_large_message())
-        expect = next((v for k, v in self._headers if k == "expect"), None)
         idle = not self.busy and not self.pending
         if expect is not None and expect.lower() == "100-continue" and idle and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -212,11 +217,16 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        url = httptools.parse_url(self._url)
+        raw = self._url
+        if raw[:1] == b"/" and b"?" not in raw and b"#" not in raw:
+            path, query = raw, b""  # the usual origin-form target: parse_url would return it as is
+        else:
+            url = httptools.parse_url(raw)
+            path, query = url.path, url.query or b""
         request = Request(
             self.parser.get_method().decode("latin-1"),
-            url.path.decode("latin-1"),
-            url.query or b"",
+            path.decode("latin-1"),
+            query,
             self._headers,
             b"".join(self._body),
             self.parser.should_keep_alive(),
