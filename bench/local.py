@@ -5,12 +5,15 @@
 (b) throughput and p50/p99 through the local agent's front end versus straight to the replica,
     at 1, 8 and 64 connections (wrk, keep-alive); goal: at most +0.5 ms at p50 and at least 70 %
     of the direct throughput. One replica, key auth on, and a per-replica concurrency of 64 so
-    that forwarding is measured, not queueing.
+    that forwarding is measured, not queueing. Two workloads, side by side: a trivial ``run()``
+    (the most adversarial case: the hop is most of the work) and the scikit-learn iris model of
+    ``bench/scoring.py`` (a realistic small model).
 (c) seconds from a load step to the first added replica serving, default refresh period (1 s);
     goal under 3 s.
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``) and the package index for the environment
-build. Prints figures; asserts nothing. Usage: ``python bench/local.py [--duration 5] [--out F]``.
+build. Prints figures; asserts nothing.
+Usage: ``python bench/local.py [--duration 5] [--parts abc] [--out F]``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+from scoring import prepare
 from wrk import run_wrk
 
-IRIS_SCORE = textwrap.dedent(
+TRIVIAL_SCORE = textwrap.dedent(
     """
     import json
 
@@ -52,6 +57,8 @@ BUSY_SCORE = textwrap.dedent(
         return "ok"
     """
 )
+# One connection count of (b): wrk's figures straight to the replica and through the front end.
+Row = dict[str, Any]
 BODY = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
 CONNECTIONS = (1, 8, 64)
 
@@ -87,7 +94,7 @@ def deploy_times(ws, root: Path, rounds: int) -> dict[str, float]:  # type: igno
 
     env = Environment("bench-env")
     env.python.conda_dependencies = CondaDependencies.create(pip_packages=["azureml-defaults", "six"])
-    folder = source(root, "deploy-src", IRIS_SCORE)
+    folder = source(root, "deploy-src", TRIVIAL_SCORE)
     config = local_deploy_configuration(auth_enabled=False)
     warm = Model.deploy(
         ws, "warmup", [], InferenceConfig("score.py", source_directory=folder, environment=env), config
@@ -106,19 +113,35 @@ def deploy_times(ws, root: Path, rounds: int) -> dict[str, float]:  # type: igno
     return {label: statistics.median(values) for label, values in figures.items()}
 
 
-def overhead(ws, root: Path, duration: int) -> list[dict[str, float]]:  # type: ignore[no-untyped-def]
-    """wrk through the front end and straight to the replica at each connection count."""
-    from modelport.config import InferenceConfig, local_deploy_configuration
+def overhead_workloads(ws, root: Path, duration: int) -> dict[str, list[Row]]:  # type: ignore[no-untyped-def]
+    """(b) for the trivial ``run()`` and for the iris model (trained as ``bench/scoring.py`` does)."""
+    from modelport.config import InferenceConfig
     from modelport.registry.model import Model
 
-    inference = InferenceConfig("score.py", source_directory=source(root, "overhead-src", IRIS_SCORE))
+    trivial = InferenceConfig("score.py", source_directory=source(root, "overhead-src", TRIVIAL_SCORE))
+    app, model_dir = prepare(root / "iris")
+    iris_model = Model.register(ws, model_path=str(model_dir / "model.pkl"), model_name="iris")
+    iris = InferenceConfig("score.py", source_directory=str(app))
+    return {
+        "trivial": overhead(ws, root, duration, "overhead", trivial, []),
+        "iris": overhead(ws, root, duration, "overhead-iris", iris, [iris_model]),
+    }
+
+
+def overhead(ws, root: Path, duration: int, name: str, inference, models: list) -> list[Row]:  # type: ignore[no-untyped-def]
+    """Deploy ``name`` (one replica, key auth); wrk through the front end and straight to the replica."""
+    from modelport.config import local_deploy_configuration
+    from modelport.registry.model import Model
+
     config = local_deploy_configuration(auth_enabled=True, num_replicas=1, replica_max_concurrent_requests=64)
-    service = Model.deploy(ws, "overhead", [], inference, config)
+    service = Model.deploy(ws, name, models, inference, config)
     service.wait_for_deployment(timeout_sec=120)
     replica = next(r for r in service.observed["replicas"] if r["state"] == "ready")
     direct_url = f"http://127.0.0.1:{replica['port']}/score"
-    through, plain = lua_file(root, service.get_keys()[0]), lua_file(root, None)
-    rows = []
+    scripts = root / f"{name}-wrk"  # each service has its own key
+    scripts.mkdir()
+    through, plain = lua_file(scripts, service.get_keys()[0]), lua_file(scripts, None)
+    rows: list[Row] = []
     for connections in CONNECTIONS:
         direct = run_wrk(direct_url, connections, duration, plain)
         front = run_wrk(service.scoring_uri, connections, duration, through)
@@ -171,6 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="deploys per deploy-time figure")
+    parser.add_argument("--parts", default="abc", help="which measurements to run (a, b, c)")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -182,29 +206,53 @@ def main() -> None:
     from modelport.workspace import Workspace
 
     ws = Workspace.create("bench", path=root / "ws")
+    figures: dict[str, Any] = {}
     try:
-        deploy = deploy_times(ws, root, args.rounds)
-        rows = overhead(ws, root, args.duration)
-        scale = scale_up_time(ws, root)
+        if "a" in args.parts:
+            figures["deploy"] = deploy_times(ws, root, args.rounds)
+        if "b" in args.parts:
+            figures["overhead"] = overhead_workloads(ws, root, args.duration)
+        if "c" in args.parts:
+            figures["scale_up_s"] = scale_up_time(ws, root)
     finally:
         LocalDriver().stop_agent(ws)
         shutil.rmtree(root, ignore_errors=True)
-    print(
-        f"(a) deploy -> Healthy: cached environment {deploy['cached_env_s']:.2f} s, workspace Python "
-        f"{deploy['workspace_python_s']:.2f} s (goal < 3 s)"
-    )
-    print("(b) connections | direct rps  p50 ms  p99 ms | front end rps  p50 ms  p99 ms | +p50 ms  rps kept")
-    for row in rows:
-        d, f = row["direct"], row["frontend"]
-        kept = f["rps"] / d["rps"] * 100 if d["rps"] else 0.0
+    if "deploy" in figures:
+        deploy = figures["deploy"]
         print(
-            f"    {row['connections']:>11} | {d['rps']:>10.0f} {d['p50_ms']:>7.2f} {d['p99_ms']:>7.2f} | "
-            f"{f['rps']:>13.0f} {f['p50_ms']:>7.2f} {f['p99_ms']:>7.2f} | {f['p50_ms'] - d['p50_ms']:>7.2f} "
-            f"{kept:>8.0f}%   (goal: +0.5 ms, 70 %)"
+            f"(a) deploy -> Healthy: cached environment {deploy['cached_env_s']:.2f} s, workspace Python "
+            f"{deploy['workspace_python_s']:.2f} s (goal < 3 s)"
         )
-    print(f"(c) load step -> second replica serving: {scale:.2f} s (goal < 3 s)")
+    if "overhead" in figures:
+        print_overhead(figures["overhead"])
+    if "scale_up_s" in figures:
+        print(f"(c) load step -> second replica serving: {figures['scale_up_s']:.2f} s (goal < 3 s)")
     if args.out:
-        args.out.write_text(json.dumps({"deploy": deploy, "overhead": rows, "scale_up_s": scale}, indent=2))
+        args.out.write_text(json.dumps(figures, indent=2))
+
+
+def print_overhead(workloads: dict[str, list[Row]]) -> None:
+    """(b) with the workloads side by side, one line per connection count."""
+    cell = "{:>6} {:>13}    {:>6} {:>13} {:>6} {:>5}"
+    print("(b) straight to the replica -> through the front end (goal: +p50 <= 0.5 ms, kept >= 70 %)")
+    print(f"    {'':>5} | " + " | ".join(f"{name:<57}" for name in workloads))
+    header = cell.format("rps", "p50/p99 ms", "rps", "p50/p99 ms", "+p50", "kept")
+    print(f"    {'conns':>5} | " + " | ".join(header for _ in workloads))
+    for index, connections in enumerate(CONNECTIONS):
+        cells = []
+        for rows in workloads.values():
+            d, f = rows[index]["direct"], rows[index]["frontend"]
+            cells.append(
+                cell.format(
+                    f"{d['rps']:.0f}",
+                    f"{d['p50_ms']:.2f}/{d['p99_ms']:.2f}",
+                    f"{f['rps']:.0f}",
+                    f"{f['p50_ms']:.2f}/{f['p99_ms']:.2f}",
+                    f"{f['p50_ms'] - d['p50_ms']:+.2f}",
+                    f"{f['rps'] / d['rps']:.0%}" if d["rps"] else "-",
+                )
+            )
+        print(f"    {connections:>5} | " + " | ".join(cells))
 
 
 if __name__ == "__main__":
