@@ -117,6 +117,16 @@ class EffectiveDeploymentConfig(BaseModel):
     blobfuse_enabled: bool = True
     port: int | None = None
 
+    def autoscaler_json(self) -> dict[str, Any]:
+        """The ``autoScaler`` section as Azure ML wrote it (service JSON, deploymentconfig.json)."""
+        return {
+            "autoscaleEnabled": self.autoscale_enabled,
+            "minReplicas": self.autoscale_min_replicas,
+            "maxReplicas": self.autoscale_max_replicas,
+            "refreshPeriodInSeconds": self.autoscale_refresh_seconds,
+            "targetUtilization": self.autoscale_target_utilization,
+        }
+
 
 EFFECTIVE_DEFAULTS: Mapping[str, Any] = {
     name: field.default

@@ -381,13 +381,7 @@ class Webservice:
             "authEnabled": self.auth_enabled,
             "aadAuthEnabled": self.token_auth_enabled,
             "appInsightsEnabled": config.enable_app_insights,
-            "autoScaler": {
-                "autoscaleEnabled": config.autoscale_enabled,
-                "minReplicas": config.autoscale_min_replicas,
-                "maxReplicas": config.autoscale_max_replicas,
-                "refreshPeriodInSeconds": config.autoscale_refresh_seconds,
-                "targetUtilization": config.autoscale_target_utilization,
-            },
+            "autoScaler": config.autoscaler_json(),
             "containerResourceRequirements": {
                 "cpu": config.cpu_cores,
                 "cpuLimit": config.cpu_cores_limit,

@@ -176,13 +176,7 @@ def frontend_settings(spec: ServiceSpec) -> dict[str, Any]:
         "maxQueueWaitMs": config.max_request_wait_time,
         "scoringTimeoutMs": config.scoring_timeout_ms,
         "numReplicas": config.num_replicas,
-        "autoScaler": {
-            "autoscaleEnabled": config.autoscale_enabled,
-            "minReplicas": config.autoscale_min_replicas,
-            "maxReplicas": config.autoscale_max_replicas,
-            "refreshPeriodInSeconds": config.autoscale_refresh_seconds,
-            "targetUtilization": config.autoscale_target_utilization,
-        },
+        "autoScaler": config.autoscaler_json(),
     }
 
 
