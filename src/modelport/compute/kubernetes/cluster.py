@@ -231,31 +231,45 @@ def _owner(workspace: Workspace, name: str) -> str:
     return f"{workspace.name}/{name}"
 
 
-def _existing_namespaces(client: Any, names: tuple[str, ...]) -> set[str]:
+def get_or_none(client: Any, kind: Any, name: str, namespace: str | None = None) -> Any:
+    """The object, or None when the server has none of that name (other errors raise)."""
     from lightkube.core.exceptions import ApiError
+
+    try:
+        return client.get(kind, name) if namespace is None else client.get(kind, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+
+
+def delete_if_present(client: Any, kind: Any, name: str, namespace: str | None = None) -> None:
+    """Delete an object (namespaced ones with foreground propagation); one already gone is fine."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.types import CascadeType
+
+    try:
+        if namespace is None:
+            client.delete(kind, name)
+        else:
+            client.delete(kind, name, namespace=namespace, cascade=CascadeType.FOREGROUND)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+
+
+def _existing_namespaces(client: Any, names: tuple[str, ...]) -> set[str]:
     from lightkube.resources.core_v1 import Namespace
 
-    found = set()
-    for name in names:
-        try:
-            client.get(Namespace, name)
-            found.add(name)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
-    return found
+    return {name for name in names if get_or_none(client, Namespace, name) is not None}
 
 
 def _check_not_attached_elsewhere(client: Any, target: KubernetesTarget, owner: str) -> None:
-    from lightkube.core.exceptions import ApiError
     from lightkube.resources.apps_v1 import Deployment
 
-    try:
-        current = client.get(Deployment, m.FRONTEND_NAME, namespace=target.system_namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return
-        raise
+    current = get_or_none(client, Deployment, m.FRONTEND_NAME, target.system_namespace)
+    if current is None:
+        return
     holder = (current.metadata.annotations or {}).get(m.ANNOTATION_OWNER, "another installation")
     if holder != owner:
         raise ComputeTargetException(
@@ -374,20 +388,6 @@ def create(
     return attach(workspace, name, chosen, progress, deadline_s)
 
 
-def _delete_quietly(client: Any, kind: Any, name: str, namespace: str | None = None) -> None:
-    from lightkube.core.exceptions import ApiError
-    from lightkube.types import CascadeType
-
-    try:
-        if namespace is None:
-            client.delete(kind, name)
-        else:
-            client.delete(kind, name, namespace=namespace, cascade=CascadeType.FOREGROUND)
-    except ApiError as exc:
-        if exc.status.code != 404:
-            raise
-
-
 def _resource(manifest: m.Manifest) -> Any:
     from lightkube import codecs
 
@@ -406,24 +406,26 @@ def _foreign_workloads(client: Any, namespace: str) -> list[str]:
     return foreign
 
 
-def _remove(client: Any, target: KubernetesTarget, objects: list[m.Manifest]) -> list[str]:
-    """Delete ``objects`` (newest first) and the namespaces attach created; returns notes on what stayed."""
-    notes = []
+def _remove(client: Any, target: KubernetesTarget, objects: list[m.Manifest]) -> dict[str, list[str]]:
+    """Delete ``objects`` (newest first) and the namespaces attach created.
+
+    Returns the created namespaces kept because they hold pods modelport did not make (and those pods).
+    """
+    from lightkube.resources.core_v1 import Namespace
+
     for manifest in reversed(objects):
         if manifest["kind"] == "Namespace":
             continue
         meta = manifest["metadata"]
-        _delete_quietly(client, _resource(manifest), meta["name"], meta.get("namespace"))
+        delete_if_present(client, _resource(manifest), meta["name"], meta.get("namespace"))
+    kept = {}
     for namespace in target.created_namespaces:
         foreign = _foreign_workloads(client, namespace)
         if foreign:
-            others = ", ".join(foreign[:5])
-            notes.append(f"kept namespace {namespace}: it holds workloads modelport did not make ({others})")
-            continue
-        from lightkube.resources.core_v1 import Namespace
-
-        _delete_quietly(client, Namespace, namespace)
-    return notes
+            kept[namespace] = foreign
+        else:
+            delete_if_present(client, Namespace, namespace)
+    return kept
 
 
 def installed_manifests(target: KubernetesTarget, owner: str) -> list[m.Manifest]:
@@ -439,7 +441,6 @@ def detach(workspace: Workspace, name: str, progress: Progress = _quiet, force: 
     Refuses while services of this workspace run on the target. ``force`` forgets the target
     even when the cluster cannot be reached (nothing is removed there then).
     """
-    from lightkube.core.exceptions import ApiError
     from lightkube.resources.apps_v1 import Deployment
     from lightkube.resources.core_v1 import Namespace
 
@@ -459,22 +460,17 @@ def detach(workspace: Workspace, name: str, progress: Progress = _quiet, force: 
     try:
         client = connect(target)
         with cluster_errors(target, "the detach"):
-            notes = _remove(client, target, installed_manifests(target, _owner(workspace, name)))
+            kept = _remove(client, target, installed_manifests(target, _owner(workspace, name)))
+            notes = [
+                f"kept namespace {ns}: it holds workloads modelport did not make ({', '.join(pods[:5])})"
+                for ns, pods in kept.items()
+            ]
             deadline = time.monotonic() + DETACH_DEADLINE_S
             gone = [(Deployment, m.FRONTEND_NAME, target.system_namespace)] + [
-                (Namespace, ns, None) for ns in target.created_namespaces if not any(ns in n for n in notes)
+                (Namespace, ns, None) for ns in target.created_namespaces if ns not in kept
             ]
             for kind, object_name, namespace in gone:
-                while True:
-                    try:
-                        if namespace is None:
-                            client.get(kind, object_name)
-                        else:
-                            client.get(kind, object_name, namespace=namespace)
-                    except ApiError as exc:
-                        if exc.status.code == 404:
-                            break
-                        raise
+                while get_or_none(client, kind, object_name, namespace) is not None:
                     if time.monotonic() > deadline:
                         raise ComputeTargetException(
                             f"{kind.__name__} {object_name} is still being deleted after "

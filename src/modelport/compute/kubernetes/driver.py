@@ -18,7 +18,9 @@ from modelport.compute.kubernetes.cluster import (
     KubernetesTarget,
     cluster_errors,
     connect,
+    delete_if_present,
     frontend_url,
+    get_or_none,
     load_target,
 )
 from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, replica_failure
@@ -152,21 +154,15 @@ class KubernetesDriver:
 
     def delete(self, workspace: Workspace, name: str) -> None:
         """Delete the Deployment with foreground propagation, wait until every object is gone, forget it."""
-        from lightkube.core.exceptions import ApiError
         from lightkube.resources.apps_v1 import Deployment
         from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
-        from lightkube.types import CascadeType
 
         target = self.target(workspace)
         client = self.client(workspace)
         selector = {m.LABEL_SERVICE: name}
         with cluster_errors(target, f"deleting service {name}"):
             budget = disruption_budget_resource(pdb_api_version(client, target.namespace))
-            try:
-                client.delete(Deployment, name, namespace=target.namespace, cascade=CascadeType.FOREGROUND)
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
+            delete_if_present(client, Deployment, name, target.namespace)
             deadline = time.monotonic() + DELETE_DEADLINE_S
             while True:
                 left = [
@@ -196,7 +192,6 @@ class KubernetesDriver:
     def _observe(
         self, workspace: Workspace, client: Any, target: KubernetesTarget, record: service_store.ServiceRecord
     ) -> None:
-        from lightkube.core.exceptions import ApiError
         from lightkube.resources.apps_v1 import Deployment
         from lightkube.resources.core_v1 import Secret
 
@@ -205,11 +200,8 @@ class KubernetesDriver:
         if record.deleting or previous is None or previous.observed_generation < record.generation:
             return  # nothing applied yet for this generation (submit records it)
         applied = int(previous.detail.get(APPLIED_GENERATION) or 0)
-        try:
-            deployment = client.get(Deployment, name, namespace=target.namespace).to_dict()
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
+        found_deployment = get_or_none(client, Deployment, name, target.namespace)
+        if found_deployment is None:
             error = ServiceError(
                 code=states.DEPLOYMENT_FAILED,
                 message=f"The service's Deployment {target.namespace}/{name} is missing from the cluster "
@@ -217,6 +209,7 @@ class KubernetesDriver:
             )
             self._record(workspace, record, previous, states.FAILED, error, {**previous.detail})
             return
+        deployment = found_deployment.to_dict()
         status = rollout_status(deployment, applied)
         pods = self._pods(client, target, name)
         current = [
@@ -382,10 +375,11 @@ def _with_log_evidence(
     if error.code not in (states.CRASH_LOOP_BACK_OFF, MODEL_FETCH_FAILED) or not pods:
         return error
     container = "fetch-models" if init else "scorer"
-    pod = next((p for p in pods if _last_exit_code(p, container, init) is not None), pods[0])
+    exits = [(p, _last_exit_code(p, container, init)) for p in pods]
+    pod, exit_code = next(((p, code) for p, code in exits if code is not None), exits[0])
     tail = _pod_log(client, target, pod["metadata"]["name"], container, LOG_EVIDENCE_LINES).strip()
     evidence = ErrorDetail(code="LogTail", message=tail or "(no output)")
-    if not init and _last_exit_code(pod, container, init) == EXIT_BOOT_FAILED:
+    if not init and exit_code == EXIT_BOOT_FAILED:
         return ServiceError(
             code=states.ENTRY_SCRIPT_INIT_FAILED,
             message="The replicas exit before they are ready: the entry script could not be loaded or its "
