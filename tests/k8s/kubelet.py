@@ -94,8 +94,9 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import Client
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap, Secret
+
+from modelport.compute.kubernetes.cluster import get_or_none
 
 # A namespace with this label (value ``RUN_PROCESS``) has its pods run as real processes.
 RUN_LABEL = "sim.modelport.io/run"
@@ -324,24 +325,16 @@ def _decode(values: Mapping[str, str] | None) -> dict[str, bytes]:
 
 
 def _config_map_bytes(kube: Client, namespace: str, name: str) -> dict[str, bytes] | None:
-    try:
-        found = kube.get(ConfigMap, name, namespace=namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return None
-        raise
+    found = get_or_none(kube, ConfigMap, name, namespace)
+    if found is None:
+        return None
     data = {key: value.encode() for key, value in (found.data or {}).items()}
     return {**data, **_decode(found.binaryData)}
 
 
 def _secret_bytes(kube: Client, namespace: str, name: str) -> dict[str, bytes] | None:
-    try:
-        found = kube.get(Secret, name, namespace=namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return None
-        raise
-    return _decode(found.data)
+    found = get_or_none(kube, Secret, name, namespace)
+    return None if found is None else _decode(found.data)
 
 
 def _safe_join(root: Path, relative: str) -> Path:
