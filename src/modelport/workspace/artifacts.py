@@ -80,6 +80,14 @@ def resolve_storage_options(options: dict[str, Any] | None) -> dict[str, Any]:
     Accepted keys: ``endpoint_url``, ``key``, ``secret``, ``region``, plus anything s3fs takes.
     Secrets can stay out of config files by writing ``"${AWS_SECRET_ACCESS_KEY}"``.
     """
+    resolved = expand_environment_references(options)
+    if "region" in resolved:
+        resolved.setdefault("client_kwargs", {})["region_name"] = resolved.pop("region")
+    return resolved
+
+
+def expand_environment_references(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options with each ``"${VAR}"`` value replaced by that environment variable (keys as given)."""
     resolved: dict[str, Any] = {}
     for name, value in (options or {}).items():
         if isinstance(value, str) and (match := _ENV_REF.match(value)):
@@ -91,8 +99,6 @@ def resolve_storage_options(options: dict[str, Any] | None) -> dict[str, Any]:
                 )
             value = os.environ[env_name]
         resolved[name] = value
-    if "region" in resolved:
-        resolved.setdefault("client_kwargs", {})["region_name"] = resolved.pop("region")
     return resolved
 
 

@@ -15,7 +15,7 @@ from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.registry.build_context import AZUREML_IMAGES
 from modelport.service.spec import ServiceSpec
-from modelport.workspace.artifacts import resolve_storage_options
+from modelport.workspace.artifacts import expand_environment_references
 from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def artifact_access(
     do not have those variables; literal credentials never enter the plan ConfigMap.
     """
     m.check_artifact_url(workspace.artifact_url)
-    resolved = resolve_storage_options(dict(workspace._location.storage_options))
+    # Keys stay in the workspace's form: the pod's ArtifactStore maps them to s3fs's itself.
+    resolved = expand_environment_references(dict(workspace._location.storage_options))
     options: dict[str, Any] = {}
     secret: dict[str, str] = {}
     for name, value in resolved.items():
@@ -47,10 +48,6 @@ def artifact_access(
             options[name] = "${" + env + "}"
         else:
             options[name] = value
-    if "client_kwargs" in options:  # resolve_storage_options' form; the pod resolves "region" again
-        region = (options.pop("client_kwargs") or {}).get("region_name")
-        if region:
-            options["region"] = region
     if target.store_endpoint_url:
         options["endpoint_url"] = target.store_endpoint_url
     access = m.ArtifactAccess(
