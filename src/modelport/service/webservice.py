@@ -27,6 +27,7 @@ APPLY_DEADLINE_S = 30.0
 # Compute types as Azure ML's Webservice.list accepted them, mapped to modelport's targets.
 _COMPUTE_TYPE_ALIASES = {"LOCAL": "local", "KUBERNETES": "kubernetes", "AKS": "kubernetes"}
 _TERMINAL_ERROR_CODES = {states.DEPLOYMENT_TIMED_OUT}
+_UNREAD = object()  # the front end's address, not read since the last refresh
 
 
 class Webservice:
@@ -39,15 +40,18 @@ class Webservice:
         self.workspace = workspace
         self.name = name
         self._pending_generation: int | None = None
+        self._driver: Any = None
         self._load(record)
 
     def _load(self, record: service_store.ServiceRecord) -> None:
         self._record = record
         self._spec: ServiceSpec = record.spec
-        self._driver = driver_for(record.spec.compute_type, record.spec.compute_target)
+        if self._driver is None:  # a service never changes target; the driver keeps its connection
+            self._driver = driver_for(record.spec.compute_type, record.spec.compute_target)
         # Targets without an agent (Kubernetes) observe the cluster here and record what they saw.
         self._target_problem = self._driver.refresh(self.workspace, record)
         self._status = service_store.read_status(self.workspace, self.name)
+        self._frontend_base: str | object | None = _UNREAD
 
     def update_deployment_state(self) -> None:
         """Refresh every attribute from the workspace (keeps a pending operation)."""
@@ -97,7 +101,9 @@ class Webservice:
     @property
     def scoring_uri(self) -> str | None:
         """``http://127.0.0.1:<port>/api/v1/service/<name>/score`` (known once the target has started)."""
-        base = self._driver.frontend_url(self.workspace)
+        if self._frontend_base is _UNREAD:  # read once per refresh: a cluster target asks its API
+            self._frontend_base = self._driver.frontend_url(self.workspace)
+        base = self._frontend_base
         return f"{base}/api/v1/service/{self.name}/score" if base else None
 
     @property
@@ -518,6 +524,7 @@ class Webservice:
             service.workspace = workspace
             service.name = spec.name
             service._pending_generation = None
+            service._driver = None
             service._load(record)
             result.append(service)
         return result
