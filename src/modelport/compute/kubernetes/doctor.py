@@ -21,7 +21,13 @@ import httpx
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.capacity import DEV_TEST, check_purpose
-from modelport.compute.kubernetes.cluster import cluster_errors, connect, frontend_url, load_target
+from modelport.compute.kubernetes.cluster import (
+    KubernetesTarget,
+    cluster_errors,
+    connect,
+    frontend_url,
+    load_target,
+)
 from modelport.errors import ModelportError
 
 if TYPE_CHECKING:
@@ -66,10 +72,20 @@ class _Probe:
     model: Any = None
     service: Any = None
     base_url: str | None = None
+    target: KubernetesTarget | None = None
+    client: Any = None
 
     @property
     def service_name(self) -> str:
         return f"doctor-{self.suffix}"
+
+    def cluster(self) -> tuple[KubernetesTarget, Any]:
+        """The target and a client for it, made once for all the checks."""
+        if self.client is None:
+            self.target = load_target(self.workspace, self.target_name)
+            self.client = connect(self.target)
+        assert self.target is not None
+        return self.target, self.client
 
 
 def _timed(name: str, check: Callable[[], str]) -> Step:
@@ -105,8 +121,7 @@ def run_checks(workspace: Workspace, target_name: str, deploy_timeout_s: float =
 def _cluster(probe: _Probe) -> str:
     from lightkube.resources.core_v1 import Node
 
-    target = load_target(probe.workspace, probe.target_name)
-    client = connect(target)
+    target, client = probe.cluster()
     with cluster_errors(target, "listing nodes"):
         capacity = check_purpose([n.to_dict() for n in client.list(Node)], DEV_TEST)
     if capacity.nodes == 0:
@@ -117,8 +132,7 @@ def _cluster(probe: _Probe) -> str:
 def _front_end(probe: _Probe) -> str:
     from lightkube.resources.apps_v1 import Deployment
 
-    target = load_target(probe.workspace, probe.target_name)
-    client = connect(target)
+    target, client = probe.cluster()
     with cluster_errors(target, "reading the front end"):
         deployment = client.get(Deployment, m.FRONTEND_NAME, namespace=target.system_namespace)
         ready = (deployment.status.readyReplicas or 0) if deployment.status else 0
