@@ -13,7 +13,9 @@ under the same load generator (``wrk``, keep-alive, fixed duration), in one run:
 Server and load generator are pinned to different cores when there are at least two. Reported per
 server: requests/s at 8 connections, p50 latency at 1 connection, server CPU time per request (all
 server processes, from /proc), and idle resident memory. Figures vary with the machine; compare
-ratios within one run. Usage: ``python bench/scoring.py [--duration 10] [--workers 1]``.
+ratios within one run; ``--rounds N`` measures each server N times in rotated order and reports
+medians, then the goals as ratios.
+Usage: ``python bench/scoring.py [--duration 10] [--workers 1 2] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import pickle
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -260,6 +263,9 @@ def main() -> None:
     parser.add_argument(
         "--reference-venv", type=Path, default=REPO / ".pytest_cache" / "d" / "azmlinfsrv-venv"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measurements per server, in rotated order; medians reported"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -267,14 +273,62 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scoring-bench-") as tmp:
         app, model_dir = prepare(Path(tmp))
         for workers in args.workers:
-            for kind in args.servers:
-                result = measure(kind, workers, app, model_dir, args)
-                if result is not None:
-                    results.append(result)
-                    print(_row(result), flush=True)
+            runs: dict[str, list[Result]] = {kind: [] for kind in args.servers}
+            for index in range(args.rounds):
+                # Rotated, so that a slow spell of a shared machine does not always hit the same server.
+                shift = index % len(args.servers)
+                for kind in args.servers[shift:] + args.servers[:shift]:
+                    result = measure(kind, workers, app, model_dir, args)
+                    if result is not None:
+                        runs[kind].append(result)
+                        print(_row(result), flush=True)
+            results += [median_result(kind_runs) for kind_runs in runs.values() if kind_runs]
+    if args.rounds > 1:
+        print("medians:")
+        for result in results:
+            print(_row(result))
+    print_goals(results)
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "scoring.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+def median_result(runs: list[Result]) -> Result:
+    """Each figure's median over the rounds of one server."""
+    figures = {
+        name: statistics.median(getattr(r, name) for r in runs)
+        for name in ("rps_8", "p50_ms_1", "cpu_us_per_request", "idle_rss_mib")
+    }
+    return Result(runs[0].server, runs[0].workers, errors=sum(r.errors for r in runs), **figures)
+
+
+def print_goals(results: list[Result]) -> None:
+    """The issue's goals as same-run ratios (those whose servers were measured)."""
+    one = {r.server: r for r in results if r.workers == 1}
+    mine = one.get("modelport")
+    if mine is None:
+        return
+    checks: list[tuple[str, float, str, bool]] = []
+    for other, least in (("azmlinfsrv", 3.5), ("starlette", 1.0), ("raw", 0.75)):
+        if other in one and one[other].rps_8:
+            ratio = mine.rps_8 / one[other].rps_8
+            checks.append((f"req/s @8 vs {other}", ratio, f">= {least}", ratio >= least))
+    if bare := one.get("starlette"):
+        for label, name, most in (
+            ("CPU per request vs starlette", "cpu_us_per_request", 1.0),
+            ("p50 @1 vs starlette", "p50_ms_1", 1.0),
+        ):
+            ratio = getattr(mine, name) / max(getattr(bare, name), 1e-9)
+            checks.append((label, ratio, f"<= {most}", ratio <= most))
+        ratio = mine.idle_rss_mib / max(bare.idle_rss_mib, 1e-9)
+        checks.append(("idle memory vs starlette", ratio, "< 1.2", ratio < 1.2))
+    two = next((r for r in results if r.server == "modelport" and r.workers == 2), None)
+    if two is not None and mine.rps_8:
+        ratio = two.rps_8 / mine.rps_8
+        checks.append(("req/s @8, 2 workers vs 1", ratio, ">= 1.7", ratio >= 1.7))
+    print("goals (modelport, 1 worker unless said):")
+    for label, ratio, goal, met in checks:
+        print(f"  {label:<32} {ratio:5.2f}x  goal {goal:<7} {'met' if met else 'NOT met'}")
 
 
 def _row(r: Result) -> str:

@@ -48,6 +48,7 @@ class ReplicaProcess:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    unix_socket: str | None = None
 
     @property
     def url(self) -> str:
@@ -57,7 +58,7 @@ class ReplicaProcess:
     @property
     def target(self) -> ReplicaTarget:
         """This replica as a routing-table entry."""
-        return ReplicaTarget(self.replica_id, self.url)
+        return ReplicaTarget(self.replica_id, self.url, self.unix_socket)
 
     def kill(self) -> None:
         """SIGKILL the replica and its workers (a crash, as the front end sees it)."""
@@ -81,8 +82,9 @@ class ReplicaFactory:
         self.root = root
         self.started: list[ReplicaProcess] = []
 
-    def start(self, replica_id: str, workers: int = 1) -> ReplicaProcess:
-        """Start a replica with ``workers`` worker processes and wait until it is ready."""
+    def start(self, replica_id: str, workers: int = 1, unix_socket: str | None = None) -> ReplicaProcess:
+        """Start a replica with ``workers`` worker processes (and a Unix socket when given); wait until
+        it is ready."""
         port = free_port()
         argv = [
             sys.executable,
@@ -95,6 +97,8 @@ class ReplicaFactory:
             str(port),
         ]
         argv += ["--worker_count", str(workers)]
+        if unix_socket is not None:
+            argv += ["--unix_socket", unix_socket]
         log_path = self.root / f"{replica_id}.log"
         env = {**os.environ, "REPLICA_ID": replica_id, "FRONTEND_TEST_DIR": str(self.root)}
         with log_path.open("wb") as log:
@@ -106,7 +110,7 @@ class ReplicaFactory:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        replica = ReplicaProcess(replica_id, port, process, log_path)
+        replica = ReplicaProcess(replica_id, port, process, log_path, unix_socket)
         self.started.append(replica)
 
         def ready() -> bool:

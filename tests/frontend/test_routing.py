@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from modelport.frontend.routes import ServiceRoute
+from modelport.frontend.routes import ReplicaTarget, ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
 from tests.frontend.support import (
     Gate,
@@ -19,6 +20,7 @@ from tests.frontend.support import (
     score_url,
     submit_post,
 )
+from tests.servers import free_port
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
 
@@ -40,6 +42,21 @@ def test_forwards_body_query_and_id_headers(frontend: BackgroundFrontEnd, pair: 
     with httpx.Client(timeout=30) as client:
         got = client.get(score_url(frontend, "echo"), params={"a": "1"})
     assert got.status_code == 200, got.text
+
+
+def test_replica_with_a_unix_socket_is_reached_through_it(
+    frontend: BackgroundFrontEnd, replicas: ReplicaFactory
+) -> None:
+    replica = replicas.start("uds", unix_socket=f"@modelport-test-{os.getpid()}-uds")
+    # The URL's port is closed: only the Unix socket can carry the request.
+    target = ReplicaTarget(replica.replica_id, f"http://127.0.0.1:{free_port()}", replica.unix_socket)
+    frontend.set_routes({"echo": ServiceRoute("echo", replicas=(target,))})
+    with httpx.Client(timeout=30) as client:  # keep-alive: the second request reuses the connection
+        for n in range(2):
+            answer = client.post(score_url(frontend, "echo"), json={"n": n})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["got"] == {"n": n}
+            assert answer.json()["replica"] == "uds"
 
 
 def test_unknown_service_path_and_method(frontend: BackgroundFrontEnd, pair: Pair) -> None:

@@ -55,6 +55,18 @@ def test_deploy_reaches_healthy_and_scores_with_the_key(iris_service) -> None:
     assert wrong.status_code == 401
 
 
+def test_front_end_reaches_the_replicas_over_their_unix_socket(iris_service) -> None:
+    replica = next(r for r in iris_service.observed["replicas"] if r["state"] == "ready")
+    name = replica["unixSocket"]
+    assert name.startswith("@modelport-iris-svc-")
+    assert iris_service.run(SAMPLE) == [0, 2]
+    # /proc/net/unix lists the listener and every connection it accepted under the same name;
+    # probes use the TCP port, so an accepted one is the front end's.
+    with open("/proc/net/unix") as table:
+        entries = [line for line in table if line.rstrip().endswith(name)]
+    assert len(entries) >= 2, entries
+
+
 def test_state_list_serialize_and_logs(local_ws, iris_service) -> None:
     again = Webservice(local_ws, "iris-svc")
     assert again.state == "Healthy" and again.compute_type == "Local"

@@ -56,6 +56,13 @@ def serve(
         "--scoring-timeout-ms",
         help="Time limit of one run() call (SCORING_TIMEOUT_MS; default 3600000).",
     ),
+    unix_socket: str = typer.Option(
+        None,
+        "--unix_socket",
+        "--unix-socket",
+        help="Also listen on this Unix socket (a path, or @name for Linux's abstract namespace); "
+        "MODELPORT_UNIX_SOCKET. The local front end reaches its replicas this way.",
+    ),
     json_encoding: str = typer.Option(
         None,
         "--json_encoding",
@@ -80,6 +87,7 @@ def serve(
         max_request_bytes=max_request_bytes,
         scoring_timeout_ms=scoring_timeout_ms,
         json_encoding=json_encoding,
+        unix_socket=unix_socket,
     )
     # Validate here, so that bad settings are one-line CLI errors, then hand over to the server.
     load_config(flags)

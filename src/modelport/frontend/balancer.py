@@ -34,7 +34,7 @@ class Replica:
 
     def __init__(self, target: ReplicaTarget) -> None:
         self.target = target
-        self.client = ReplicaClient(target.base_url)
+        self.client = ReplicaClient(target.base_url, target.unix_socket)
         self.in_flight = 0
         self.paused_until = 0.0  # monotonic time before which it gets no request (it refused one)
 

@@ -21,6 +21,9 @@ class ReplicaTarget:
 
     replica_id: str
     base_url: str  # e.g. "http://127.0.0.1:43121" (routes /score, /swagger.json, / on it)
+    # The same server's Unix socket (a path, or "@name"), when the front end shares its machine:
+    # requests then skip the loopback TCP stack, which is most of the extra hop's cost.
+    unix_socket: str | None = None
 
 
 @dataclass(frozen=True)

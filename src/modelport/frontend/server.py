@@ -103,7 +103,7 @@ class FrontEnd:
 
         Replicas missing from the new table get no new requests; their requests in flight finish
         and :meth:`in_flight` counts them down to 0. Replicas are identified by ``replica_id``;
-        one whose ``base_url`` changed is a new replica.
+        one whose address (``base_url``, ``unix_socket``) changed is a new replica.
         """
         replicas: dict[str, Replica] = {}
         chosen: dict[str, list[Replica]] = {}
@@ -111,7 +111,7 @@ class FrontEnd:
             chosen[name] = []
             for target in route.replicas:
                 replica = self._replicas.get(target.replica_id)
-                if replica is None or replica.target.base_url != target.base_url:
+                if replica is None or replica.target != target:
                     replica = Replica(target)
                 replicas[target.replica_id] = replica
                 chosen[name].append(replica)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from modelport.errors import WebserviceException
+from modelport.runtime.server import unix_address
 
 # Never forwarded in either direction: they describe one connection, not the message.
 HOP_BY_HOP = frozenset(
@@ -119,7 +120,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -187,13 +188,15 @@ class _Connection(asyncio.Protocol):
 class ReplicaClient:
     """Keep-alive connections to one replica's scoring server."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, unix_socket: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname is None:
             raise WebserviceException(f"Replica URL {base_url!r} must be http://host:port")
         self.host = parts.hostname
         self.port = parts.port or 80
         self._host_header = f"{self.host}:{self.port}"
+        # Connections go to the Unix socket when there is one; the Host header stays the URL's.
+        self._unix_path = None if unix_socket is None else unix_address(unix_socket)
         self._idle: collections.deque[_Connection] = collections.deque()
         self._closed = False
 
@@ -231,7 +234,18 @@ class ReplicaClient:
     async def _open(self, exchange: _Exchange) -> None:
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+            if self._unix_path is not None:
+                # Connected here: uvloop's create_unix_connection(path=) rejects abstract names.
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, self._unix_path)
+                except OSError:
+                    sock.close()
+                    raise
+                _, connection = await loop.create_unix_connection(lambda: _Connection(self), sock=sock)
+            else:
+                _, connection = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
         except OSError as exc:
             raise ReplicaUnreachableError(f"Replica refused the connection ({exc.strerror or exc})") from exc
         if exchange.on_done is None:  # timed out meanwhile

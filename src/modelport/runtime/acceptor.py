@@ -38,9 +38,9 @@ class Acceptor:
     """Accepts on the listening socket; hands ``/score`` connections over, serves the others."""
 
     def __init__(
-        self, listener: socket.socket, pool: WorkerPool, serve_here: Callable[[], HttpProtocol]
+        self, listeners: list[socket.socket], pool: WorkerPool, serve_here: Callable[[], HttpProtocol]
     ) -> None:
-        self.listener = listener
+        self.listeners = listeners  # the scoring port, and the Unix socket when there is one
         self.pool = pool
         self.serve_here = serve_here
         self.loop = asyncio.get_running_loop()
@@ -49,28 +49,32 @@ class Acceptor:
     def start(self) -> None:
         """Begin accepting; connections of workers that exit come back through :meth:`adopt`."""
         self.pool.adopt = self.adopt
-        self.loop.add_reader(self.listener.fileno(), self._accept)
+        for listener in self.listeners:
+            self.loop.add_reader(listener.fileno(), self._accept, listener)
 
     def adopt(self, connection: socket.socket) -> None:
         """Serve an already accepted connection as if it were new."""
         self.loop.add_reader(connection.fileno(), self._peek, connection, 0)
 
     def close(self) -> None:
-        """Stop accepting and close the listening socket."""
-        self.loop.remove_reader(self.listener.fileno())
-        self.listener.close()
+        """Stop accepting and close the listening sockets."""
+        for listener in self.listeners:
+            self.loop.remove_reader(listener.fileno())
+            listener.close()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
+        tcp = listener.family != socket.AF_UNIX
         for _ in range(ACCEPT_BATCH):
             try:
-                connection, _address = self.listener.accept()
+                connection, _address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # out of file descriptors, for instance: try again on the next wake-up
                 log.error("accept() failed: %s", exc)
                 return
             connection.setblocking(False)
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tcp:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.loop.add_reader(connection.fileno(), self._peek, connection, 0)
 
     def _peek(self, connection: socket.socket, retries: int) -> None:

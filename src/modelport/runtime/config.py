@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SERVER_VERSION = f"modelport/{__version__}"
 JSON_ENCODINGS = ("standard", "numpy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+UNIX_PATH_MAX = 108
 
 # Keys config.json may set (the environment-variable names), scoring-contract.md §3.3.
 CONFIG_FILE_KEYS = (
@@ -68,6 +70,7 @@ class ServeFlags:
     max_request_bytes: int | None = None
     scoring_timeout_ms: int | None = None
     json_encoding: str | None = None
+    unix_socket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class ServeConfig:
     log_level: str
     worker_env: dict[str, str] = field(repr=False)
     warnings: tuple[str, ...] = ()
+    unix_socket: str | None = None  # a second listener, for a front end on the same machine
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
     if level not in LOG_LEVELS:
         errors.append(f"AZUREML_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}.")
     host = flags.host or env.get("MODELPORT_HOST") or "127.0.0.1"
+    unix_socket = flags.unix_socket or env.get("MODELPORT_UNIX_SOCKET") or None
+    if unix_socket is not None:
+        _check_unix_socket(unix_socket, errors)
     if errors:
         raise ConfigValidationError(errors, header="modelport serve: invalid settings")
     if env.get("AML_MODEL_DC_STORAGE_ENABLED") and not env.get("AML_MDC_STORAGE_ENABLED"):
@@ -218,7 +225,22 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         log_level=level,
         worker_env=env,
         warnings=tuple(warnings),
+        unix_socket=unix_socket,
     )
+
+
+def _check_unix_socket(value: str, errors: list[str]) -> None:
+    # sun_path holds 108 bytes with the terminating NUL (an abstract name: its leading NUL).
+    if len(value.encode()) > UNIX_PATH_MAX - 1:
+        errors.append(
+            f"MODELPORT_UNIX_SOCKET / --unix_socket: {value!r} is {len(value.encode())} bytes, more than the "
+            f"{UNIX_PATH_MAX - 1} a Unix socket address holds; use a shorter path or an abstract @name."
+        )
+    elif value.startswith("@") and sys.platform != "linux":
+        errors.append(
+            f"MODELPORT_UNIX_SOCKET / --unix_socket: {value!r} is an abstract socket name, which only Linux "
+            "has; give a file path instead."
+        )
 
 
 def _true(value: str | None) -> bool:

@@ -9,6 +9,7 @@ process exit status: 0 after SIGTERM/SIGINT, the failing worker's status (3 for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import json
@@ -17,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 from typing import NoReturn
@@ -66,14 +68,37 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return _listen(sock, (host, port), f"--port / --host: {host}:{port}", "port")
+
+
+def unix_address(name: str) -> str:
+    """The ``bind``/``connect`` address of a Unix socket name: ``@name`` is Linux's abstract namespace."""
+    return "\0" + name[1:] if name.startswith("@") else name
+
+
+def bind_unix(name: str) -> socket.socket:
+    """A listening Unix socket at ``name``: a file path, or ``@name`` for Linux's abstract namespace.
+
+    A socket file that nobody listens on any more (its server died) is replaced; a live one, or any
+    other kind of file at the path, is an error.
+    """
+    if not name.startswith("@") and os.path.exists(name):
+        if not stat.S_ISSOCK(os.stat(name).st_mode):
+            raise UserErrorException(f"--unix_socket: {name} exists and is not a socket; pick another path.")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(name) != 0:  # refused: a stale file
+                os.unlink(name)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    return _listen(sock, unix_address(name), f"--unix_socket: {name}", "name")
+
+
+def _listen(sock: socket.socket, address: str | tuple[str, int], what: str, other: str) -> socket.socket:
     try:
-        sock.bind((host, port))
+        sock.bind(address)
     except OSError as exc:
         sock.close()
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise UserErrorException(
-            f"--port / --host: {host}:{port} {reason}; stop the other server or pick another port."
-        ) from exc
+        raise UserErrorException(f"{what} {reason}; stop the other server or pick another {other}.") from exc
     sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
@@ -83,6 +108,8 @@ def run(config: ServeConfig) -> int:
     """Serve until stopped; return the exit status."""
     logs.configure(config.log_level)
     sockets = [bind(config.host, config.port)]
+    if config.unix_socket is not None:
+        sockets.append(bind_unix(config.unix_socket))
     if config.health_port is not None:
         sockets.append(bind(config.host, config.health_port))
     metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
@@ -108,9 +135,10 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     pool = WorkerPool(config, metrics, on_fatal=finish)
     app = ScoringApp(config, pool, metrics)
     factory = protocol_factory(app, config.max_request_bytes)
-    acceptor = Acceptor(sockets[0], pool, factory)
+    scoring = sockets[:2] if config.unix_socket is not None else sockets[:1]
+    acceptor = Acceptor(scoring, pool, factory)
     acceptor.start()
-    servers = [await loop.create_server(factory, sock=s) for s in sockets[1:]]
+    servers = [await loop.create_server(factory, sock=s) for s in sockets[len(scoring) :]]
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, finish, 0)
     _banner(config, sockets)
@@ -120,6 +148,9 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     code = await finished
     log.info("Stopping (exit status %d)", code)
     acceptor.close()
+    if config.unix_socket is not None and not config.unix_socket.startswith("@"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config.unix_socket)
     for server in servers:
         server.close()
     await pool.stop()
@@ -128,7 +159,7 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
 
 def _banner(config: ServeConfig, sockets: list[socket.socket]) -> None:
     env = config.worker_env
-    addresses = ", ".join("http://{}:{}".format(*s.getsockname()[:2]) for s in sockets)
+    addresses = ", ".join(_address(s) for s in sockets)
     log.info(
         "modelport scoring server listening at %s\n"
         "  entry script: %s\n  model dir: %s\n  workers: %d\n  scoring timeout: %d ms\n"
@@ -143,6 +174,14 @@ def _banner(config: ServeConfig, sockets: list[socket.socket]) -> None:
         config.max_request_bytes,
         ", ".join(config.cors_origins) or "(none)",
     )
+
+
+def _address(sock: socket.socket) -> str:
+    if sock.family == socket.AF_UNIX:
+        name = sock.getsockname()
+        readable = "@" + name[1:].decode() if isinstance(name, bytes) else name
+        return f"unix:{readable}"
+    return "http://{}:{}".format(*sock.getsockname()[:2])
 
 
 if __name__ == "__main__":

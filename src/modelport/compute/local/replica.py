@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -105,6 +107,9 @@ class Replica:
     exit_reason: str | None = None  # "OOMKilled", "LivenessProbeFailed", "Stopped", or None
     ever_ready: bool = False
     cgroup: Path | None = None
+    # Where the front end sends requests (its probes use the TCP port); None where Linux's abstract
+    # socket namespace is missing. The random part keeps agents of different workspaces apart.
+    unix_socket: str | None = None
     _liveness_failures: int = 0
 
     @property
@@ -115,6 +120,9 @@ class Replica:
     async def start(self) -> None:
         """Spawn ``python -m modelport serve`` for this replica."""
         self.port = free_port()
+        if sys.platform == "linux":
+            self.unix_socket = f"@modelport-{self.replica_id}-{secrets.token_hex(6)}"
+        listeners = ["--unix_socket", self.unix_socket] if self.unix_socket else []
         launch = self.launch
         if launch.cpu_limiter is not None and launch.cpu_limit_cores:
             self.cgroup = launch.cpu_limiter.create(self.replica_id, launch.cpu_limit_cores)
@@ -135,6 +143,7 @@ class Replica:
                 str(self.port),
                 "--host",
                 "127.0.0.1",
+                *listeners,
                 cwd=launch.app_root,
                 env=launch.env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -239,6 +248,7 @@ class Replica:
             "state": self.state,
             "pid": self.pid,
             "port": self.port,
+            "unixSocket": self.unix_socket,
             "exitCode": self.exit_code,
             "exitReason": self.exit_reason,
             "cgroup": str(self.cgroup) if self.cgroup else None,

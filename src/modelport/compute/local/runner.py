@@ -298,7 +298,7 @@ class ServiceRunner:
         if self.serving is None or not self.serving.completed:
             generations = {self.rollout.generation} if self.rollout else set()
         return tuple(
-            ReplicaTarget(r.replica_id, r.base_url)
+            ReplicaTarget(r.replica_id, r.base_url, r.unix_socket)
             for r in self.replicas
             if r.state == "ready" and r.generation in generations
         )
