@@ -170,3 +170,37 @@ def test_idle_keep_alive_connection_survives_a_worker_crash(
     again = idle.post("/score", content="x")
     assert again.status_code == 200
     assert again.json()["pid"] != first_pid
+
+
+def test_overrun_is_confirmed_on_a_second_look() -> None:
+    from modelport.runtime.pool import overrun
+
+    limit = 300e9
+    start, late = 1_000, 1_000 + int(limit) + 100
+    # A read that raced the worker's write of a new run() (a fresh connection with a stale or
+    # missing start time) looks overdue once; it must not kill the worker.
+    assert overrun(None, 7, 0, late, limit) == (False, None)
+    assert overrun(None, 7, start, late, limit) == (False, (7, start))
+    assert overrun((7, start), 8, start + 5, late, limit) == (False, (8, start + 5))
+    # The same run() overdue at two looks in a row is an overrun.
+    assert overrun((7, start), 7, start, late, limit) == (True, (7, start))
+    assert overrun((7, start), 0, start, late, limit) == (False, None)  # finished meanwhile
+    assert overrun((7, start), 7, start, start + 10, limit) == (False, None)  # within the limit
+
+
+def test_slot_never_shows_a_connection_without_its_start_time() -> None:
+    from modelport.runtime.slot import Slot
+
+    slot = Slot.create()
+    try:
+        assert slot.busy()[0] == 0
+        slot.begin(42)
+        connection, started = slot.busy()
+        assert connection == 42 and started > 0
+        slot.end()
+        assert slot.busy()[0] == 0
+        slot.set_ready_workers(3)
+        slot.begin(43)
+        assert slot.ready_workers == 3 and slot.busy()[0] == 43  # the fields do not overlap
+    finally:
+        slot.close()

@@ -77,6 +77,9 @@ class _Job:
     future: asyncio.Future[Reply]
 
 
+Overdue = tuple[int, int]  # (connection, run() start) of a worker found past its deadline
+
+
 @dataclass(eq=False)
 class _Worker:
     index: int
@@ -92,6 +95,23 @@ class _Worker:
     # Connections handed over to this worker: our copy of each, to answer on if the worker fails.
     connections: dict[int, socket.socket] = field(default_factory=dict)
     answered: set[int] = field(default_factory=set)
+    overrun_seen: Overdue | None = None  # found overdue at the last look, to be confirmed
+
+
+def overrun(
+    seen: Overdue | None, busy: int, started: int, now_ns: int, limit_ns: float
+) -> tuple[bool, Overdue | None]:
+    """Whether a worker's ``run()`` on connection ``busy`` (started at ``started``) is past the limit,
+    confirmed: the same ``(busy, started)`` was already overdue at the previous look (``seen``);
+    and what to pass as ``seen`` next time.
+
+    The worker writes its slot while the front process reads it; a read that raced a write (a new
+    connection with the previous start time, say) would look like a run() started long ago, and
+    killing the worker for it fails a request that was fine. Such a read is never seen twice.
+    """
+    if not busy or not started or now_ns - started <= limit_ns:
+        return False, None
+    return seen == (busy, started), (busy, started)
 
 
 class _Channel(asyncio.Protocol):
@@ -346,7 +366,10 @@ class WorkerPool:
             if worker is None or not worker.connections:
                 continue
             busy, started = worker.shared.busy()
-            overdue = busy and busy not in worker.answered and now - started > self._deadline_s * 1e9
+            confirmed, worker.overrun_seen = overrun(
+                worker.overrun_seen, busy, started, now, self._deadline_s * 1e9
+            )
+            overdue = confirmed and busy not in worker.answered
             connection = worker.connections.get(busy) if overdue else None
             if connection is not None:
                 log.error(

@@ -14,11 +14,12 @@ import struct
 import tempfile
 import time
 
-# Two fields each written by one side only, so neither overwrites the other's.
-_BUSY = struct.Struct("<qq")  # busy connection, run() start (monotonic ns): the worker writes
-_READY = struct.Struct("<q")  # ready workers: the front process writes
-_READY_OFFSET = _BUSY.size
-_SIZE = _BUSY.size + _READY.size
+# Fields each written by one side only, so neither overwrites the other's; every field is one
+# aligned 8-byte word, written and read whole. The worker writes the busy connection and when its
+# run() started; the front process writes the ready count.
+_WORD = struct.Struct("<q")
+_CONNECTION_OFFSET, _STARTED_OFFSET, _READY_OFFSET = 0, 8, 16
+_SIZE = 24
 
 
 class Slot:
@@ -40,26 +41,33 @@ class Slot:
         return cls(fd)
 
     def begin(self, connection: int) -> None:
-        """Mark ``run()`` as started for ``connection``."""
-        _BUSY.pack_into(self._map, 0, connection, time.monotonic_ns())
+        """Mark ``run()`` as started for ``connection``.
+
+        The start time goes first and the connection last, so that a reader that sees the new
+        connection also finds its start time (readers read in the opposite order); the reader
+        still confirms an overrun on a second look, since weaker memory models may reorder.
+        """
+        _WORD.pack_into(self._map, _STARTED_OFFSET, time.monotonic_ns())
+        _WORD.pack_into(self._map, _CONNECTION_OFFSET, connection)
 
     def end(self) -> None:
-        """Mark ``run()`` as finished."""
-        _BUSY.pack_into(self._map, 0, 0, 0)
+        """Mark ``run()`` as finished (the start time stays; it means nothing without a connection)."""
+        _WORD.pack_into(self._map, _CONNECTION_OFFSET, 0)
 
     def busy(self) -> tuple[int, int]:
         """``(connection, start in monotonic ns)``; connection 0 when idle."""
-        connection, started = _BUSY.unpack_from(self._map, 0)
+        connection = _WORD.unpack_from(self._map, _CONNECTION_OFFSET)[0]
+        started = _WORD.unpack_from(self._map, _STARTED_OFFSET)[0]
         return int(connection), int(started)
 
     @property
     def ready_workers(self) -> int:
         """How many workers of the replica are ready (kept up to date by the front process)."""
-        return int(_READY.unpack_from(self._map, _READY_OFFSET)[0])
+        return int(_WORD.unpack_from(self._map, _READY_OFFSET)[0])
 
     def set_ready_workers(self, count: int) -> None:
         """Publish the number of ready workers (front process)."""
-        _READY.pack_into(self._map, _READY_OFFSET, count)
+        _WORD.pack_into(self._map, _READY_OFFSET, count)
 
     def close(self) -> None:
         """Unmap and close the descriptor."""
