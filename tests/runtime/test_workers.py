@@ -188,7 +188,7 @@ def test_overrun_is_confirmed_on_a_second_look() -> None:
     assert overrun((7, start), 7, start, start + 10, limit) == (False, None)  # within the limit
 
 
-def test_slot_never_shows_a_connection_without_its_start_time() -> None:
+def test_slot_fields_are_separate_words() -> None:
     from modelport.runtime.slot import Slot
 
     slot = Slot.create()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 
 import httpx
 import pytest
@@ -55,6 +56,7 @@ def test_deploy_reaches_healthy_and_scores_with_the_key(iris_service) -> None:
     assert wrong.status_code == 401
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="abstract Unix socket names are Linux's")
 def test_front_end_reaches_the_replicas_over_their_unix_socket(iris_service) -> None:
     replica = next(r for r in iris_service.observed["replicas"] if r["state"] == "ready")
     name = replica["unixSocket"]

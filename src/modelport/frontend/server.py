@@ -27,7 +27,7 @@ from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
 from modelport.frontend.routes import ServiceRoute
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
 from modelport.runtime.http_server import HttpProtocol, Request, Responder, protocol_factory
-from modelport.runtime.server import bind
+from modelport.runtime.listen import bind
 
 PREFIX = "/api/v1/service/"
 STOP_GRACE_S = 5.0

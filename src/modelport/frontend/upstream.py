@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from modelport.errors import WebserviceException
-from modelport.runtime.server import unix_address
+from modelport.runtime.listen import unix_address
 
 # Never forwarded in either direction: they describe one connection, not the message.
 HOP_BY_HOP = frozenset(
@@ -240,7 +240,7 @@ class ReplicaClient:
                 sock.setblocking(False)
                 try:
                     await loop.sock_connect(sock, self._unix_path)
-                except OSError:
+                except BaseException:  # cancelled too: the socket is ours until the transport has it
                     sock.close()
                     raise
                 _, connection = await loop.create_unix_connection(lambda: _Connection(self), sock=sock)

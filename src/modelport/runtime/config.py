@@ -29,7 +29,8 @@ DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SERVER_VERSION = f"modelport/{__version__}"
 JSON_ENCODINGS = ("standard", "numpy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-UNIX_PATH_MAX = 108
+# sun_path's size: 108 bytes on Linux, 104 on macOS and the BSDs.
+UNIX_PATH_MAX = 108 if sys.platform == "linux" else 104
 
 # Keys config.json may set (the environment-variable names), scoring-contract.md §3.3.
 CONFIG_FILE_KEYS = (

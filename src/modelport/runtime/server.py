@@ -9,16 +9,13 @@ process exit status: 0 after SIGTERM/SIGINT, the failing worker's status (3 for 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import errno
 import json
 import logging
 import os
 import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 from typing import NoReturn
@@ -31,11 +28,11 @@ from modelport.runtime.acceptor import Acceptor
 from modelport.runtime.app import ScoringApp
 from modelport.runtime.config import ServeConfig, ServeFlags, load_config
 from modelport.runtime.http_server import protocol_factory
+from modelport.runtime.listen import bind, bind_unix, remove_unix_socket
 from modelport.runtime.metrics import MULTIPROC_VARIABLE, ServerMetrics
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.server")
-BACKLOG = 2048
 FLAGS_VARIABLE = "MODELPORT_SERVE_FLAGS"
 
 
@@ -63,55 +60,19 @@ def main() -> int:
         return 1
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port``; a clear error when the port is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    return _listen(sock, (host, port), f"--port / --host: {host}:{port}", "port")
-
-
-def unix_address(name: str) -> str:
-    """The ``bind``/``connect`` address of a Unix socket name: ``@name`` is Linux's abstract namespace."""
-    return "\0" + name[1:] if name.startswith("@") else name
-
-
-def bind_unix(name: str) -> socket.socket:
-    """A listening Unix socket at ``name``: a file path, or ``@name`` for Linux's abstract namespace.
-
-    A socket file that nobody listens on any more (its server died) is replaced; a live one, or any
-    other kind of file at the path, is an error.
-    """
-    if not name.startswith("@") and os.path.exists(name):
-        if not stat.S_ISSOCK(os.stat(name).st_mode):
-            raise UserErrorException(f"--unix_socket: {name} exists and is not a socket; pick another path.")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex(name) != 0:  # refused: a stale file
-                os.unlink(name)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    return _listen(sock, unix_address(name), f"--unix_socket: {name}", "name")
-
-
-def _listen(sock: socket.socket, address: str | tuple[str, int], what: str, other: str) -> socket.socket:
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-        raise UserErrorException(f"{what} {reason}; stop the other server or pick another {other}.") from exc
-    sock.listen(BACKLOG)
-    sock.setblocking(False)
-    return sock
-
-
 def run(config: ServeConfig) -> int:
     """Serve until stopped; return the exit status."""
     logs.configure(config.log_level)
     sockets = [bind(config.host, config.port)]
-    if config.unix_socket is not None:
-        sockets.append(bind_unix(config.unix_socket))
-    if config.health_port is not None:
-        sockets.append(bind(config.host, config.health_port))
+    try:
+        if config.unix_socket is not None:
+            sockets.append(bind_unix(config.unix_socket))
+        if config.health_port is not None:
+            sockets.append(bind(config.host, config.health_port))
+    except UserErrorException:
+        if config.unix_socket is not None and len(sockets) > 1:
+            remove_unix_socket(config.unix_socket)
+        raise
     metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
     # Before anything imports prometheus-client, in this process and (through the environment) in
     # the workers: it chooses its multi-process value class at import time.
@@ -121,6 +82,8 @@ def run(config: ServeConfig) -> int:
             return runner.run(_serve(config, sockets))
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        if config.unix_socket is not None:
+            remove_unix_socket(config.unix_socket)
 
 
 async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
@@ -148,9 +111,6 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     code = await finished
     log.info("Stopping (exit status %d)", code)
     acceptor.close()
-    if config.unix_socket is not None and not config.unix_socket.startswith("@"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(config.unix_socket)
     for server in servers:
         server.close()
     await pool.stop()

@@ -395,7 +395,27 @@ def test_user_managed_interpreter_without_modelport_is_refused(tmp_path: Path, b
         EnvironmentBuilder(tmp_path / "envs").python_for(env, log=lambda line: None)
     assert "ModuleNotFoundError: No module named 'modelport'" in caught.value.log_tail
     assert "cannot run modelport's runtime" in caught.value.message
-    assert f"`{bare_venv} -m pip install modelport`" in caught.value.message
+    assert f"`{bare_venv} -m pip install modelport=={modelport.__version__}`" in caught.value.message
+
+
+def test_user_managed_interpreter_with_an_older_modelport_is_refused(tmp_path: Path, bare_venv: Path) -> None:
+    # An older modelport: its serve has no --unix_socket, which the agent passes to every replica.
+    (site,) = (bare_venv.parent.parent / "lib").glob("python*/site-packages")
+    runtime = site / "modelport" / "runtime"
+    runtime.mkdir(parents=True)
+    (site / "modelport" / "__init__.py").write_text("")
+    for name in ("__init__", "server", "worker"):
+        (runtime / f"{name}.py").write_text("")
+    (runtime / "config.py").write_text(
+        "import dataclasses\n\n@dataclasses.dataclass\nclass ServeFlags:\n    port: int | None = None\n"
+    )
+    env = Environment("mine")
+    env.python.user_managed_dependencies = True
+    env.python.interpreter_path = str(bare_venv)
+    with pytest.raises(EnvironmentBuildError) as caught:
+        EnvironmentBuilder(tmp_path / "envs").python_for(env, log=lambda line: None)
+    assert "unexpected keyword argument 'unix_socket'" in caught.value.message
+    assert f"pip install modelport=={modelport.__version__}` (the agent's version)" in caught.value.message
 
 
 def test_user_managed_interpreter_that_does_not_exist_is_refused(tmp_path: Path) -> None:

@@ -355,7 +355,10 @@ def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
 
 def replica_environment(workspace_name: str, spec: ServiceSpec, app_root: Path) -> dict[str, str]:
     """Environment variables of a replica, as Azure ML's container had them (§5.2)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELPORT_AGENT", "AZUREML_"))}
+    # The agent's own settings and Azure variables are not the replica's; nor is a Unix socket the
+    # agent may have been given (each replica gets its own on the command line).
+    hidden = ("MODELPORT_AGENT", "AZUREML_", "MODELPORT_UNIX_SOCKET")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
     if spec.environment is not None:
         env.update(
             {

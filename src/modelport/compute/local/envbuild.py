@@ -54,10 +54,13 @@ USER_REQUIREMENTS = "requirements.txt"
 RUNTIME_REQUIREMENTS = "modelport-runtime.txt"
 # Lines of installer output kept for the error: uv's resolution errors fit well within this.
 _TAIL_LINES = 40
-# What every replica runs (`python -m modelport serve`, its server and worker modules): a venv that
-# cannot import it is not an environment for the local target.
+# What every replica runs (`python -m modelport serve`, its server and worker modules, and the
+# flags the agent passes: an older modelport of a user-managed interpreter lacks --unix_socket): a
+# venv that cannot do this is not an environment for the local target.
 _SMOKE_CODE = (
     "import modelport.runtime.server, modelport.runtime.worker\n"
+    "from modelport.runtime.config import ServeFlags\n"
+    "ServeFlags(unix_socket='@check')\n"
     "from modelport.cli.main import main\n"
     "main(['serve', '--help'])"
 )
@@ -296,8 +299,8 @@ class EnvironmentBuilder:
                 raise EnvironmentBuildError(
                     f"Environment {env.name!r} is user-managed, and its interpreter {interpreter} cannot "
                     f"run modelport's runtime ({_last_line(tail)}). Fix: `{interpreter} -m pip install "
-                    "modelport`, or set python.user_managed_dependencies = False to have modelport "
-                    "build the environment.",
+                    f"modelport=={modelport.__version__}` (the agent's version), or set "
+                    "python.user_managed_dependencies = False to have modelport build the environment.",
                     log_tail=tail,
                 )
             self._usable_interpreters.add(interpreter)

@@ -20,7 +20,7 @@ from modelport.compute.local.replica import free_port
 from modelport.errors import ModelportError, UserErrorException
 from modelport.frontend.server import PREFIX, FrontEnd
 from modelport.runtime.http_server import HttpProtocol, Request, Responder, json_error, protocol_factory
-from modelport.runtime.server import bind
+from modelport.runtime.listen import bind
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
