@@ -387,15 +387,21 @@ def bare_venv(tmp_path: Path) -> Iterator[Path]:
     yield venv / "bin" / "python"
 
 
-def test_user_managed_interpreter_without_modelport_is_refused(tmp_path: Path, bare_venv: Path) -> None:
+def _refused_interpreter(tmp_path: Path, interpreter: Path) -> EnvironmentBuildError:
+    """The error of a user-managed environment whose interpreter is ``interpreter``."""
     env = Environment("mine")
     env.python.user_managed_dependencies = True
-    env.python.interpreter_path = str(bare_venv)
+    env.python.interpreter_path = str(interpreter)
     with pytest.raises(EnvironmentBuildError) as caught:
         EnvironmentBuilder(tmp_path / "envs").python_for(env, log=lambda line: None)
-    assert "ModuleNotFoundError: No module named 'modelport'" in caught.value.log_tail
-    assert "cannot run modelport's runtime" in caught.value.message
-    assert f"`{bare_venv} -m pip install modelport=={modelport.__version__}`" in caught.value.message
+    return caught.value
+
+
+def test_user_managed_interpreter_without_modelport_is_refused(tmp_path: Path, bare_venv: Path) -> None:
+    error = _refused_interpreter(tmp_path, bare_venv)
+    assert "ModuleNotFoundError: No module named 'modelport'" in error.log_tail
+    assert "cannot run modelport's runtime" in error.message
+    assert f"`{bare_venv} -m pip install modelport=={modelport.__version__}`" in error.message
 
 
 def test_user_managed_interpreter_with_an_older_modelport_is_refused(tmp_path: Path, bare_venv: Path) -> None:
@@ -409,13 +415,9 @@ def test_user_managed_interpreter_with_an_older_modelport_is_refused(tmp_path: P
     (runtime / "config.py").write_text(
         "import dataclasses\n\n@dataclasses.dataclass\nclass ServeFlags:\n    port: int | None = None\n"
     )
-    env = Environment("mine")
-    env.python.user_managed_dependencies = True
-    env.python.interpreter_path = str(bare_venv)
-    with pytest.raises(EnvironmentBuildError) as caught:
-        EnvironmentBuilder(tmp_path / "envs").python_for(env, log=lambda line: None)
-    assert "unexpected keyword argument 'unix_socket'" in caught.value.message
-    assert f"pip install modelport=={modelport.__version__}` (the agent's version)" in caught.value.message
+    error = _refused_interpreter(tmp_path, bare_venv)
+    assert "unexpected keyword argument 'unix_socket'" in error.message
+    assert f"pip install modelport=={modelport.__version__}` (the agent's version)" in error.message
 
 
 def test_user_managed_interpreter_that_does_not_exist_is_refused(tmp_path: Path) -> None:
