@@ -83,6 +83,17 @@ def test_state_list_serialize_and_logs(local_ws, iris_service) -> None:
         Webservice(local_ws, "nothing-here")
 
 
+def test_list_shares_one_driver_per_target(local_ws, iris_service, iris_model, write_source) -> None:
+    config = InferenceConfig(entry_script="score.py", source_directory=str(write_source(IRIS_SCORE)))
+    other = Model.deploy(local_ws, "iris-two", [iris_model], config, local_deploy_configuration())
+    try:
+        listed = Webservice.list(local_ws)
+        assert sorted(s.name for s in listed) == ["iris-svc", "iris-two"]
+        assert listed[0]._driver is listed[1]._driver
+    finally:
+        other.delete()
+
+
 def test_model_in_use_cannot_be_deleted(iris_model) -> None:
     with pytest.raises(WebserviceException, match="iris-svc"):
         iris_model.delete()

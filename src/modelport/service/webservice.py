@@ -512,6 +512,8 @@ class Webservice:
         tag_filters = _normalise_filters(tags, "tags")
         property_filters = _normalise_filters(properties, "properties")
         result = []
+        # One driver per target, shared by its services: a cluster's is a connection (kubeconfig).
+        drivers: dict[tuple[str, str], Any] = {}
         for record in service_store.list_services(workspace, kind):
             spec = record.spec
             if model_name is not None and model_name not in {m.name for m in spec.models}:
@@ -524,7 +526,10 @@ class Webservice:
             service.workspace = workspace
             service.name = spec.name
             service._pending_generation = None
-            service._driver = None
+            target = (spec.compute_type, spec.compute_target)
+            if target not in drivers:
+                drivers[target] = driver_for(*target)
+            service._driver = drivers[target]
             service._load(record)
             result.append(service)
         return result
