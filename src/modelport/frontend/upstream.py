@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from modelport.errors import WebserviceException
-from modelport.runtime.listen import unix_address
+from modelport.runtime.listen import set_no_delay, unix_address
 
 # Never forwarded in either direction: they describe one connection, not the message.
 HOP_BY_HOP = frozenset(
@@ -119,9 +119,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family != socket.AF_UNIX:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_no_delay(transport.get_extra_info("socket"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

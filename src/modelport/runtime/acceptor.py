@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelport.runtime.http_server import MAX_URL_BYTES, HttpProtocol
+from modelport.runtime.listen import set_no_delay
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.acceptor")
@@ -63,7 +64,6 @@ class Acceptor:
             listener.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        tcp = listener.family != socket.AF_UNIX
         for _ in range(ACCEPT_BATCH):
             try:
                 connection, _address = listener.accept()
@@ -73,8 +73,7 @@ class Acceptor:
                 log.error("accept() failed: %s", exc)
                 return
             connection.setblocking(False)
-            if tcp:
-                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            set_no_delay(connection)
             self.loop.add_reader(connection.fileno(), self._peek, connection, 0)
 
     def _peek(self, connection: socket.socket, retries: int) -> None:

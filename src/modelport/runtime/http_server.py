@@ -14,12 +14,13 @@ import asyncio
 import collections
 import http
 import json
-import socket
 import time
 from collections.abc import Callable
 from typing import Protocol, cast
 
 import httptools
+
+from modelport.runtime.listen import set_no_delay
 
 MAX_HEADERS = 100
 MAX_FIELD_BYTES = 8190
@@ -136,9 +137,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_no_delay(transport.get_extra_info("socket"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -10,6 +10,7 @@ import errno
 import os
 import socket
 import stat
+from typing import Any
 
 from modelport.errors import UserErrorException
 
@@ -22,6 +23,15 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return _listen(sock, (host, port), f"--port / --host: {host}:{port}", "port")
+
+
+def set_no_delay(sock: Any) -> None:
+    """``TCP_NODELAY`` on a TCP socket (a Unix socket has no Nagle delay to switch off).
+
+    ``sock`` is a socket or the socket-like object an event loop transport hands out.
+    """
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def unix_address(name: str) -> str:
