@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import uvloop
 
-from modelport.errors import ModelportError, UserErrorException
+from modelport.errors import ModelportError
 from modelport.runtime import logs
 from modelport.runtime.acceptor import Acceptor
 from modelport.runtime.app import ScoringApp
@@ -64,24 +64,22 @@ def run(config: ServeConfig) -> int:
     """Serve until stopped; return the exit status."""
     logs.configure(config.log_level)
     sockets = [bind(config.host, config.port)]
+    if config.unix_socket is not None:
+        # From here on the socket file is ours, and removed however the server ends.
+        sockets.append(bind_unix(config.unix_socket))
     try:
-        if config.unix_socket is not None:
-            sockets.append(bind_unix(config.unix_socket))
         if config.health_port is not None:
             sockets.append(bind(config.host, config.health_port))
-    except UserErrorException:
-        if config.unix_socket is not None and len(sockets) > 1:
-            remove_unix_socket(config.unix_socket)
-        raise
-    metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
-    # Before anything imports prometheus-client, in this process and (through the environment) in
-    # the workers: it chooses its multi-process value class at import time.
-    os.environ[MULTIPROC_VARIABLE] = config.worker_env[MULTIPROC_VARIABLE] = metrics_dir
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_serve(config, sockets))
+        metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
+        # Before anything imports prometheus-client, in this process and (through the environment)
+        # in the workers: it chooses its multi-process value class at import time.
+        os.environ[MULTIPROC_VARIABLE] = config.worker_env[MULTIPROC_VARIABLE] = metrics_dir
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(_serve(config, sockets))
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
         if config.unix_socket is not None:
             remove_unix_socket(config.unix_socket)
 
