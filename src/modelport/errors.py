@@ -45,6 +45,16 @@ class ComputeTargetException(ModelportError):
     """Compute target creation, attachment or configuration errors."""
 
 
+class TemporaryTargetError(ComputeTargetException):
+    """A target could not carry out a step now (unreachable, throttled, over a quota, a server
+    error); the same step may succeed later, so whoever observes the service retries it with back-off."""
+
+
+class PermanentTargetError(ComputeTargetException):
+    """A target refused a step for a reason retrying cannot fix (an invalid object, a conflict); the
+    service's deployment fails with it, and the message names the fix."""
+
+
 class ConfigValidationError(WebserviceException):
     """A configuration failed one or more rules; ``errors`` lists every failed rule at once."""
 

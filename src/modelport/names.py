@@ -14,6 +14,8 @@ WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,31}$")
 # Environment names are free text in Azure ML; modelport only refuses what cannot be a file or
 # a row key safely (path separators, NUL, leading dots, control characters).
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,254}$")
+# Azure ML reserved these for its managed computes; an attached target may not take them.
+RESERVED_COMPUTE_NAMES = ("amlcompute", "local", "containerinstance")
 
 
 def _safe_path_component(value: str) -> bool:
@@ -62,3 +64,28 @@ def check_environment_name(name: object) -> str:
             "starting with a letter, digit or '_' (no '..', '/' or NUL)."
         )
     return name
+
+
+def check_compute_name(name: object) -> str:
+    """Return ``name`` if it can name a compute target (3-24 letters, digits, dashes; not reserved)."""
+    if name in RESERVED_COMPUTE_NAMES:
+        raise UserErrorException(
+            f"Compute target name {name!r} is reserved ({', '.join(RESERVED_COMPUTE_NAMES)}); choose another "
+            "name."
+        )
+    if not isinstance(name, str) or not COMPUTE_NAME.match(name):
+        raise UserErrorException(
+            f"Invalid compute target name {name!r}: use 3 to 24 letters, digits and dashes, starting with a "
+            "letter and ending with a letter or digit (e.g. 'prod-aks')."
+        )
+    return name
+
+
+def namespace_problem(value: object) -> str | None:
+    """Why ``value`` cannot name a Kubernetes namespace, or None; callers wrap it in their own error."""
+    if isinstance(value, str) and NAMESPACE.match(value):
+        return None
+    return (
+        f"{value!r} is not a valid namespace name: use at most 63 lowercase letters, digits and dashes, "
+        "starting and ending with a letter or digit"
+    )

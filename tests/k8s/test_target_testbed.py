@@ -418,3 +418,60 @@ def test_a_namespace_quota_that_refuses_the_pods_fails_the_deployment_with_the_r
     assert "exceeded quota" in service.error["details"][0]["message"]
     assert "raise the namespace's ResourceQuota" in service.error["message"]
     assert any("FailedCreate" in w for w in service.observed["warnings"])  # the ReplicaSet's Event
+
+
+def test_an_apply_the_cluster_refused_is_applied_again_by_the_next_observation(
+    ws: Workspace, prod: KubernetesTarget, kube: Client, tmp_path: Path
+) -> None:
+    # The API server itself refuses the first apply: a quota of zero Deployments in the services
+    # namespace (admission answers 403 "exceeded quota"), lifted once the refusal is recorded.
+    from lightkube.models.core_v1 import ResourceQuotaSpec
+    from lightkube.resources.core_v1 import ResourceQuota
+
+    from modelport.compute.kubernetes.driver import APPLY_RETRYING
+
+    hard = {"count/deployments.apps": "0"}
+    quota = ResourceQuota(metadata=ObjectMeta(name="no-deployments"), spec=ResourceQuotaSpec(hard=hard))
+    kube.create(quota, namespace=prod.namespace)
+
+    def enforced() -> bool:  # admission enforces a quota once its controller has computed it
+        return bool(kube.get(ResourceQuota, "no-deployments", namespace=prod.namespace).status.hard)
+
+    wait_until(enforced, "the quota controller computes the quota")
+    config = KubernetesDeploymentConfig(autoscale_enabled=False, num_replicas=1, compute_target_name="prod")
+
+    service = Model.deploy(ws, "retry-svc", [_model(ws, tmp_path)], _source(tmp_path), config)
+
+    refused = Webservice(ws, "retry-svc")  # a read: shows what deploy recorded, asks the cluster nothing
+    assert refused.state == states.TRANSITIONING
+    assert refused.error is not None and refused.error["code"] == APPLY_RETRYING
+    assert "exceeded quota" in refused.error["message"]
+    assert list(kube.list(Deployment, namespace=prod.namespace, labels={m.LABEL_SERVICE: "retry-svc"})) == []
+
+    kube.delete(ResourceQuota, "no-deployments", namespace=prod.namespace)
+    service.wait_for_deployment(timeout_sec=120)  # each observation retries the apply (with back-off)
+
+    assert service.state == states.HEALTHY and service.error is None
+    assert kube.get(Deployment, "retry-svc", namespace=prod.namespace).spec.replicas == 1
+    assert service.observed["replicas"][0]["generation"] == 1  # typed replicas: the pods, per generation
+
+
+def test_an_apply_the_cluster_rejects_as_invalid_fails_the_deployment_for_good(
+    ws: Workspace, control_plane: ControlPlane, node: SimulatedNode, tmp_path: Path
+) -> None:
+    # An annotation key the API server rejects (422 Invalid) on every pod template: no retry helps.
+    attach(ws, "badpods", _target(control_plane, pod_annotations={"not a valid key!": "x"}))
+    try:
+        config = KubernetesDeploymentConfig(
+            autoscale_enabled=False, num_replicas=1, compute_target_name="badpods"
+        )
+        service = Model.deploy(ws, "invalid-svc", [_model(ws, tmp_path)], _source(tmp_path), config)
+
+        with pytest.raises(WebserviceException, match="ApplyRefused"):
+            service.wait_for_deployment(timeout_sec=120)
+
+        assert service.state == states.FAILED
+        assert "HTTP 422" in service.error["message"]
+        service.delete()
+    finally:
+        detach(ws, "badpods")

@@ -151,12 +151,20 @@ def test_full_queue_answers_503_within_the_wait_time(local_ws, write_source) -> 
     service.delete()
 
 
-def test_scoring_timeout_answers_504(local_ws, write_source) -> None:
+def test_scoring_timeout_answers_504_and_frees_the_worker(local_ws, write_source) -> None:
+    # One worker: while it sleeps in the timed-out run(), nothing else can be answered. The
+    # replica gets SCORING_TIMEOUT_MS like a Kubernetes replica, so the runtime stops that run()
+    # too, instead of keeping the worker busy for the runtime's default hour.
     service = _deploy(
         local_ws, "timeout-svc", SLOW_RUN_SCORE, write_source, auth_enabled=False, scoring_timeout_ms=500
     )
     service.wait_for_deployment(timeout_sec=120)
-    assert httpx.post(service.scoring_uri, content="5", timeout=30).status_code == 504
+    assert httpx.post(service.scoring_uri, content="600", timeout=30).status_code == 504
+
+    def answered() -> bool:
+        return httpx.post(service.scoring_uri, content="0", timeout=30).status_code == 200
+
+    wait_until(answered, "the worker of the timed-out request to answer again", deadline_s=90)
     service.delete()
 
 

@@ -57,8 +57,9 @@ def show(
     path: Path | None = PATH_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Show a service: state, error, replicas and the last autoscaling decision."""
+    """Show a service: state, error, replicas and the last autoscaling decision (observed now)."""
     service = _service(name, workspace, path)
+    service.update_deployment_state()  # a cluster is observed (and a refused apply retried) here
     data = service.serialize()
     if output is OutputFormat.table:
         observed = data.get("deploymentStatus") or {}

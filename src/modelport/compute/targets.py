@@ -7,7 +7,6 @@ attach installed there (its ``definition``), and the provisioning state Azure ML
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.errors import ComputeTargetException
+from modelport.names import RESERVED_COMPUTE_NAMES, check_compute_name
 from modelport.workspace.tables import compute_targets
 
 if TYPE_CHECKING:
@@ -25,9 +25,7 @@ CREATING = "Creating"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 DELETING = "Deleting"
-# Azure ML reserved these for its managed computes; a cluster may not take them.
-RESERVED_NAMES = ("amlcompute", "local", "containerinstance")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+RESERVED_NAMES = RESERVED_COMPUTE_NAMES  # the name the Azure ML facade imports
 
 
 @dataclass(frozen=True)
@@ -44,17 +42,8 @@ class TargetRecord:
 
 
 def check_target_name(name: str) -> str:
-    """Azure ML's compute name rule: 3–24 letters, digits and dashes, starting with a letter."""
-    if name in RESERVED_NAMES:
-        raise UserErrorException(
-            f"Compute target name {name!r} is reserved ({', '.join(RESERVED_NAMES)}); choose another name."
-        )
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise UserErrorException(
-            f"Invalid compute target name {name!r}: use 3 to 24 letters, digits and dashes, starting with a "
-            "letter and ending with a letter or digit (e.g. 'prod-aks')."
-        )
-    return name
+    """Azure ML's compute name rule (:func:`modelport.names.check_compute_name`)."""
+    return check_compute_name(name)
 
 
 def not_found(name: str) -> ComputeTargetException:

@@ -9,8 +9,9 @@ already in flight on them finish (``FrontEnd.in_flight(replica_id)`` tells when 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 AuthMode = Literal["none", "key", "token"]
 
@@ -57,3 +58,19 @@ class ServiceRoute:
     max_queued_requests: int = 1024  # beyond this many waiting, 503 at once (bounds the memory held)
     scoring_timeout_ms: int = 60_000
     replicas: tuple[ReplicaTarget, ...] = ()
+
+
+def service_route(
+    name: str, auth: AuthPolicy, settings: Mapping[str, Any], replicas: tuple[ReplicaTarget, ...]
+) -> ServiceRoute:
+    """A service's route from its front-end settings (the service spec's ``frontend_settings``,
+    Azure ML's JSON keys), whichever home the front end has; ``KeyError``, ``TypeError`` or
+    ``ValueError`` when the settings are incomplete."""
+    return ServiceRoute(
+        name=name,
+        auth=auth,
+        max_concurrent_per_replica=int(settings["maxConcurrentRequestsPerContainer"]),
+        max_queue_wait_ms=int(settings["maxQueueWaitMs"]),
+        scoring_timeout_ms=int(settings["scoringTimeoutMs"]),
+        replicas=replicas,
+    )

@@ -14,11 +14,14 @@ from pathlib import Path
 
 from modelport.errors import ModelNotFoundException, WebserviceException
 
+# Where a replica's models live under its app root (Azure ML's cache folder): <name>/<version>/.
+MODELS_DIR = "azureml-models"
+
 
 def model_roots(environ: dict[str, str] | None = None) -> list[Path]:
     """The folders that may hold ``<name>/<version>/`` model trees, in search order."""
     env = os.environ if environ is None else environ
-    roots = [Path(env.get("AML_APP_ROOT", "")) / "azureml-models"]
+    roots = [Path(env.get("AML_APP_ROOT", "")) / MODELS_DIR]
     model_dir = env.get("AZUREML_MODEL_DIR")
     if model_dir:
         path = Path(model_dir)

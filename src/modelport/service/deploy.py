@@ -164,7 +164,7 @@ def deploy(
     Returns at once, as Azure ML did; ``wait_for_deployment()`` follows it to Healthy or Failed.
     Everything is validated before anything is stored.
     """
-    from modelport.service import targets
+    from modelport.service.driver import driver_for
     from modelport.service.webservice import Webservice
 
     check_service_name(name)
@@ -175,7 +175,7 @@ def deploy(
         deployment_config = LocalDeploymentConfig()
     deployment_config.validate_configuration()
     compute_type, target = resolve_target(workspace, deployment_config, deployment_target)
-    driver = targets.driver_for(compute_type, target)
+    driver = driver_for(compute_type, target)
     effective = with_keys(deployment_config.effective())
     driver.check(workspace, effective)
     environment = resolve_environment(workspace, name, inference_config)

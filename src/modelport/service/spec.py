@@ -87,9 +87,20 @@ class ServiceSpec(BaseModel):
         return auth_digest(self.auth_mode, config.primary_key, config.secondary_key, self.token_secret)
 
     @property
-    def model_dir(self) -> str:
-        """``AZUREML_MODEL_DIR`` relative to the app root (Azure ML's layout, §1.2.3)."""
-        if len(self.models) == 1:
-            only = self.models[0]
-            return f"azureml-models/{only.name}/{only.version}"
-        return "azureml-models"
+    def frontend_settings(self) -> dict[str, Any]:
+        """What a front end needs of the service besides its keys: admission, timeouts, autoscaling.
+
+        The one route description of both front-end homes: the local agent reads it from the spec,
+        the in-cluster front end from the Deployment's ``modelport.io/frontend`` annotation (this
+        dict as JSON); both make the route with ``frontend.routes.service_route``. The keys follow
+        the Azure ML service JSON (``Webservice.serialize``), so a person reading the object knows
+        them.
+        """
+        config = self.deployment
+        return {
+            "maxConcurrentRequestsPerContainer": config.replica_max_concurrent_requests,
+            "maxQueueWaitMs": config.max_request_wait_time,
+            "scoringTimeoutMs": config.scoring_timeout_ms,
+            "numReplicas": config.num_replicas,
+            "autoScaler": config.autoscaler_json(),
+        }

@@ -16,7 +16,7 @@ from modelport.errors import ConfigValidationError, WebserviceException
 from modelport.registry.model import _add_properties
 from modelport.service import store as service_store
 from modelport.service.deploy import resolve_environment, resolve_models, snapshot_source
-from modelport.service.targets import driver_for
+from modelport.service.driver import driver_for
 from modelport.workspace.blobs import discard_unreferenced_blobs
 
 if TYPE_CHECKING:

@@ -15,15 +15,19 @@ import httpx
 from modelport.errors import WebserviceException
 from modelport.service import states
 from modelport.service import store as service_store
+from modelport.service.driver import TargetDriver, driver_for
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ServiceError
-from modelport.service.targets import driver_for
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
 
 POLL_S = 0.5
 APPLY_DEADLINE_S = 30.0
+# wait_for_deployment() without timeout_sec gives up after this long (the deployment continues):
+# well past both targets' own rollout deadlines (600 s by default), after which a stuck rollout is
+# already a terminal DeploymentTimedOut, so only a target refusing every apply runs into it.
+DEFAULT_WAIT_TIMEOUT_S = 1800.0
 # Compute types as Azure ML's Webservice.list accepted them, mapped to modelport's targets.
 _COMPUTE_TYPE_ALIASES = {"LOCAL": "local", "KUBERNETES": "kubernetes", "AKS": "kubernetes"}
 _TERMINAL_ERROR_CODES = {states.DEPLOYMENT_TIMED_OUT}
@@ -40,25 +44,40 @@ class Webservice:
         self.workspace = workspace
         self.name = name
         self._pending_generation: int | None = None
-        self._driver: Any = None
-        self._load(record)
+        self._driver: TargetDriver | None = None
+        self._load(record, observe=False)
 
-    def _load(self, record: service_store.ServiceRecord) -> None:
+    def _load(self, record: service_store.ServiceRecord, *, observe: bool) -> None:
+        """Take ``record`` and the status last recorded; ``observe``: let the target reconcile and
+        record what it sees first (the only reads that may write: update_deployment_state, waits)."""
         self._record = record
         self._spec: ServiceSpec = record.spec
         if self._driver is None:  # a service never changes target; the driver keeps its connection
             self._driver = driver_for(record.spec.compute_type, record.spec.compute_target)
-        # Targets without an agent (Kubernetes) observe the cluster here and record what they saw.
-        self._target_problem = self._driver.refresh(self.workspace, record)
+        if observe:
+            self._target_problem = self._driver.observe(self.workspace, record)
+        else:
+            self._target_problem = self._driver.target_problem(self.workspace)
         self._status = service_store.read_status(self.workspace, self.name)
         self._frontend_base: str | object | None = _UNREAD
 
+    @property
+    def driver(self) -> TargetDriver:
+        """The driver of the service's compute target."""
+        assert self._driver is not None  # set by _load, which every constructor runs
+        return self._driver
+
     def update_deployment_state(self) -> None:
-        """Refresh every attribute from the workspace (keeps a pending operation)."""
+        """Observe the service on its target and refresh every attribute (keeps a pending operation).
+
+        The target moves the service one step towards its stored generation first (on Kubernetes,
+        an apply that failed is retried here); constructing a ``Webservice`` or listing services
+        only reads what was last recorded.
+        """
         record = service_store.read_service(self.workspace, self.name)
         if record is None:
             raise service_store.not_found(self.name)
-        self._load(record)
+        self._load(record, observe=True)
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -102,7 +121,7 @@ class Webservice:
     def scoring_uri(self) -> str | None:
         """``http://127.0.0.1:<port>/api/v1/service/<name>/score`` (known once the target has started)."""
         if self._frontend_base is _UNREAD:  # read once per refresh: a cluster target asks its API
-            self._frontend_base = self._driver.frontend_url(self.workspace)
+            self._frontend_base = self.driver.endpoint(self.workspace)
         base = self._frontend_base
         return f"{base}/api/v1/service/{self.name}/score" if base else None
 
@@ -189,7 +208,8 @@ class Webservice:
 
     @property
     def observed(self) -> dict[str, Any]:
-        """The target's latest report: replicas, counts, last autoscaling decision."""
+        """The target's latest report (an ``Observation``'s detail): replicas, counts, and the
+        target's own facts (the last autoscaling decision; the rollout and events on a cluster)."""
         return dict(self._status.detail) if self._status else {}
 
     def __repr__(self) -> str:
@@ -199,10 +219,15 @@ class Webservice:
     def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None) -> None:
         """Follow the last deploy/update until the service is Healthy, or raise with the error object.
 
-        With ``show_output`` the target's progress (environment build, replicas starting) is
-        printed as it happens.
+        Always ends: at a terminal state (Healthy, Failed, DeploymentTimedOut), or after
+        ``timeout_sec`` (default ``DEFAULT_WAIT_TIMEOUT_S``, 30 minutes) with the current state; the
+        deployment itself continues. With ``show_output`` the target's progress (environment build,
+        replicas starting) is printed as it happens.
         """
-        self._driver.ensure_agent(self.workspace)
+        self.update_deployment_state()
+        if self._target_problem is not None:  # e.g. no local agent: hand the service to the target again
+            self.driver.submit(self.workspace, self.name)
+        limit = DEFAULT_WAIT_TIMEOUT_S if timeout_sec is None else timeout_sec
         if show_output:
             print(f"Tip: you can follow the service with `modelport service show -n {self.name}`", flush=True)
         generation = self._pending_generation or self._record.generation
@@ -224,9 +249,10 @@ class Webservice:
                 if observed and terminal:
                     self._pending_generation = None
                     raise WebserviceException(self._failure_message(generation, error))
-            if timeout_sec is not None and time.monotonic() - start > timeout_sec:
+            if time.monotonic() - start > limit:
+                kind = "default timeout" if timeout_sec is None else "timeout override"
                 raise WebserviceException(
-                    f"Deployment polling exceeded timeout override of {timeout_sec}s. Current status: "
+                    f"Deployment polling exceeded {kind} of {limit}s. Current status: "
                     f"{state} (the deployment continues)."
                 )
             time.sleep(POLL_S)
@@ -257,7 +283,7 @@ class Webservice:
     # ------------------------------------------------------------------ using
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
         """The replicas' output (``init=True``: the preparation log: environment build, model download)."""
-        return self._driver.logs(self.workspace, self.name, self._record.generation, num_lines, init)
+        return self.driver.logs(self.workspace, self.name, self._record.generation, num_lines, init)
 
     def get_keys(self) -> tuple[str | None, str | None]:
         """``(primary_key, secondary_key)``."""
@@ -281,7 +307,7 @@ class Webservice:
     def _replace(self, spec: ServiceSpec, message: str) -> None:
         """Store settings that need no new replicas, and wait until the target applies them."""
         service_store.replace_spec(self.workspace, spec, message)
-        self._driver.submit(self.workspace, self.name)
+        self.driver.submit(self.workspace, self.name)
         self.update_deployment_state()
         deadline = time.monotonic() + APPLY_DEADLINE_S
         while self.observed.get("authDigest") != spec.auth_digest:
@@ -484,7 +510,7 @@ class Webservice:
         if not service_store.mark_deleting(self.workspace, self.name):
             print(f"No service with name {self.name} found to delete.", file=sys.stderr)
             return
-        self._driver.delete(self.workspace, self.name)
+        self.driver.delete(self.workspace, self.name)
 
     # ------------------------------------------------------------------ listing
     @staticmethod
@@ -513,7 +539,7 @@ class Webservice:
         property_filters = _normalise_filters(properties, "properties")
         result = []
         # One driver per target, shared by its services: a cluster's is a connection (kubeconfig).
-        drivers: dict[tuple[str, str], Any] = {}
+        drivers: dict[tuple[str, str], TargetDriver] = {}
         for record in service_store.list_services(workspace, kind):
             spec = record.spec
             if model_name is not None and model_name not in {m.name for m in spec.models}:
@@ -530,6 +556,6 @@ class Webservice:
             if target not in drivers:
                 drivers[target] = driver_for(*target)
             service._driver = drivers[target]
-            service._load(record)
+            service._load(record, observe=False)
             result.append(service)
         return result

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,13 @@ from modelport.compute.kubernetes.apply import apply
 from modelport.compute.kubernetes.capacity import DEV_TEST, FAST_PROD, check_purpose
 from modelport.compute.kubernetes.diagnose import diagnose
 from modelport.compute.kubernetes.rollout import rollout_status
-from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.errors import (
+    ComputeTargetException,
+    PermanentTargetError,
+    TemporaryTargetError,
+    UserErrorException,
+)
+from modelport.names import namespace_problem
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -37,7 +42,10 @@ ATTACH_DEADLINE_S = float(os.environ.get("MODELPORT_K8S_ATTACH_TIMEOUT_S", "300"
 DETACH_DEADLINE_S = 120.0
 POLL_S = 0.25
 REQUEST_TIMEOUT_S = 15.0
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# API refusals that the same request would get again: malformed or invalid objects, conflicts with
+# another field manager, a resource the server does not serve. Quotas (403), admission that
+# changes its mind, throttling (429) and server errors are worth retrying.
+PERMANENT_API_CODES = frozenset({400, 404, 405, 409, 410, 413, 415, 422})
 
 Progress = Callable[[str], None]
 
@@ -73,11 +81,9 @@ class KubernetesTarget(BaseModel):
     @field_validator("namespace", "system_namespace")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid namespace name: use at most 63 lowercase letters, digits and "
-                "dashes, starting and ending with a letter or digit"
-            )
+        problem = namespace_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("progress_deadline_s")
@@ -191,7 +197,9 @@ def connect(target: KubernetesTarget) -> Any:
 
 @contextlib.contextmanager
 def cluster_errors(target: KubernetesTarget, doing: str) -> Iterator[None]:
-    """Turn transport and API failures into one ``ComputeTargetException`` that says what failed."""
+    """Turn transport and API failures into one error that says what failed and whether retrying
+    can help: :class:`PermanentTargetError` for a refusal retrying cannot fix (invalid, conflict),
+    :class:`TemporaryTargetError` for the rest (unreachable, a quota, throttling, a server error)."""
     import httpx2
     from lightkube.core.exceptions import ApiError
 
@@ -203,12 +211,13 @@ def cluster_errors(target: KubernetesTarget, doing: str) -> Iterator[None]:
         hint = ""
         if code in (401, 403):
             hint = " Fix: use credentials allowed to manage these objects (cluster-admin for attach)."
-        raise ComputeTargetException(
+        kind = PermanentTargetError if code in PERMANENT_API_CODES else TemporaryTargetError
+        raise kind(
             f"The cluster ({where}) refused {doing}: {exc.status.message} (HTTP {code}).{hint}",
             status_code=code,
         ) from exc
     except httpx2.HTTPError as exc:
-        raise ComputeTargetException(
+        raise TemporaryTargetError(
             f"Cannot reach the cluster ({where}) while {doing}: {exc}. Fix: check that the cluster runs "
             "and that the kubeconfig's server address is reachable from here."
         ) from exc

@@ -1,16 +1,18 @@
 """The Kubernetes target as seen from the SDK and CLI: apply, observe, read logs, delete.
 
-There is no agent: ``submit`` applies the service's objects with server-side apply at once, and
-every read of a service (``Webservice`` refreshes) observes the cluster (the Deployment, its
-pods) and records what it saw in the workspace, so that ``service show`` and
-``wait_for_deployment`` work as on the local target. Rollout decisions compare the Deployment's
+There is no agent; whoever observes a service reconciles it (``observe``, called by
+``update_deployment_state`` and ``wait_for_deployment``), level-based as the local agent does:
+a stored generation the cluster has not got yet is applied with server-side apply (``submit``
+tries at once), a refusal worth retrying is retried with back-off (``APPLY_BACKOFF_S``), a
+permanent one fails the deployment with the cluster's reason; an applied generation is observed
+(the Deployment, its pods and events) and recorded. Rollout decisions compare the Deployment's
 ``generation`` with the one the apply returned, so a stale read never looks rolled out.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_service, disruption_budget_resource
@@ -27,10 +29,17 @@ from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, 
 from modelport.compute.kubernetes.inputs import service_inputs
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
 from modelport.config.deployment import EffectiveDeploymentConfig
-from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
+from modelport.errors import (
+    ComputeTargetException,
+    PermanentTargetError,
+    TemporaryTargetError,
+    UserErrorException,
+    WebserviceException,
+)
 from modelport.runtime.worker import EXIT_BOOT_FAILED
 from modelport.service import states
 from modelport.service import store as service_store
+from modelport.service.driver import Observation, ReplicaObservation, record_observation
 from modelport.service.spec import auth_digest
 from modelport.service.states import ErrorDetail, ServiceError
 
@@ -44,12 +53,18 @@ LOG_EVIDENCE_LINES = 30
 WARNING_EVENTS = 5
 # Where submit records the Deployment generation its apply returned (rollout_status needs it).
 APPLIED_GENERATION = "appliedDeploymentGeneration"
+# A refused apply: retried after these delays (the last repeats), or failed for good.
+APPLY_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+APPLY_ATTEMPTS = "applyAttempts"
+NEXT_APPLY_AT = "nextApplyAt"  # wall-clock seconds: observers in other processes honour it too
+APPLY_RETRYING = "ApplyRetrying"
+APPLY_REFUSED = "ApplyRefused"
 
 
 class KubernetesDriver:
-    """Runs services on one attached Kubernetes compute target."""
+    """Runs services on one attached Kubernetes compute target (a :class:`TargetDriver`)."""
 
-    compute_type = "kubernetes"
+    compute_type: ClassVar[str] = "kubernetes"
 
     def __init__(self, target_name: str) -> None:
         self.target_name = target_name
@@ -82,19 +97,67 @@ class KubernetesDriver:
         m.check_artifact_url(workspace.artifact_url)
 
     def submit(self, workspace: Workspace, name: str) -> None:
-        """Apply the service's current generation (a rolling update when it changed)."""
+        """Apply the service's newest stored generation now (a rolling update when it changed); a
+        refusal is recorded as the service's status, and a temporary one retried by ``observe``."""
         record = service_store.read_service(workspace, name)
         if record is None:
             raise service_store.not_found(name)
+        self._apply(workspace, record, _previous(workspace, name))
+
+    def observe(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
+        """Reconcile one step: apply a stored generation the cluster has not got (unless backing off
+        or refused for good), else observe the cluster and record it. Returns the target's problem."""
+        if record.deleting:
+            return None
+        previous = _previous(workspace, record.spec.name)
+        try:
+            if previous is None or not _applied(previous, record.generation):
+                if not _waiting(previous, record.generation):
+                    self._apply(workspace, record, previous)
+                return None
+            target = self.target(workspace)
+            client = self.client(workspace)
+            with cluster_errors(target, f"reading service {record.spec.name}"):
+                self._observe(workspace, client, target, record, previous)
+        except ComputeTargetException as exc:
+            return ServiceError(code=CLUSTER_UNREACHABLE, status_code=503, message=exc.message)
+        return None
+
+    def target_problem(self, workspace: Workspace) -> ServiceError | None:
+        """Nothing is known without asking the cluster; ``observe`` reports an unreachable one."""
+        return None
+
+    def _apply(
+        self, workspace: Workspace, record: service_store.ServiceRecord, previous: Observation | None
+    ) -> None:
+        name = record.spec.name
         target = self.target(workspace)
-        client = self.client(workspace)
-        with cluster_errors(target, f"applying service {name}"):
-            inputs, credentials = service_inputs(
-                workspace, record.spec, record.generation, target, pdb_api_version(client, target.namespace)
+        try:
+            client = self.client(workspace)
+            with cluster_errors(target, f"applying service {name}"):
+                inputs, credentials = service_inputs(
+                    workspace,
+                    record.spec,
+                    record.generation,
+                    target,
+                    pdb_api_version(client, target.namespace),
+                )
+                if credentials:
+                    apply(client, m.artifact_credentials_secret(target.namespace, credentials))
+                applied = apply_service(client, m.service_manifests(record.spec, inputs))
+        except TemporaryTargetError as exc:
+            record_observation(workspace, name, _retry(record, target, previous, exc), previous)
+            return
+        except PermanentTargetError as exc:
+            error = ServiceError(code=APPLY_REFUSED, status_code=exc.status_code or 400, message=exc.message)
+            failed = Observation(
+                generation=record.generation,
+                state=states.FAILED,
+                error=error,
+                extras={"namespace": target.namespace},
             )
-            if credentials:
-                apply(client, m.artifact_credentials_secret(target.namespace, credentials))
-            applied = apply_service(client, m.service_manifests(record.spec, inputs))
+            record_observation(workspace, name, failed, previous)
+            return
         deployment = applied[f"Deployment/{name}"]
         service_store.add_event(
             workspace,
@@ -104,31 +167,11 @@ class KubernetesDriver:
             f"Applied generation {record.generation} to namespace {target.namespace} "
             f"(Deployment generation {deployment.metadata.generation}, image {inputs.image})",
         )
-        service_store.write_status(
-            workspace,
-            name,
-            observed_generation=record.generation,
-            state=states.TRANSITIONING,
-            error=None,
-            detail={APPLIED_GENERATION: deployment.metadata.generation, "namespace": target.namespace},
-        )
+        extras = {APPLIED_GENERATION: deployment.metadata.generation, "namespace": target.namespace}
+        started = Observation(generation=record.generation, state=states.TRANSITIONING, extras=extras)
+        record_observation(workspace, name, started, previous)
 
-    def ensure_agent(self, workspace: Workspace) -> int:
-        """Nothing to start: the cluster and its front end run on their own."""
-        return 0
-
-    def refresh(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
-        """Observe the service in the cluster and record it; the target's problem, if any."""
-        try:
-            target = self.target(workspace)
-            client = self.client(workspace)
-            with cluster_errors(target, f"reading service {record.spec.name}"):
-                self._observe(workspace, client, target, record)
-        except ComputeTargetException as exc:
-            return ServiceError(code=CLUSTER_UNREACHABLE, status_code=503, message=exc.message)
-        return None
-
-    def frontend_url(self, workspace: Workspace) -> str | None:
+    def endpoint(self, workspace: Workspace) -> str | None:
         """The front end's base URL (None while its load balancer has no address, or unreachable)."""
         try:
             target = self.target(workspace)
@@ -190,16 +233,18 @@ class KubernetesDriver:
         return sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
 
     def _observe(
-        self, workspace: Workspace, client: Any, target: KubernetesTarget, record: service_store.ServiceRecord
+        self,
+        workspace: Workspace,
+        client: Any,
+        target: KubernetesTarget,
+        record: service_store.ServiceRecord,
+        previous: Observation,
     ) -> None:
         from lightkube.resources.apps_v1 import Deployment
         from lightkube.resources.core_v1 import Secret
 
         name = record.spec.name
-        previous = service_store.read_status(workspace, name)
-        if record.deleting or previous is None or previous.observed_generation < record.generation:
-            return  # nothing applied yet for this generation (submit records it)
-        applied = int(previous.detail.get(APPLIED_GENERATION) or 0)
+        applied = int(previous.extras.get(APPLIED_GENERATION) or 0)
         found_deployment = get_or_none(client, Deployment, name, target.namespace)
         if found_deployment is None:
             error = ServiceError(
@@ -207,7 +252,8 @@ class KubernetesDriver:
                 message=f"The service's Deployment {target.namespace}/{name} is missing from the cluster "
                 "(deleted by hand?). Fix: update the service to apply it again, or delete the service.",
             )
-            self._record(workspace, record, previous, states.FAILED, error, {**previous.detail})
+            missing = previous.model_copy(update={"state": states.FAILED, "error": error})
+            record_observation(workspace, name, missing, previous)
             return
         deployment = found_deployment.to_dict()
         status = rollout_status(deployment, applied)
@@ -241,47 +287,68 @@ class KubernetesDriver:
         keys = client.get(Secret, m.keys_secret_name(record.spec), namespace=target.namespace)
         data = {k: _b64(v) for k, v in (keys.data or {}).items()}
         deployment_status = deployment.get("status") or {}
-        detail = {
-            APPLIED_GENERATION: applied,
-            "namespace": target.namespace,
-            "rollout": status.message,
-            "replicas": (deployment.get("spec") or {}).get("replicas"),
-            "readyReplicas": deployment_status.get("readyReplicas") or 0,
-            "updatedReplicas": deployment_status.get("updatedReplicas") or 0,
-            "availableReplicas": deployment_status.get("availableReplicas") or 0,
-            "pods": [_pod_summary(p) for p in pods],
-            "warnings": warnings,
-            "authDigest": auth_digest(
+        observation = Observation(
+            generation=record.generation,
+            state=state,
+            error=error,
+            desired_replicas=int((deployment.get("spec") or {}).get("replicas") or 0),
+            ready_replicas=int(deployment_status.get("readyReplicas") or 0),
+            replicas=tuple(_pod_replica(p) for p in pods),
+            auth_digest=auth_digest(
                 data.get("authMode", ""),
                 data.get("primaryKey") or None,
                 data.get("secondaryKey") or None,
                 data.get("tokenSecret", ""),
             ),
-        }
-        self._record(workspace, record, previous, state, error, detail)
-
-    def _record(
-        self,
-        workspace: Workspace,
-        record: service_store.ServiceRecord,
-        previous: service_store.ServiceStatus,
-        state: str,
-        error: ServiceError | None,
-        detail: dict[str, Any],
-    ) -> None:
-        if (previous.state, previous.error, previous.detail) == (state, error, detail):
-            return
-        if previous.state != state:
-            message = f"Service is {state}" + (f": {error.code}" if error else "")
-            service_store.add_event(workspace, record.spec.name, record.generation, "state", message)
-        service_store.write_status(
-            workspace,
-            record.spec.name,
-            observed_generation=record.generation,
-            state=state,
-            error=error,
-            detail=detail,
+            extras={
+                APPLIED_GENERATION: applied,
+                "namespace": target.namespace,
+                "rollout": status.message,
+                "updatedReplicas": deployment_status.get("updatedReplicas") or 0,
+                "availableReplicas": deployment_status.get("availableReplicas") or 0,
+                "warnings": warnings,
+            },
         )
+        record_observation(workspace, name, observation, previous)
+
+
+def _previous(workspace: Workspace, name: str) -> Observation | None:
+    status = service_store.read_status(workspace, name)
+    return Observation.from_status(status) if status is not None else None
+
+
+def _applied(previous: Observation, generation: int) -> bool:
+    """Whether the cluster got ``generation`` (a successful apply records its Deployment generation)."""
+    return previous.generation == generation and APPLIED_GENERATION in previous.extras
+
+
+def _waiting(previous: Observation | None, generation: int) -> bool:
+    """Whether the next apply of ``generation`` must wait: backing off, or refused for good."""
+    if previous is None or previous.generation != generation:
+        return False
+    if previous.error is not None and previous.error.code == APPLY_REFUSED:
+        return True
+    return time.time() < float(previous.extras.get(NEXT_APPLY_AT) or 0)
+
+
+def _retry(
+    record: service_store.ServiceRecord,
+    target: KubernetesTarget,
+    previous: Observation | None,
+    exc: TemporaryTargetError,
+) -> Observation:
+    """The observation of a refused apply worth retrying: Transitioning, with when to try again."""
+    attempts = 1
+    if previous is not None and previous.generation == record.generation:
+        attempts += int(previous.extras.get(APPLY_ATTEMPTS) or 0)
+    delay = APPLY_BACKOFF_S[min(attempts, len(APPLY_BACKOFF_S)) - 1]
+    error = ServiceError(
+        code=APPLY_RETRYING,
+        status_code=503,
+        message=f"{exc.message} Attempt {attempts}; the next observation retries in {delay:.0f} s.",
+    )
+    extras = {"namespace": target.namespace, APPLY_ATTEMPTS: attempts, NEXT_APPLY_AT: time.time() + delay}
+    return Observation(generation=record.generation, state=states.TRANSITIONING, error=error, extras=extras)
 
 
 def pdb_api_version(client: Any, namespace: str) -> str:
@@ -303,19 +370,23 @@ def _b64(value: str) -> str:
     return base64.b64decode(value).decode("utf-8", "replace")
 
 
-def _pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
+def _pod_replica(pod: dict[str, Any]) -> ReplicaObservation:
     status = pod.get("status") or {}
     containers = status.get("containerStatuses") or []
     conditions = status.get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return {
-        "name": pod["metadata"]["name"],
-        "phase": status.get("phase"),
-        "ready": ready,
-        "restarts": sum(int(c.get("restartCount") or 0) for c in containers),
-        "generation": (pod["metadata"].get("annotations") or {}).get(m.ANNOTATION_GENERATION),
-        "podIP": status.get("podIP"),
-    }
+    generation = (pod["metadata"].get("annotations") or {}).get(m.ANNOTATION_GENERATION)
+    phase = status.get("phase")
+    return ReplicaObservation(
+        id=pod["metadata"]["name"],
+        generation=int(generation) if generation and generation.isdigit() else None,
+        state="ready" if ready else str(phase or "unknown").lower(),
+        extras={
+            "phase": phase,
+            "restarts": sum(int(c.get("restartCount") or 0) for c in containers),
+            "podIP": status.get("podIP"),
+        },
+    )
 
 
 def _pod_log(client: Any, target: KubernetesTarget, pod: str, container: str, lines: int) -> str:

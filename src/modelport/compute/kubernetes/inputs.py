@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.registry.build_context import AZUREML_IMAGES
+from modelport.service.replica_contract import model_path
 from modelport.service.spec import ServiceSpec
 from modelport.workspace.artifacts import expand_environment_references
 from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS
@@ -87,7 +88,7 @@ def service_inputs(
     files: list[m.FetchFile] = []
     for ref in spec.models:
         for row in Model(workspace, id=ref.id)._files():
-            path = f"azureml-models/{ref.name}/{ref.version}/{row.path}"
+            path = f"{model_path(ref)}/{row.path}"
             files.append(m.FetchFile(path, row.digest, row.mode))
     source = service_store.source_file_list(workspace, spec.name, generation)
     inline: dict[str, bytes] = {}

@@ -18,6 +18,13 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.service.replica_contract import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    RUNTIME_PORT,
+    model_dir,
+    replica_environment,
+)
 from modelport.service.spec import ServiceSpec
 
 Manifest = dict[str, Any]
@@ -26,7 +33,6 @@ FIELD_MANAGER = "modelport"
 DEFAULT_IMAGE = "modelport/runtime:0.1.0"
 DEFAULT_SYSTEM_NAMESPACE = "modelport-system"
 APP_ROOT = "/var/azureml-app"
-RUNTIME_PORT = 5001  # modelport serve's default port (runtime/config.py DEFAULT_PORT)
 FRONTEND_PORT = 8080
 FRONTEND_NAME = "modelport-frontend"
 TOKEN_SECRET_NAME = "modelport-frontend-token-signing"
@@ -40,7 +46,7 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_SERVICE = "modelport.io/service"
 ANNOTATION_GENERATION = "modelport.io/generation"
 # On a service's Deployment (not its pod template, so changing it starts no rollout): the routing,
-# admission and autoscaling settings the in-cluster front end applies (see frontend_settings).
+# admission and autoscaling settings the in-cluster front end applies (ServiceSpec.frontend_settings).
 ANNOTATION_FRONTEND = "modelport.io/frontend"
 # On the front end's Deployment: which workspace and target attached it ("<workspace>/<target>").
 ANNOTATION_OWNER = "modelport.io/attached-by"
@@ -164,22 +170,6 @@ def keys_secret_name(spec: ServiceSpec) -> str:
     return f"{spec.name}-keys"
 
 
-def frontend_settings(spec: ServiceSpec) -> dict[str, Any]:
-    """What the front end needs of a service besides its keys: admission, timeouts, autoscaling.
-
-    Stored as JSON in the Deployment's ``modelport.io/frontend`` annotation; the keys follow the
-    Azure ML service JSON (``Webservice.serialize``) so that a person reading the object knows them.
-    """
-    config = spec.deployment
-    return {
-        "maxConcurrentRequestsPerContainer": config.replica_max_concurrent_requests,
-        "maxQueueWaitMs": config.max_request_wait_time,
-        "scoringTimeoutMs": config.scoring_timeout_ms,
-        "numReplicas": config.num_replicas,
-        "autoScaler": config.autoscaler_json(),
-    }
-
-
 def _meta(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
@@ -197,7 +187,7 @@ def fetch_plan(spec: ServiceSpec, inputs: ServiceInputs) -> dict[str, Any]:
         "artifactUrl": inputs.artifacts.url,
         "storageOptions": dict(inputs.artifacts.storage_options),
         "appRoot": APP_ROOT,
-        "modelDir": spec.model_dir,
+        "modelDir": model_dir(spec.models),
         "files": [{"path": f.path, "digest": f.digest, "mode": f.mode} for f in inputs.files],
         "inlineSource": _SOURCE_MOUNT if inputs.inline_source else None,
         "inlinePaths": sorted(inputs.inline_source),
@@ -295,25 +285,8 @@ def _resources(spec: ServiceSpec) -> dict[str, dict[str, str]]:
 
 
 def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]]:
-    """The replica's environment as Azure ML's container had it (§5.2): the environment's own
-    variables first, then modelport's, which win."""
-    env: dict[str, str] = {}
-    if spec.environment is not None:
-        variables = spec.environment.definition.get("environmentVariables") or {}
-        env.update({str(k): str(v) for k, v in variables.items()})
-    env.update(
-        {
-            "AML_APP_ROOT": APP_ROOT,
-            "AZUREML_MODEL_DIR": f"{APP_ROOT}/{spec.model_dir}",
-            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
-            "SERVICE_NAME": spec.name,
-            "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
-        }
-    )
-    if spec.source.directory:
-        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
-    if inputs.workspace_name:
-        env["WORKSPACE_NAME"] = inputs.workspace_name
+    """The replica contract's variables in the pod's list form."""
+    env = replica_environment(spec, APP_ROOT, inputs.workspace_name)
     return [{"name": name, "value": value} for name, value in env.items()]
 
 
@@ -323,7 +296,7 @@ def _probes(spec: ServiceSpec) -> dict[str, Any]:
         # Azure ML's liveness probe: GET / with the livenessProbeRequirements knobs. Kubernetes
         # requires successThreshold 1 on liveness probes, so that knob governs readiness instead.
         "livenessProbe": {
-            "httpGet": {"path": "/", "port": RUNTIME_PORT, "scheme": "HTTP"},
+            "httpGet": {"path": LIVENESS_PATH, "port": RUNTIME_PORT, "scheme": "HTTP"},
             "initialDelaySeconds": config.initial_delay_seconds,
             "periodSeconds": config.period_seconds,
             "timeoutSeconds": config.timeout_seconds,
@@ -333,7 +306,7 @@ def _probes(spec: ServiceSpec) -> dict[str, Any]:
         # Ready once every worker's init() has returned; polled often so that a replica takes
         # traffic soon after it can, which is what the local target does too.
         "readinessProbe": {
-            "httpGet": {"path": "/health/ready", "port": RUNTIME_PORT, "scheme": "HTTP"},
+            "httpGet": {"path": READINESS_PATH, "port": RUNTIME_PORT, "scheme": "HTTP"},
             "periodSeconds": 1,
             "timeoutSeconds": config.timeout_seconds,
             "successThreshold": config.success_threshold,
@@ -388,7 +361,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
             "--entry_script",
             f"{APP_ROOT}/{spec.source.entry_script}",
             "--model_dir",
-            f"{APP_ROOT}/{spec.model_dir}",
+            f"{APP_ROOT}/{model_dir(spec.models)}",
             "--port",
             str(RUNTIME_PORT),
             "--host",
@@ -427,7 +400,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
             **_meta(spec.name, inputs.namespace, labels),
             "annotations": {
                 ANNOTATION_GENERATION: str(inputs.generation),
-                ANNOTATION_FRONTEND: json.dumps(frontend_settings(spec), sort_keys=True),
+                ANNOTATION_FRONTEND: json.dumps(spec.frontend_settings, sort_keys=True),
             },
         },
         "spec": deployment_spec,

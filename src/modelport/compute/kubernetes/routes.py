@@ -30,7 +30,7 @@ from modelport.compute.kubernetes.manifests import (
 )
 from modelport.errors import UserErrorException
 from modelport.frontend.autoscaler import AutoscaleSettings
-from modelport.frontend.routes import AuthPolicy, ReplicaTarget, ServiceRoute, auth_policy
+from modelport.frontend.routes import AuthPolicy, ReplicaTarget, ServiceRoute, auth_policy, service_route
 
 Obj = Mapping[str, Any]
 
@@ -66,7 +66,7 @@ def _deleting(obj: Obj) -> bool:
 
 
 def frontend_settings_of(deployment: Obj) -> dict[str, Any]:
-    """The parsed ``modelport.io/frontend`` annotation (``manifests.frontend_settings``)."""
+    """The parsed ``modelport.io/frontend`` annotation (``ServiceSpec.frontend_settings``)."""
     raw = ((deployment.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_FRONTEND)
     if raw is None:
         raise ServiceNotRoutable(f"the Deployment has no {ANNOTATION_FRONTEND} annotation")
@@ -169,14 +169,7 @@ def cluster_service(deployment: Obj, secret: Obj | None, pods: Iterable[Obj]) ->
         )
     )
     try:
-        route = ServiceRoute(
-            name=name,
-            auth=auth,
-            max_concurrent_per_replica=int(settings["maxConcurrentRequestsPerContainer"]),
-            max_queue_wait_ms=int(settings["maxQueueWaitMs"]),
-            scoring_timeout_ms=int(settings["scoringTimeoutMs"]),
-            replicas=replicas,
-        )
+        route = service_route(name, auth, settings, replicas)
     except (KeyError, TypeError, ValueError) as exc:
         raise ServiceNotRoutable(f"invalid settings in {ANNOTATION_FRONTEND}: {_why(exc)}") from exc
     spec_replicas = (deployment.get("spec") or {}).get("replicas")

@@ -40,13 +40,14 @@ from modelport.compute.local.runner import (
 )
 from modelport.errors import ModelportError
 from modelport.frontend.autoscaler import AutoscaleSettings
-from modelport.frontend.routes import ServiceRoute, auth_policy
+from modelport.frontend.routes import ServiceRoute, auth_policy, service_route
 from modelport.frontend.server import FrontEnd
 from modelport.registry.environment import Environment
 from modelport.registry.model import Model
-from modelport.service import states
+from modelport.service import replica_contract, states
 from modelport.service import store as service_store
 from modelport.service.autoscaling import ReplicaPlanner
+from modelport.service.driver import Observation, record_observation
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ErrorDetail, ServiceError
 from modelport.workspace import Workspace
@@ -77,7 +78,7 @@ class LocalAgent:
         self.records: dict[str, service_store.ServiceRecord] = {}
         self.planners: dict[str, ReplicaPlanner] = {}
         self.frontend: FrontEnd | None = None
-        self._reported: dict[str, tuple[Any, ...]] = {}
+        self._reported: dict[str, Observation] = {}
         self._routes: dict[str, ServiceRoute] = {}
         self.ports: PortListeners | None = None
         self._port_errors: dict[str, str] = {}
@@ -214,31 +215,26 @@ class LocalAgent:
         return route_for(self.records[name].spec, self.runners[name].routes())
 
     async def _report(self, record: service_store.ServiceRecord, runner: ServiceRunner) -> None:
-        generation, state, error = runner.observed()
-        detail = runner.describe()
-        planner = self.planners[record.spec.name]
+        name = record.spec.name
+        observation = runner.observation()
+        extras = dict(observation.extras)
+        planner = self.planners[name]
         if planner.last_decision is not None:
-            detail["autoscale"] = planner.last_decision
+            extras["autoscale"] = planner.last_decision
         if self.frontend is not None:
-            detail["frontendPort"] = self.frontend.port
+            extras["frontendPort"] = self.frontend.port
         if self.ports is not None:
-            detail.update(self.ports.describe(record.spec.name))
-        if record.spec.name in self._port_errors:
-            detail["portError"] = self._port_errors[record.spec.name]
-        detail["authDigest"] = record.spec.auth_digest
-        key = (generation, state, error, json.dumps(detail, sort_keys=True, default=str))
-        if self._reported.get(record.spec.name) == key:
-            return
-        self._reported[record.spec.name] = key
-        await asyncio.to_thread(
-            service_store.write_status,
-            self.ws,
-            record.spec.name,
-            observed_generation=generation,
-            state=state,
-            error=error,
-            detail=detail,
+            extras.update(self.ports.describe(name))
+        if name in self._port_errors:
+            extras["portError"] = self._port_errors[name]
+        observation = observation.model_copy(
+            update={"auth_digest": record.spec.auth_digest, "extras": extras}
         )
+        previous = self._reported.get(name)
+        if previous == observation:
+            return
+        self._reported[name] = observation
+        await asyncio.to_thread(record_observation, self.ws, name, observation, previous)
 
     async def _delete(self, name: str) -> None:
         await self._forget(name)
@@ -290,7 +286,7 @@ class LocalAgent:
             python=python,
             app_root=app_root,
             entry_script=spec.source.entry_script,
-            model_dir=app_root / spec.model_dir,
+            model_dir=app_root / replica_contract.model_dir(spec.models),
             env=replica_environment(self.ws.name, spec, app_root),
             log_path=self.paths.log_dir(spec.name) / f"replicas-g{generation}.log",
             memory_limit_bytes=int(memory_limit * GIB) if memory_limit else None,
@@ -335,53 +331,28 @@ class LocalAgent:
             self.ws._artifacts.fetch(record.digest, app_root / record.path, record.mode)
         say(f"Unpacked {len(files)} source file(s) into {app_root}")
         for ref in spec.models:
-            target = app_root / "azureml-models" / ref.name / str(ref.version)
+            target = app_root / replica_contract.model_path(ref)
             Model(self.ws, id=ref.id).download(target, exist_ok=True)
             say(f"Downloaded model {ref.id} into {target}")
 
 
 def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
-    """The front end's view of a service: auth, admission and timeouts from its spec."""
+    """The front end's view of a service: auth from its spec, the rest from its front-end settings."""
     config = spec.deployment
-    return ServiceRoute(
-        name=spec.name,
-        auth=auth_policy(spec.auth_mode, config.primary_key, config.secondary_key, spec.token_secret),
-        max_concurrent_per_replica=config.replica_max_concurrent_requests,
-        max_queue_wait_ms=config.max_request_wait_time,
-        scoring_timeout_ms=config.scoring_timeout_ms,
-        replicas=replicas,
-    )
+    auth = auth_policy(spec.auth_mode, config.primary_key, config.secondary_key, spec.token_secret)
+    return service_route(spec.name, auth, spec.frontend_settings, replicas)
 
 
 def replica_environment(workspace_name: str, spec: ServiceSpec, app_root: Path) -> dict[str, str]:
-    """Environment variables of a replica, as Azure ML's container had them (§5.2)."""
+    """A local replica's environment: the agent's own (less what is not the replica's), then the
+    replica contract's variables, then the GPUs it may use."""
     # The agent's own settings and Azure variables are not the replica's; nor is a Unix socket the
     # agent may have been given (each replica gets its own on the command line).
     hidden = ("MODELPORT_AGENT", "AZUREML_", "MODELPORT_UNIX_SOCKET")
     env = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
-    if spec.environment is not None:
-        env.update(
-            {
-                str(k): str(v)
-                for k, v in (spec.environment.definition.get("environmentVariables") or {}).items()
-            }
-        )
-    env.update(
-        {
-            "AML_APP_ROOT": str(app_root),
-            "AZUREML_MODEL_DIR": str(app_root / spec.model_dir),
-            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
-            "SERVICE_NAME": spec.name,
-            "WORKSPACE_NAME": workspace_name,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if spec.source.directory:
-        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
-    if spec.deployment.gpu_cores:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(spec.deployment.gpu_cores))
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = ""
+    env.update(replica_contract.replica_environment(spec, str(app_root), workspace_name))
+    env["PYTHONUNBUFFERED"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(spec.deployment.gpu_cores or 0))
     return env
 
 

@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.service import store as service_store
+from modelport.service.spec import LOCAL_TARGET
 from modelport.service.states import ServiceError
 
 if TYPE_CHECKING:
@@ -65,9 +66,16 @@ def gpu_count() -> int:
 
 
 class LocalDriver:
-    """Runs services as local processes through the workspace's local agent."""
+    """Runs services as local processes through the workspace's local agent (a :class:`TargetDriver`).
 
-    compute_type = "local"
+    The agent is the local target's reconciler: it applies every stored generation and records
+    what it observes, so ``submit`` only makes sure it runs and ``observe`` has nothing to write.
+    """
+
+    compute_type: ClassVar[str] = "local"
+
+    def __init__(self, target: str = LOCAL_TARGET) -> None:
+        self.target_name = target
 
     def check(self, workspace: Workspace, config: EffectiveDeploymentConfig) -> None:
         """Refuse what this machine cannot provide, before anything is stored."""
@@ -138,7 +146,7 @@ class LocalDriver:
             time.sleep(POLL_S)
         return True
 
-    def refresh(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
+    def observe(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
         """The agent records what it observes itself; only the target's problem is looked up here."""
         return self.target_problem(workspace)
 
@@ -165,7 +173,7 @@ class LocalDriver:
             "`modelport local start`, or call wait_for_deployment(), which starts it.",
         )
 
-    def frontend_url(self, workspace: Workspace) -> str | None:
+    def endpoint(self, workspace: Workspace) -> str | None:
         """``http://127.0.0.1:<port>`` of the front end (known once an agent has run)."""
         port = service_store.get_setting(workspace, "local.frontend_port")
         return f"http://127.0.0.1:{port}" if port else None
@@ -185,7 +193,7 @@ class LocalDriver:
         return {
             "running": pid is not None,
             "pid": pid,
-            "frontendUrl": self.frontend_url(workspace),
+            "frontendUrl": self.endpoint(workspace),
             "heartbeat": info.get("heartbeat") if pid else None,
             "stateDir": str(paths_for(workspace).root),
             "agentLog": str(paths_for(workspace).agent_log),

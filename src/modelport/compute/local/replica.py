@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from modelport.compute.local.cgroups import CpuLimiter
+from modelport.service.replica_contract import LIVENESS_PATH, READINESS_PATH
 
 READY_POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -179,7 +180,7 @@ class Replica:
         if self.state != "starting" or self.poll_exit():
             return False
         try:
-            response = await client.get(f"{self.base_url}/health/ready", timeout=1.0)
+            response = await client.get(f"{self.base_url}{READINESS_PATH}", timeout=1.0)
         except httpx.HTTPError:
             return False
         # A replica already over its memory limit is killed, never reported ready for a moment.
@@ -195,7 +196,7 @@ class Replica:
         if self.state != "ready" or self.poll_exit():
             return self.state == "ready"
         try:
-            response = await client.get(f"{self.base_url}/", timeout=timeout_s)
+            response = await client.get(f"{self.base_url}{LIVENESS_PATH}", timeout=timeout_s)
             healthy = response.status_code == 200
         except httpx.HTTPError:
             healthy = False

@@ -16,6 +16,7 @@ import httpx
 from modelport.compute.local.replica import Replica, ReplicaLaunch, log_tail
 from modelport.frontend.routes import ReplicaTarget
 from modelport.service import states
+from modelport.service.driver import Observation, ReplicaObservation
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ErrorDetail, ServiceError
 from modelport.service.store import ServiceRecord
@@ -269,7 +270,6 @@ class ServiceRunner:
             for replica in self._of(previous.generation):
                 if replica.state in ("starting", "ready"):
                     self._drain(replica)
-        await self._emit(self.name, rollout.generation, "operation", "Service is Healthy", None)
 
     async def _finish_draining(self) -> None:
         still: list[tuple[Replica, float, int]] = []
@@ -303,8 +303,21 @@ class ServiceRunner:
             if r.state == "ready" and r.generation in generations
         )
 
-    def observed(self) -> tuple[int, str, ServiceError | None]:
-        """(observed generation, state, error) from what the runner knows now."""
+    def observation(self) -> Observation:
+        """What the runner knows now: the generation, its state and error, the replicas."""
+        generation, state, error = self._state()
+        return Observation(
+            generation=generation,
+            state=state,
+            error=error,
+            desired_replicas=self.desired,
+            ready_replicas=len(self.routes()),
+            replicas=tuple(ReplicaObservation.from_json(r.describe()) for r in self.replicas),
+            extras={"restarts": self.rollout.restarts if self.rollout else 0},
+        )
+
+    def _state(self) -> tuple[int, str, ServiceError | None]:
+        """(observed generation, state, error)."""
         rollout = self.rollout
         if rollout is None:
             return 0, states.TRANSITIONING, None
@@ -342,15 +355,6 @@ class ServiceRunner:
                 code=states.CRASH_LOOP_BACK_OFF, message=loop_detail.message, details=(loop_detail,)
             )
         return cause.model_copy(update={"details": (loop_detail, *cause.details)})
-
-    def describe(self) -> dict[str, object]:
-        """The replicas and counts stored as the service's observed detail."""
-        return {
-            "desiredReplicas": self.desired,
-            "readyReplicas": len(self.routes()),
-            "replicas": [r.describe() for r in self.replicas],
-            "restarts": self.rollout.restarts if self.rollout else 0,
-        }
 
     async def stop_all(self) -> None:
         """Stop every replica (service deleted, or the agent shutting down)."""

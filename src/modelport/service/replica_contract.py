@@ -1,0 +1,65 @@
+"""The replica contract: what every replica of a service is given, whichever target runs it.
+
+A replica is ``modelport serve`` started in an *app root* that holds the shipped source and the
+models in Azure ML's layout (``azureml-models/<name>/<version>/<file or folder>``). It gets the
+environment variables of :func:`replica_environment` (the environment definition's own variables
+first, the contract's on top, so they win), listens on :data:`RUNTIME_PORT` where the target
+chooses no port itself, and is probed on :data:`LIVENESS_PATH` and :data:`READINESS_PATH`.
+
+The local agent (``compute/local``) and the Kubernetes manifests (``compute/kubernetes``) build
+their replicas from here, so a variable or a path added here reaches both targets. What only one
+target adds (the local process's inherited environment and GPU pinning; the pod's ports) stays in
+that target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelport.runtime.config import DEFAULT_PORT
+from modelport.runtime.model_path import MODELS_DIR
+from modelport.service.spec import ModelRef, ServiceSpec
+
+RUNTIME_PORT = DEFAULT_PORT
+# Azure ML's liveness probe asked GET /; ready once every worker's init() has returned.
+LIVENESS_PATH = "/"
+READINESS_PATH = "/health/ready"
+
+
+def model_path(ref: ModelRef) -> str:
+    """Where one model's stored files go, relative to the app root."""
+    return f"{MODELS_DIR}/{ref.name}/{ref.version}"
+
+
+def model_dir(models: Sequence[ModelRef]) -> str:
+    """``AZUREML_MODEL_DIR`` relative to the app root: the model's own folder when there is one
+    model, else the folder holding them all (Azure ML's rule)."""
+    if len(models) == 1:
+        return model_path(models[0])
+    return MODELS_DIR
+
+
+def replica_environment(spec: ServiceSpec, app_root: str, workspace_name: str | None) -> dict[str, str]:
+    """The variables a replica of ``spec`` runs with, as Azure ML's scoring container had them.
+
+    ``SCORING_TIMEOUT_MS`` makes the runtime stop a ``run()`` that outlives the front end's
+    timeout, so a timed-out request frees its worker on every target.
+    """
+    env: dict[str, str] = {}
+    if spec.environment is not None:
+        variables = spec.environment.definition.get("environmentVariables") or {}
+        env.update({str(k): str(v) for k, v in variables.items()})
+    env.update(
+        {
+            "AML_APP_ROOT": app_root,
+            "AZUREML_MODEL_DIR": f"{app_root}/{model_dir(spec.models)}",
+            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
+            "SERVICE_NAME": spec.name,
+            "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
+        }
+    )
+    if spec.source.directory:
+        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
+    if workspace_name:
+        env["WORKSPACE_NAME"] = workspace_name
+    return env
