@@ -128,8 +128,11 @@ class KubernetesDriver:
             return ServiceError(code=CLUSTER_UNREACHABLE, status_code=503, message=exc.message)
         return None
 
-    def frontend_url(self, workspace: Workspace) -> str | None:
-        """The front end's base URL (None while its load balancer has no address, or unreachable)."""
+    def frontend_url(
+        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
+    ) -> str | None:
+        """The front end's base URL (None while its load balancer has no address, or unreachable);
+        one front end serves every service of the cluster, whatever ``record``."""
         try:
             target = self.target(workspace)
             with cluster_errors(target, "reading the front end's address"):

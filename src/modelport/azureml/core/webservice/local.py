@@ -21,6 +21,8 @@ from modelport.service.webservice import Webservice as _Webservice
 _SOURCE_SETTING = "azureml.local_source.{name}"
 LOCAL_READY_DEADLINE_S = 30.0
 POLL_S = 0.1
+# How long reload() and run() wait for a rollout in progress to serve (a reload builds nothing).
+TRANSITION_DEADLINE_S = 300.0
 
 
 class LocalWebserviceDeploymentConfiguration(LocalDeploymentConfig):
@@ -125,7 +127,15 @@ class LocalWebservice:
             print(f"Local webservice is running at http://localhost:{self.port}", flush=True)
 
     def run(self, input_data: Any) -> Any:
-        """POST ``input_data`` to ``http://localhost:<port>/score``; the parsed JSON answer."""
+        """POST ``input_data`` to ``http://localhost:<port>/score``; the parsed JSON answer.
+
+        While the service is deploying (after ``update`` or ``reload``) it first waits until the new
+        generation serves, at most :data:`TRANSITION_DEADLINE_S`.
+        """
+        self._service.check_machine("call")  # the port is on that machine's loopback
+        self._service.update_deployment_state()
+        if self._service.state == states.TRANSITIONING:
+            self.wait_for_deployment(timeout_sec=TRANSITION_DEADLINE_S)
         body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
         response = httpx.post(
             f"http://127.0.0.1:{self.port}/score",
@@ -145,7 +155,9 @@ class LocalWebservice:
         """Re-read the entry script and source directory; models, environment and settings stay.
 
         Rolls out a new generation with a fresh snapshot of the source (old replicas serve until
-        the new ones are ready); nothing is rebuilt.
+        the new ones are ready; nothing is rebuilt) and returns once it serves, as Azure ML's
+        reload returned once the container was recreated: the next ``run()`` answers with the
+        edited script. ``wait=True`` also prints where the service runs.
         """
         source = service_store.get_setting(self._service.workspace, _SOURCE_SETTING.format(name=self.name))
         if not source:
@@ -160,8 +172,7 @@ class LocalWebservice:
             environment=self._service.environment,
         )
         self._service.update(inference_config=config)
-        if wait:
-            self.wait_for_deployment()
+        self.wait_for_deployment(show_output=wait, timeout_sec=TRANSITION_DEADLINE_S)
 
     def update(
         self,
