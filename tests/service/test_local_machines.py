@@ -108,3 +108,35 @@ def test_each_machine_runs_only_its_own_local_services(machines, workspace_facto
         again.delete()
     with on("b"):
         Webservice(ws, "svc-b").delete()
+
+
+def test_a_service_from_before_machines_is_claimed_by_exactly_one_agent(workspace_factory) -> None:
+    # Rows written before migration 0004 have no machine; the first agent to run one claims it.
+    from modelport.compute.local.machine import Machine
+    from modelport.config.deployment import LocalDeploymentConfig
+    from modelport.service import store
+    from modelport.service.deploy import with_keys
+    from modelport.service.spec import ServiceSpec, SourceRef
+
+    ws = workspace_factory("postgresql-local", name="legacy")
+    spec = ServiceSpec(
+        name="old-svc",
+        compute_type="local",
+        compute_target="local",
+        models=(),
+        source=SourceRef(directory=None, entry_script="score.py", file_count=0),
+        environment=None,
+        deployment=with_keys(LocalDeploymentConfig().effective()),
+        token_secret="ab" * 32,
+    )
+    store.write_service(ws, spec, [], create=True, message="written before machines were recorded")
+    assert store.read_service(ws, "old-svc").machine_id is None
+
+    assert store.claim_service(ws, "old-svc", "machine-a", "host-a") is True
+    assert store.claim_service(ws, "old-svc", "machine-b", "host-b") is False
+    record = store.read_service(ws, "old-svc")
+    assert (record.machine_id, record.machine_name) == ("machine-a", "host-a")
+    with pytest.raises(WebserviceException, match="machine host-a \\(machine id machine-a\\)"):
+        store.write_service(
+            ws, spec, [], create=True, overwrite=True, message="again", machine=Machine("machine-b", "host-b")
+        )
