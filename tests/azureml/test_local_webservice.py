@@ -96,6 +96,28 @@ def test_local_webservice_on_its_port_reloads_edited_code(ws, project, capsys) -
         time.sleep(0.05)
 
 
+def test_reload_then_run_answers_with_the_edited_script_at_once(ws, project) -> None:
+    # Azure ML's reload recreated the container before returning: no polling between the calls.
+    source = project / "reload_src"
+    source.mkdir()
+    script = "def init():\n    pass\n\n\ndef run(raw_data):\n    return {{'version': {}}}\n"
+    (source / "score.py").write_text(script.format(1))
+    config = InferenceConfig(entry_script="score.py", source_directory="reload_src")
+    service = Model.deploy(ws, "reload-now", [], config, LocalWebservice.deploy_configuration())
+    service.wait_for_deployment()
+    assert service.run(SAMPLE) == {"version": 1}
+
+    (source / "score.py").write_text(script.format(2))
+    service.reload()
+    assert service.run(SAMPLE) == {"version": 2}
+
+    # update() returns at once; a run() while the new generation rolls out waits for it.
+    (source / "score.py").write_text(script.format(3))
+    service.update(inference_config=config)
+    assert service.run(SAMPLE) == {"version": 3}
+    service.delete()
+
+
 def test_local_deploy_configuration_validates_the_port() -> None:
     with pytest.raises(WebserviceException, match=r"port must be an integer in range \[1, 65535\]"):
         LocalWebservice.deploy_configuration(port=70000)

@@ -12,7 +12,7 @@ from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.params import parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 
-SERVICE_COLUMNS = ["name", "state", "computeType", "models", "scoringUri", "generation"]
+SERVICE_COLUMNS = ["name", "state", "computeType", "machine", "models", "scoringUri", "generation"]
 
 
 def load_inference(path: Path | None, env_name: str | None, env_version: str | None, ws):  # type: ignore[no-untyped-def]

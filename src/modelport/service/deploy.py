@@ -193,11 +193,20 @@ def deploy(
         tags=dict(effective.tags),
         properties=dict(effective.properties),
     )
+    from modelport.compute.local.machine import this_machine
     from modelport.service.store import write_service
 
+    # A local service belongs to the machine it is deployed from: only that machine's agent runs it.
+    machine = this_machine() if compute_type == "local" else None
     try:
         generation = write_service(
-            workspace, spec, files, create=True, overwrite=overwrite, message="Deployment requested"
+            workspace,
+            spec,
+            files,
+            create=True,
+            overwrite=overwrite,
+            message="Deployment requested",
+            machine=machine,
         )
     except BaseException:
         discard_unreferenced_blobs(workspace, created)

@@ -149,8 +149,11 @@ class TargetDriver(Protocol):
     def target_problem(self, workspace: Workspace) -> ServiceError | None:
         """Why no service of this target can be served right now, found without side effects."""
 
-    def endpoint(self, workspace: Workspace) -> str | None:
-        """The front end's base URL (``None`` while it has none)."""
+    def endpoint(
+        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
+    ) -> str | None:
+        """The base URL of the front end serving ``record`` (default: this caller's), ``None`` while
+        it has none."""
 
     def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
         """The replicas' output (``init``: the preparation's: environment build, model download)."""

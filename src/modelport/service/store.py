@@ -24,6 +24,7 @@ from modelport.workspace.tables import (
 )
 
 if TYPE_CHECKING:
+    from modelport.compute.local.machine import Machine
     from modelport.workspace import Workspace
 
 
@@ -36,6 +37,9 @@ class ServiceRecord:
     deleting: bool
     created_time: datetime
     updated_time: datetime
+    # Local services: the machine whose agent runs them (None: deployed before machines were recorded).
+    machine_id: str | None = None
+    machine_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ def _record(row: Any) -> ServiceRecord:
         deleting=row.deleting,
         created_time=row.created_time,
         updated_time=row.updated_time,
+        machine_id=row.machine_id,
+        machine_name=row.machine_name,
     )
 
 
@@ -86,19 +92,21 @@ def write_service(
     create: bool,
     overwrite: bool = False,
     message: str,
+    machine: Machine | None = None,
 ) -> int:
     """Record a new generation of ``spec``; return the generation number.
 
-    ``create``: a deploy (refused if the name exists unless ``overwrite``); otherwise an update
-    of an existing service. Keeps the previous generation's source files for a rolling update
-    and collects older ones.
+    ``create``: a deploy (refused if the name exists unless ``overwrite``, and if it is another
+    machine's local service); otherwise an update of an existing service. Keeps the previous
+    generation's source files for a rolling update and collects older ones. ``machine``: the
+    machine a deployed local service belongs to; an update keeps the service's.
     """
     now = datetime.now(UTC)
     obsolete: list[str] = []
     with workspace._store.write() as conn:
         workspace._store.lock_blobs(conn)
         row = conn.execute(
-            select(services.c.generation, services.c.deleting)
+            select(services.c.generation, services.c.deleting, services.c.machine_id, services.c.machine_name)
             .where(services.c.name == spec.name)
             .with_for_update()
         ).first()
@@ -115,6 +123,13 @@ def write_service(
                 "it, or use update().",
                 status_code=409,
             )
+        mine = machine.id if machine else None
+        if row is not None and create and row.machine_id not in (None, mine):
+            raise WebserviceException(
+                f"Service {spec.name} is a local service of machine {row.machine_name} (machine id "
+                f"{row.machine_id}); it cannot be replaced from here. Fix: delete it on that machine "
+                "first, or deploy under another name."
+            )
         generation = 1 if row is None else row.generation + 1
         values = {
             "compute_type": spec.compute_type,
@@ -123,6 +138,9 @@ def write_service(
             "spec": spec.model_dump(mode="json"),
             "generation": generation,
         }
+        if create:
+            values["machine_id"] = mine
+            values["machine_name"] = machine.name if machine else None
         if row is None:
             conn.execute(insert(services).values(name=spec.name, created_time=now, deleting=False, **values))
         else:
@@ -190,6 +208,17 @@ def list_services(workspace: Workspace, compute_type: str | None = None) -> list
         query = query.where(services.c.compute_type == compute_type)
     with workspace._store.read() as conn:
         return [_record(row) for row in conn.execute(query)]
+
+
+def claim_service(workspace: Workspace, name: str, machine_id: str, machine_name: str) -> bool:
+    """Make a service that belongs to no machine yet this machine's; False if another claimed it first."""
+    with workspace._store.write() as conn:
+        claimed = conn.execute(
+            update(services)
+            .where((services.c.name == name) & services.c.machine_id.is_(None))
+            .values(machine_id=machine_id, machine_name=machine_name)
+        ).rowcount
+    return bool(claimed)
 
 
 def source_file_list(workspace: Workspace, name: str, generation: int) -> list[StoredFile]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from modelport.compute.local.machine import require_here
 from modelport.errors import WebserviceException
 from modelport.service import states
 from modelport.service import store as service_store
@@ -121,9 +122,19 @@ class Webservice:
     def scoring_uri(self) -> str | None:
         """``http://127.0.0.1:<port>/api/v1/service/<name>/score`` (known once the target has started)."""
         if self._frontend_base is _UNREAD:  # read once per refresh: a cluster target asks its API
-            self._frontend_base = self.driver.endpoint(self.workspace)
+            self._frontend_base = self.driver.endpoint(self.workspace, self._record)
         base = self._frontend_base
         return f"{base}/api/v1/service/{self.name}/score" if base else None
+
+    @property
+    def machine(self) -> str | None:
+        """Where a local service runs, ``<host> (<machine id>)``; ``None`` for other targets."""
+        record = self._record
+        return f"{record.machine_name} ({record.machine_id})" if record.machine_id else None
+
+    def check_machine(self, operation: str) -> None:
+        """Refuse ``operation`` on another machine's local service: its agent, port and logs are there."""
+        require_here(self.name, self._record.machine_id, self._record.machine_name, operation)
 
     @property
     def swagger_uri(self) -> str | None:
@@ -224,6 +235,7 @@ class Webservice:
         deployment itself continues. With ``show_output`` the target's progress (environment build,
         replicas starting) is printed as it happens.
         """
+        self.check_machine("wait for")
         self.update_deployment_state()
         if self._target_problem is not None:  # e.g. no local agent: hand the service to the target again
             self.driver.submit(self.workspace, self.name)
@@ -283,6 +295,7 @@ class Webservice:
     # ------------------------------------------------------------------ using
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
         """The replicas' output (``init=True``: the preparation log: environment build, model download)."""
+        self.check_machine("read the logs of")
         return self.driver.logs(self.workspace, self.name, self._record.generation, num_lines, init)
 
     def get_keys(self) -> tuple[str | None, str | None]:
@@ -369,6 +382,7 @@ class Webservice:
 
     def run(self, input_data: Any) -> Any:
         """POST ``input_data`` to the scoring URI with the key or token; return the parsed JSON answer."""
+        self.check_machine("call")  # its scoring URI is on that machine's loopback
         uri = self.scoring_uri
         if uri is None:
             raise WebserviceException(
@@ -407,6 +421,7 @@ class Webservice:
             "error": self.error,
             "computeType": self.compute_type,
             "computeName": self.compute_name,
+            "machine": self.machine,
             "workspaceName": self.workspace.name,
             "scoringUri": self.scoring_uri,
             "swaggerUri": self.swagger_uri,
@@ -486,6 +501,7 @@ class Webservice:
         from modelport.service.update import UPDATABLE_KNOBS, plan_update
 
         given = locals()
+        self.check_machine("update")
         knobs = {name: given[name] for name in UPDATABLE_KNOBS}
         if image is not None or kwargs:
             ignored = ", ".join(["image"] * (image is not None) + sorted(kwargs))
@@ -507,6 +523,7 @@ class Webservice:
     # ------------------------------------------------------------------ delete
     def delete(self) -> None:
         """Stop the service and remove it with everything it owns; returns when it is gone."""
+        self.check_machine("delete")
         if not service_store.mark_deleting(self.workspace, self.name):
             print(f"No service with name {self.name} found to delete.", file=sys.stderr)
             return

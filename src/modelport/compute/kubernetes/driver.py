@@ -171,8 +171,11 @@ class KubernetesDriver:
         started = Observation(generation=record.generation, state=states.TRANSITIONING, extras=extras)
         record_observation(workspace, name, started, previous)
 
-    def endpoint(self, workspace: Workspace) -> str | None:
-        """The front end's base URL (None while its load balancer has no address, or unreachable)."""
+    def endpoint(
+        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
+    ) -> str | None:
+        """The front end's base URL (None while its load balancer has no address, or unreachable);
+        one front end serves every service of the cluster, whatever ``record``."""
         try:
             target = self.target(workspace)
             with cluster_errors(target, "reading the front end's address"):

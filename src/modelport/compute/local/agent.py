@@ -1,7 +1,9 @@
-"""The local agent: one background process per workspace that runs its local services.
+"""The local agent: one background process per workspace and machine that runs its local services.
 
-It owns the front end's listener and the replica processes, reconciles every local service
-towards its desired state in the workspace store, and writes what it observes back. Holding
+It runs only the local services deployed from its own machine (:mod:`.machine`); on a shared
+workspace database, another machine's agent runs the others. It owns the front end's listener
+and the replica processes, reconciles each of its services towards its desired state in the
+workspace store, and writes what it observes back. Holding
 ``agent.lock`` (flock) for its whole life makes it the only agent of the workspace on this
 machine; if it is killed (even with SIGKILL) its replicas die with it, and the next agent
 brings every service back from the store.
@@ -21,6 +23,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import httpx
 import uvloop
 
 from modelport.compute.local.cgroups import find_cpu_limiter
+from modelport.compute.local.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.ports import PortListeners
 from modelport.compute.local.replica import ReplicaLaunch, free_port
@@ -57,8 +61,6 @@ log = logging.getLogger("modelport.agent")
 
 LOOP_INTERVAL_S = 0.2
 HEARTBEAT_INTERVAL_S = 2.0
-AGENT_SETTING = "local.agent"
-PORT_SETTING = "local.frontend_port"
 ENV_NAME = "MODELPORT_AGENT_WORKSPACE"  # JSON: name, metadata_url, artifact_url, storage_options
 GIB = 1024**3
 # How long a rollout may take before the service is reported Unhealthy with DeploymentTimedOut.
@@ -71,6 +73,7 @@ class LocalAgent:
     def __init__(self, workspace: Workspace, paths: LocalPaths) -> None:
         self.ws = workspace
         self.paths = paths
+        self.machine = this_machine()
         self.cpu_limiter = find_cpu_limiter()
         self.deploy_timeout_s = float(os.environ.get(DEPLOY_TIMEOUT_ENV, DEFAULT_DEPLOY_TIMEOUT_S))
         self._builder: Any = None  # created on first need: most services reuse a built environment
@@ -113,7 +116,8 @@ class LocalAgent:
         await self.frontend.stop()
 
     async def _start_frontend(self) -> FrontEnd:
-        port = await asyncio.to_thread(service_store.get_setting, self.ws, PORT_SETTING)
+        port_setting = frontend_port_setting(self.machine.id)
+        port = await asyncio.to_thread(service_store.get_setting, self.ws, port_setting)
         for candidate in (port, None):
             chosen = int(candidate) if candidate else free_port()
             frontend = FrontEnd(host="127.0.0.1", port=chosen)
@@ -123,7 +127,7 @@ class LocalAgent:
                 log.warning("front end port %s unavailable (%s); choosing another", chosen, exc)
                 continue
             if frontend.port != port:
-                await asyncio.to_thread(service_store.set_setting, self.ws, PORT_SETTING, frontend.port)
+                await asyncio.to_thread(service_store.set_setting, self.ws, port_setting, frontend.port)
             log.info("front end listening on http://127.0.0.1:%d", frontend.port)
             return frontend
         raise RuntimeError("no port for the front end")
@@ -131,7 +135,7 @@ class LocalAgent:
     def _forget_stale_observations(self) -> None:
         # What a previous agent reported died with its replicas: until this agent has seen a
         # service's replicas ready again, the service is Transitioning, not Healthy.
-        for record in service_store.list_services(self.ws, "local"):
+        for record in self._own_services():
             if not record.deleting:
                 service_store.write_status(
                     self.ws,
@@ -142,15 +146,29 @@ class LocalAgent:
                     detail={"note": "the local agent restarted; replicas are starting again"},
                 )
 
+    def _own_services(self) -> list[service_store.ServiceRecord]:
+        """This machine's local services; one that belongs to no machine yet (deployed before
+        machines were recorded) is claimed, so that exactly one agent runs it."""
+        own = []
+        for record in service_store.list_services(self.ws, "local"):
+            if record.machine_id is None and service_store.claim_service(
+                self.ws, record.spec.name, self.machine.id, self.machine.name
+            ):
+                record = replace(record, machine_id=self.machine.id, machine_name=self.machine.name)
+            if record.machine_id == self.machine.id:
+                own.append(record)
+        return own
+
     def _announce(self) -> None:
         assert self.frontend is not None
         service_store.set_setting(
             self.ws,
-            AGENT_SETTING,
+            agent_setting(self.machine.id),
             {
                 "pid": os.getpid(),
                 "port": self.frontend.port,
-                "host": os.uname().nodename,
+                "host": self.machine.name,
+                "machineId": self.machine.id,
                 "heartbeat": datetime.now(UTC).isoformat(),
                 "stateDir": str(self.paths.root),
             },
@@ -159,7 +177,7 @@ class LocalAgent:
     # ------------------------------------------------------------------ reconcile
     async def _reconcile_all(self, client: httpx.AsyncClient) -> None:
         assert self.frontend is not None
-        records = await asyncio.to_thread(service_store.list_services, self.ws, "local")
+        records = await asyncio.to_thread(self._own_services)
         present = {r.spec.name for r in records}
         for name in list(self.runners):
             if name not in present:  # removed behind our back: stop what runs
@@ -198,6 +216,9 @@ class LocalAgent:
             if decision is not None:
                 await self._emit(name, record.generation, "autoscale", decision.message, decision.to_dict())
             await runner.reconcile(record, desired, client)
+            # Routes first: once the store says a generation is Healthy, the front end must already
+            # send requests to it (a caller that waited for Healthy gets the new code at once).
+            self._push_routes()
             await self._report(record, runner)
         self._push_routes()
 

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelport.compute.local.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
@@ -117,7 +118,7 @@ class LocalDriver:
             )
         deadline = time.monotonic() + AGENT_START_DEADLINE_S
         while time.monotonic() < deadline:
-            info = service_store.get_setting(workspace, "local.agent")
+            info = service_store.get_setting(workspace, agent_setting(this_machine().id))
             pid = agent_pid(workspace)
             if pid is not None and info and info.get("pid") == pid:
                 return pid
@@ -147,7 +148,13 @@ class LocalDriver:
         return True
 
     def observe(self, workspace: Workspace, record: service_store.ServiceRecord) -> ServiceError | None:
-        """The agent records what it observes itself; only the target's problem is looked up here."""
+        """The agent records what it observes itself; only the target's problem is looked up here.
+
+        Another machine's service is reported as its agent recorded it: this machine cannot see
+        that agent.
+        """
+        if record.machine_id not in (None, this_machine().id):
+            return None
         return self.target_problem(workspace)
 
     def delete(self, workspace: Workspace, name: str) -> None:
@@ -173,9 +180,13 @@ class LocalDriver:
             "`modelport local start`, or call wait_for_deployment(), which starts it.",
         )
 
-    def endpoint(self, workspace: Workspace) -> str | None:
-        """``http://127.0.0.1:<port>`` of the front end (known once an agent has run)."""
-        port = service_store.get_setting(workspace, "local.frontend_port")
+    def endpoint(
+        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
+    ) -> str | None:
+        """``http://127.0.0.1:<port>`` of the front end of ``record``'s machine (default: this one's),
+        known once its agent has run; on another machine, the address is that machine's loopback."""
+        machine = record.machine_id if record is not None and record.machine_id else this_machine().id
+        port = service_store.get_setting(workspace, frontend_port_setting(machine))
         return f"http://127.0.0.1:{port}" if port else None
 
     def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
@@ -189,8 +200,10 @@ class LocalDriver:
     def status(self, workspace: Workspace) -> dict[str, Any]:
         """What ``modelport local status`` prints."""
         pid = agent_pid(workspace)
-        info = service_store.get_setting(workspace, "local.agent") or {}
+        machine = this_machine()
+        info = service_store.get_setting(workspace, agent_setting(machine.id)) or {}
         return {
+            "machine": str(machine),
             "running": pid is not None,
             "pid": pid,
             "frontendUrl": self.endpoint(workspace),

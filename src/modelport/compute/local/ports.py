@@ -45,11 +45,13 @@ def _port_is_free(port: int) -> bool:
 
 
 def check_port(workspace: Workspace, name: str, port: int) -> None:
-    """Refuse a port another service of the workspace or another program already uses."""
+    """Refuse a port another service of this machine or another program already uses."""
+    from modelport.compute.local.machine import this_machine
     from modelport.service import store as service_store
 
+    here = (None, this_machine().id)
     for record in service_store.list_services(workspace, "local"):
-        if record.spec.deployment.port == port and record.spec.name != name:
+        if record.spec.deployment.port == port and record.spec.name != name and record.machine_id in here:
             raise UserErrorException(
                 f"port {port} is already used by service {record.spec.name}. Fix: choose another port, or "
                 "leave port=None for a free one."
