@@ -149,9 +149,7 @@ class TargetDriver(Protocol):
     def target_problem(self, workspace: Workspace) -> ServiceError | None:
         """Why no service of this target can be served right now, found without side effects."""
 
-    def endpoint(
-        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
-    ) -> str | None:
+    def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:
         """The base URL of the front end serving ``record`` (default: this caller's), ``None`` while
         it has none."""
 

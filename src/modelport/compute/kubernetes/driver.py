@@ -171,9 +171,7 @@ class KubernetesDriver:
         started = Observation(generation=record.generation, state=states.TRANSITIONING, extras=extras)
         record_observation(workspace, name, started, previous)
 
-    def endpoint(
-        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
-    ) -> str | None:
+    def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:
         """The front end's base URL (None while its load balancer has no address, or unreachable);
         one front end serves every service of the cluster, whatever ``record``."""
         try:

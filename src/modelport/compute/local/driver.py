@@ -180,9 +180,7 @@ class LocalDriver:
             "`modelport local start`, or call wait_for_deployment(), which starts it.",
         )
 
-    def endpoint(
-        self, workspace: Workspace, record: service_store.ServiceRecord | None = None
-    ) -> str | None:
+    def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:
         """``http://127.0.0.1:<port>`` of the front end of ``record``'s machine (default: this one's),
         known once its agent has run; on another machine, the address is that machine's loopback."""
         machine = record.machine_id if record is not None and record.machine_id else this_machine().id
