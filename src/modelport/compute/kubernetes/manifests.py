@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV
 from modelport.service.spec import ServiceSpec
 
 Manifest = dict[str, Any]
@@ -45,6 +46,17 @@ ANNOTATION_FRONTEND = "modelport.io/frontend"
 # On the front end's Deployment: which workspace and target attached it ("<workspace>/<target>").
 ANNOTATION_OWNER = "modelport.io/attached-by"
 ARTIFACT_CREDENTIALS_SECRET = "modelport-artifact-credentials"
+
+# Graceful termination (docs/kubernetes.md). The preStop hook holds SIGTERM back while the
+# deletion propagates (the front end's pod watch, kube-proxy's Endpoints), so that no new
+# connection arrives once the process stops accepting; it runs `python`, which every image that
+# runs modelport has (the Debian-built base image may lack coreutils' sleep). After the hook,
+# requests in flight get the graceful timeout; the pod's grace period covers both and a margin.
+PRESTOP_DELAY_S = 5
+TERMINATION_MARGIN_S = 5
+# A run() lasts at most the scoring timeout plus the runtime's 2 s overrun allowance.
+RUN_OVERRUN_S = 2
+PRESTOP_HOOK = {"exec": {"command": ["python", "-c", f"import time; time.sleep({PRESTOP_DELAY_S})"]}}
 
 _FETCH_MOUNT = "/var/modelport/fetch"
 _SOURCE_MOUNT = "/var/modelport/source"
@@ -294,6 +306,18 @@ def _resources(spec: ServiceSpec) -> dict[str, dict[str, str]]:
     return {"requests": requests, "limits": limits}
 
 
+def scorer_graceful_timeout(spec: ServiceSpec) -> int:
+    """Seconds a replica's requests in flight get after SIGTERM: enough for the longest run() the
+    scoring timeout allows, and at least ``modelport serve``'s default."""
+    longest_run = -(-spec.deployment.scoring_timeout_ms // 1000) + RUN_OVERRUN_S
+    return max(DEFAULT_GRACEFUL_TIMEOUT_S, longest_run)
+
+
+def termination_grace(graceful_timeout_s: int) -> int:
+    """A pod's ``terminationGracePeriodSeconds``: the preStop delay, the drain, and a margin."""
+    return PRESTOP_DELAY_S + graceful_timeout_s + TERMINATION_MARGIN_S
+
+
 def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]]:
     """The replica's environment as Azure ML's container had it (§5.2): the environment's own
     variables first, then modelport's, which win."""
@@ -308,6 +332,7 @@ def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]
             "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
             "SERVICE_NAME": spec.name,
             "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
+            GRACEFUL_TIMEOUT_ENV: str(scorer_graceful_timeout(spec)),
         }
     )
     if spec.source.directory:
@@ -400,6 +425,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
         "resources": _resources(spec),
         "volumeMounts": [app],
         **_probes(spec),
+        "lifecycle": {"preStop": PRESTOP_HOOK},
     }
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {LABEL_SERVICE: spec.name}},
@@ -415,6 +441,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
                 "containers": [scorer],
                 "volumes": volumes,
                 "automountServiceAccountToken": False,  # replicas never call the API
+                "terminationGracePeriodSeconds": termination_grace(scorer_graceful_timeout(spec)),
             },
         },
     }
@@ -492,6 +519,8 @@ class ClusterInputs:
     # see a share of it and disagree (docs/kubernetes.md, "what is not built yet").
     replicas: int = 1
     owner: str = ""  # "<workspace>/<target>", recorded on the front end's Deployment
+    # Seconds the front end's requests in flight get after SIGTERM (MODELPORT_GRACEFUL_TIMEOUT).
+    graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
 
 
 def frontend_labels() -> dict[str, str]:
@@ -578,6 +607,7 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
         "env": [
             {"name": "MODELPORT_SERVICES_NAMESPACE", "value": cluster.services_namespace},
             {"name": "MODELPORT_FRONTEND_PORT", "value": str(FRONTEND_PORT)},
+            {"name": GRACEFUL_TIMEOUT_ENV, "value": str(cluster.graceful_timeout_s)},
         ],
         "ports": [{"name": "http", "containerPort": FRONTEND_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
@@ -587,6 +617,7 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             "initialDelaySeconds": 10,
             "periodSeconds": 10,
         },
+        "lifecycle": {"preStop": PRESTOP_HOOK},
     }
     metadata = _meta(FRONTEND_NAME, cluster.system_namespace, labels)
     if cluster.owner:
@@ -600,7 +631,11 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             "selector": {"matchLabels": {LABEL_NAME: FRONTEND_NAME}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"serviceAccountName": FRONTEND_NAME, "containers": [container]},
+                "spec": {
+                    "serviceAccountName": FRONTEND_NAME,
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": termination_grace(cluster.graceful_timeout_s),
+                },
             },
         },
     }

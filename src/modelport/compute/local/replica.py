@@ -24,9 +24,12 @@ from pathlib import Path
 import httpx
 
 from modelport.compute.local.cgroups import CpuLimiter
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S
 
 READY_POLL_S = 0.1
-STOP_GRACE_S = 10.0
+# A replica stopped with SIGTERM finishes its requests in flight (modelport serve's graceful
+# timeout, left at its default) before it exits; SIGKILL only after that and a margin.
+STOP_GRACE_S = DEFAULT_GRACEFUL_TIMEOUT_S + 5.0
 LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 
@@ -223,7 +226,7 @@ class Replica:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
     async def stop(self) -> None:
-        """Stop gracefully (SIGTERM to the group), then SIGKILL after a grace period."""
+        """Stop gracefully (SIGTERM to the group: the replica drains), then SIGKILL after a grace period."""
         if self.process is None or self.process.returncode is not None:
             self.state = "exited"
             return
