@@ -15,10 +15,12 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.clirun import modelport
 from tests.runtime.conftest import Server, ServerFactory, wait_until
 from tests.servers import free_port
 
@@ -160,7 +162,21 @@ def test_run_longer_than_the_grace_period_gets_a_json_503(
     assert not _started(server, "queued")
 
 
-def test_graceful_timeout_is_validated(factory: ServerFactory, modelport_only: None) -> None:
-    server = factory.start(None, script_text=GATED, env={"MODELPORT_GRACEFUL_TIMEOUT": "soon"}, wait=False)
-    assert server.wait_exit() != 0
-    assert "MODELPORT_GRACEFUL_TIMEOUT / --graceful_timeout: 'soon' is not an integer" in server.log()
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((), {"MODELPORT_GRACEFUL_TIMEOUT": "soon"}, "--graceful_timeout: 'soon' is not an integer"),
+        (("--graceful_timeout", "-1"), {}, "--graceful_timeout: -1 is out of range"),
+    ],
+)
+def test_graceful_timeout_is_validated(
+    tmp_path: Path, modelport_only: None, args: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
+    (tmp_path / "score.py").write_text(GATED)
+    result = modelport(
+        "serve", "--entry_script", str(tmp_path / "score.py"), *args, rc=None, env=env, timeout=60
+    )
+    assert result.returncode == 1
+    assert (
+        f"MODELPORT_GRACEFUL_TIMEOUT / {expected}; give a whole number between 0 and 86400" in result.stderr
+    )
