@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, Responder, json_error
 from modelport.runtime.metrics import ServerMetrics
-from modelport.runtime.scoring import Reply
+from modelport.runtime.scoring import SHUTTING_DOWN_MESSAGE, Reply
 from modelport.runtime.swagger import ALL_VERSIONS, VERSION_ALIASES
 
 NOT_FOUND = (
@@ -28,7 +28,6 @@ NOT_FOUND = (
     "spelling and try again."
 )
 METHOD_NOT_ALLOWED = "The method is not allowed for the requested URL."
-SHUTTING_DOWN = "The server is shutting down; send the request to another replica."
 ID_LIMIT = 100
 JSON_HEADERS = [("content-type", "application/json"), ("x-ms-run-function-failed", "False")]
 _CONTRACT_ROUTES = {"/": ("GET", "HEAD", "OPTIONS"), "/score": ("GET", "POST", "OPTIONS", "HEAD")}
@@ -234,7 +233,7 @@ class ScoringApp:
             return
         if self.backend.draining and not self.backend.ready_count:
             headers = self._finish(ids, list(JSON_HEADERS), None, -1.0)
-            self._send(request, responder, request.path, 503, headers, json_error(SHUTTING_DOWN))
+            self._send(request, responder, request.path, 503, headers, json_error(SHUTTING_DOWN_MESSAGE))
         elif request.path == "/":
             headers = self._finish(ids, [("content-type", "text/html; charset=utf-8")], None, -1.0)
             self._send(request, responder, "/", 200, headers, b"Healthy")

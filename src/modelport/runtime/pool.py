@@ -41,7 +41,7 @@ from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, serialize
 from modelport.runtime.listen import has_unread_input
 from modelport.runtime.metrics import ServerMetrics, forget_process
-from modelport.runtime.scoring import Reply, error_reply, timeout_message
+from modelport.runtime.scoring import SHUTTING_DOWN_MESSAGE, Reply, error_reply, timeout_message
 from modelport.runtime.slot import Slot
 
 log = logging.getLogger("modelport.runtime.pool")
@@ -452,7 +452,7 @@ class WorkerPool:
         # While stopping, a request nobody can take any more is answered now, not at the deadline.
         if any(w.ready and not w.doomed for w in self._live()):
             return
-        reply = error_reply(503, "The server is shutting down; send the request to another replica.")
+        reply = error_reply(503, SHUTTING_DOWN_MESSAGE)
         while self._waiting:
             self._waiting.popleft().future.set_result(reply)
 
