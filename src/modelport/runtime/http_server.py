@@ -354,8 +354,3 @@ class ConnectionSet:
         for connection in self:
             if connection.transport is not None:
                 connection.transport.close()
-
-    @property
-    def open(self) -> int:
-        """How many connections are open."""
-        return sum(1 for _ in self)
