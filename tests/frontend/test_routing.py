@@ -322,10 +322,11 @@ def test_stop_drains_then_closes(pair: Pair, gate: Gate, pool: ThreadPoolExecuto
     queued = submit_post(pool, url, {})
     poll(lambda: running.load("stopping").queued == 1, "a queued request")
     stopping = pool.submit(running.stop, 30.0)
-    assert queued.result().status_code == 503
-    assert not stopping.done()  # waiting for the request in flight
+    poll(lambda: running.frontend.draining, "the stop to begin")
+    assert not stopping.done()  # waiting for the requests in flight, the queued one included
     gate.release(tag)
     assert held.result().json() == {"replica": "r1", "released": True}
+    assert queued.result().status_code == 200
     stopping.result()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url)

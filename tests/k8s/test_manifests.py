@@ -287,3 +287,38 @@ def test_the_replica_gets_azure_mls_variables_and_the_environments_own() -> None
     assert env["AZUREML_ENTRY_SCRIPT"] == "src/score.py" and env["AZUREML_SOURCE_DIRECTORY"] == "src"
     assert env["WORKSPACE_NAME"] == "team-ws"
     assert env["AZUREML_MODEL_DIR"] == "/var/azureml-app/azureml-models/model0/1"
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+@pytest.mark.parametrize(("scoring_timeout_ms", "graceful_s"), [(5_000, 30), (60_000, 62), (90_500, 93)])
+def test_replicas_drain_within_a_grace_period_that_covers_the_longest_run(
+    scoring_timeout_ms: int, graceful_s: int
+) -> None:
+    deployment = m.deployment(make_spec(scoring_timeout_ms=scoring_timeout_ms), make_inputs())
+    scorer = _scorer(deployment)
+    # The replica drains for as long as a run() may last (at least the runtime's default) ...
+    assert _env(scorer)["MODELPORT_GRACEFUL_TIMEOUT"] == str(graceful_s)
+    # ... after a preStop delay that lets the front end and kube-proxy stop sending it work, ...
+    prestop = scorer["lifecycle"]["preStop"]["exec"]["command"]
+    assert prestop[:2] == ["python", "-c"] and f"sleep({m.PRESTOP_DELAY_S})" in prestop[2]
+    # ... and Kubernetes waits for both before it kills the container.
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > m.PRESTOP_DELAY_S + graceful_s
+
+
+def test_the_front_end_drains_within_its_grace_period() -> None:
+    cluster = m.ClusterInputs(services_namespace="ml", graceful_timeout_s=45)
+    deployment = m.frontend_deployment(cluster)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert _env(container)["MODELPORT_GRACEFUL_TIMEOUT"] == "45"
+    assert container["lifecycle"]["preStop"] == m.PRESTOP_HOOK
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > m.PRESTOP_DELAY_S + 45
+
+
+def test_the_prestop_hook_is_valid_python() -> None:
+    command = m.PRESTOP_HOOK["exec"]["command"]
+    compile(command[2], "<preStop>", "exec")  # a syntax error would fail every pod's termination

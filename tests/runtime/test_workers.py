@@ -201,6 +201,9 @@ def test_slot_fields_are_separate_words() -> None:
         assert slot.busy()[0] == 0
         slot.set_ready_workers(3)
         slot.begin(43)
+        assert not slot.draining
+        slot.set_draining()
         assert slot.ready_workers == 3 and slot.busy()[0] == 43  # the fields do not overlap
+        assert slot.draining
     finally:
         slot.close()

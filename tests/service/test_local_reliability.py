@@ -318,3 +318,40 @@ def test_replica_killed_under_load_fails_only_its_in_flight_request(
 def _ready_replicas(service) -> list[dict]:
     service.update_deployment_state()
     return [r for r in service.observed.get("replicas", []) if r["state"] == "ready"]
+
+
+def _in_flight(service, count: int) -> bool:
+    # The front end's own gauge: the request has been forwarded and not yet answered.
+    front = service.scoring_uri.split("/api/")[0]
+    metrics = httpx.get(f"{front}/metrics", timeout=10).text
+    return f'modelport_frontend_in_flight{{service="{service.name}"}} {count}.0' in metrics
+
+
+def test_agent_sigterm_answers_the_request_in_flight_then_exits(local_ws, write_source) -> None:
+    service = _deploy(local_ws, "stopping-agent", SLOW_RUN_SCORE, write_source, auth_enabled=False)
+    service.wait_for_deployment(timeout_sec=120)
+    replica_pids = [r["pid"] for r in service.observed["replicas"]]
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.post, service.scoring_uri, content="2", timeout=60)
+        wait_until(lambda: _in_flight(service, 1), "the request to be in flight", 30)
+        os.kill(agent_pid(local_ws), signal.SIGTERM)
+        answer = slow.result()
+    assert (answer.status_code, answer.json()) == (200, "done")
+    wait_until(lambda: agent_pid(local_ws) is None, "the agent to exit", 60)
+    wait_until(lambda: not any(_alive(p) for p in replica_pids), "its replicas to exit", 60)
+    LocalDriver().ensure_agent(local_ws)
+    restored = Webservice(local_ws, "stopping-agent")
+    restored.wait_for_deployment(timeout_sec=120)
+    restored.delete()
+
+
+def test_delete_answers_the_request_in_flight(local_ws, write_source) -> None:
+    service = _deploy(local_ws, "deleted-busy", SLOW_RUN_SCORE, write_source, auth_enabled=False)
+    service.wait_for_deployment(timeout_sec=120)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.post, service.scoring_uri, content="2", timeout=60)
+        wait_until(lambda: _in_flight(service, 1), "the request to be in flight", 30)
+        service.delete()
+        answer = slow.result()
+    # The replica got SIGTERM with run() in flight: it drained instead of dying (formerly a 502).
+    assert (answer.status_code, answer.json()) == (200, "done")

@@ -63,6 +63,13 @@ def serve(
         help="Also listen on this Unix socket (a path, or @name for Linux's abstract namespace); "
         "MODELPORT_UNIX_SOCKET. The local front end reaches its replicas this way.",
     ),
+    graceful_timeout: int = typer.Option(
+        None,
+        "--graceful_timeout",
+        "--graceful-timeout",
+        help="Seconds that requests in flight get to finish after SIGTERM/SIGINT before they are answered "
+        "503 (MODELPORT_GRACEFUL_TIMEOUT; default 30; 0 stops at once).",
+    ),
     json_encoding: str = typer.Option(
         None,
         "--json_encoding",
@@ -88,6 +95,7 @@ def serve(
         scoring_timeout_ms=scoring_timeout_ms,
         json_encoding=json_encoding,
         unix_socket=unix_socket,
+        graceful_timeout=graceful_timeout,
     )
     # Validate here, so that bad settings are one-line CLI errors, then hand over to the server.
     load_config(flags)

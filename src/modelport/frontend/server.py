@@ -8,14 +8,17 @@ keep-alive pools (:mod:`modelport.frontend.upstream`). Status codes follow
 ``azureml-v1-api.md`` §4.4: 401 auth, 404 unknown service, 405 method, 503 no replica or
 overloaded, 504 scoring timeout, 502 when ``run()`` failed (replica 5xx with
 ``x-ms-run-function-failed: True``, its body passed on) or the replica dropped the connection.
+
+Graceful stop (:meth:`FrontEnd.stop`): ``GET /`` answers 503, the port stops accepting, idle
+keep-alive connections close, and the requests in flight (queued ones included) get the grace
+period to be answered, each with ``Connection: close``; any still unanswered then gets a 503 JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import orjson
 
@@ -26,12 +29,13 @@ from modelport.frontend.forward import JSON, Call, answer_error
 from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
 from modelport.frontend.routes import ServiceRoute
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
-from modelport.runtime.http_server import HttpProtocol, Request, Responder, protocol_factory
+from modelport.runtime.http_server import ConnectionSet, HttpProtocol, Request, Responder, protocol_factory
 from modelport.runtime.listen import bind
 
 PREFIX = "/api/v1/service/"
 STOP_GRACE_S = 5.0
 STOP_POLL_S = 0.01  # how often stop() looks whether the requests in flight have finished
+DRAINING = "Draining"
 _METHODS = {"score": frozenset(("GET", "POST", "OPTIONS")), "swagger.json": frozenset(("GET",))}
 
 
@@ -54,8 +58,9 @@ class FrontEnd:
         self._services: dict[str, ServiceBalancer] = {}
         self._replicas: dict[str, Replica] = {}
         self._auth = Authenticator()
-        # Client connections, so that stop() can close keep-alive ones (Server.close() does not).
-        self._connections: weakref.WeakSet[HttpProtocol] = weakref.WeakSet()
+        # Client connections, so that stop() can drain keep-alive ones (Server.close() does not).
+        self._connections = ConnectionSet()
+        self.draining = False
         self.metrics = FrontEndMetrics(self._samples)
 
     # -- owner API -----------------------------------------------------------------------------
@@ -70,31 +75,39 @@ class FrontEnd:
         """Listen on ``host:port`` (port 0: any free port); raises ``UserErrorException`` if taken."""
         sock = bind(self.host, self._requested_port)
         loop = asyncio.get_running_loop()
-        make = protocol_factory(self, self.max_request_bytes)
-
-        def tracked() -> HttpProtocol:
-            connection = make()
-            self._connections.add(connection)
-            return connection
-
-        self._server = await loop.create_server(tracked, sock=sock)
+        self._server = await loop.create_server(
+            self.track(protocol_factory(self, self.max_request_bytes)), sock=sock
+        )
         self._port = int(sock.getsockname()[1])
 
+    def track(self, factory: Callable[[], HttpProtocol]) -> Callable[[], HttpProtocol]:
+        """``factory`` whose client connections :meth:`stop` drains (the owner's other listeners use it)."""
+        return self._connections.track(factory)
+
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop: no new connections, queued requests answered 503, requests in flight given up to
-        ``grace_s`` to finish, then every client and replica connection closed."""
+        """Stop gracefully: not ready, no new connections, idle keep-alive ones closed; requests in
+        flight (queued ones included) get up to ``grace_s`` to be answered, then a 503 JSON; then
+        every client and replica connection is closed."""
+        self.draining = True
         if self._server is not None:
             self._server.close()
             self._server = None
-        for balancer in self._services.values():
-            balancer.close()
+        self._connections.drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
-        while any(r.in_flight for r in self._replicas.values()) and loop.time() < deadline:
+        while any(c.active for c in self._connections) and loop.time() < deadline:
             await asyncio.sleep(STOP_POLL_S)
-        for connection in list(self._connections):
-            if connection.transport is not None:
-                connection.transport.close()
+        message = (
+            f"The front end is shutting down and the request did not finish within its graceful "
+            f"timeout of {grace_s:g} s; retry it."
+        )
+        for connection in self._connections:
+            request = connection.in_progress
+            if request is not None:
+                answer_error(self.metrics, request, connection, _service_of(request.path), 503, message)
+        for balancer in self._services.values():
+            balancer.close()
+        self._connections.close()
         for replica in self._replicas.values():
             replica.client.close()
 
@@ -169,8 +182,9 @@ class FrontEnd:
                 service, status, message = name, 405, "The method is not allowed for the requested URL."
             answer_error(self.metrics, request, responder, service, status, message)
         elif path == "/" and request.method in ("GET", "HEAD"):
-            body = orjson.dumps({"status": "Healthy", "services": len(self._services)})
-            responder.respond(request, 200, list(JSON), body)
+            status, state = (503, DRAINING) if self.draining else (200, "Healthy")
+            body = orjson.dumps({"status": state, "services": len(self._services)})
+            responder.respond(request, status, list(JSON), body)
         elif path == "/metrics" and request.method == "GET":
             responder.respond(
                 request, 200, [("content-type", self.metrics.content_type)], self.metrics.render()
@@ -194,3 +208,10 @@ class FrontEnd:
                 headers = [field for field in headers if field[0] != "authorization"]
         target = "/" + rest + ("?" + request.query.decode("latin-1") if request.query else "")
         Call(request, responder, balancer, target, headers, self.metrics).start()
+
+
+def _service_of(path: str) -> str:
+    """The service a request path names (for metrics), or the label of requests that name none."""
+    if path.startswith(PREFIX):
+        return path[len(PREFIX) :].partition("/")[0] or UNKNOWN_SERVICE
+    return UNKNOWN_SERVICE

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, Responder, json_error
 from modelport.runtime.metrics import ServerMetrics
-from modelport.runtime.scoring import Reply
+from modelport.runtime.scoring import SHUTTING_DOWN_MESSAGE, Reply
 from modelport.runtime.swagger import ALL_VERSIONS, VERSION_ALIASES
 
 NOT_FOUND = (
@@ -67,7 +67,8 @@ class Backend(Protocol):
 
     style: str | None  # "plain", "schema" or "raw" once a worker loaded the script
     documents: dict[str, str]  # swagger documents by version
-    first_ready: asyncio.Future[None]  # done once a worker finished init()
+    first_ready: asyncio.Future[None]  # done once a worker finished init(), or when draining starts
+    draining: bool  # SIGTERM received: finishing the requests in flight, taking no new work
 
     @property
     def ready_count(self) -> int:
@@ -230,7 +231,10 @@ class ScoringApp:
         if not first.done():
             first.add_done_callback(lambda _: self._when_ready(request, responder, ids))
             return
-        if request.path == "/":
+        if self.backend.draining and not self.backend.ready_count:
+            headers = self._finish(ids, list(JSON_HEADERS), None, -1.0)
+            self._send(request, responder, request.path, 503, headers, json_error(SHUTTING_DOWN_MESSAGE))
+        elif request.path == "/":
             headers = self._finish(ids, [("content-type", "text/html; charset=utf-8")], None, -1.0)
             self._send(request, responder, "/", 200, headers, b"Healthy")
         else:
@@ -272,6 +276,11 @@ class ScoringApp:
         state: dict[str, Any] = {"workers": self.config.worker_count, "workers_ready": ready}
         if request.path == "/health/live":
             status, state["status"] = 200, "live"
+        elif self.backend.draining:
+            status, state["status"] = 503, "draining"
+            state["message"] = (
+                "The server is shutting down: it finishes the requests in flight and takes no new ones."
+            )
         elif ready >= self.config.worker_count:
             status, state["status"] = 200, "ready"
         else:

@@ -26,6 +26,9 @@ DEFAULT_HEALTH_PORT = 5000
 DEFAULT_SCORING_TIMEOUT_MS = 3_600_000
 DEFAULT_WORKER_TIMEOUT_S = 300
 DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+DEFAULT_GRACEFUL_TIMEOUT_S = 30
+MAX_GRACEFUL_TIMEOUT_S = 86_400
+GRACEFUL_TIMEOUT_ENV = "MODELPORT_GRACEFUL_TIMEOUT"
 SERVER_VERSION = f"modelport/{__version__}"
 JSON_ENCODINGS = ("standard", "numpy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -72,6 +75,7 @@ class ServeFlags:
     scoring_timeout_ms: int | None = None
     json_encoding: str | None = None
     unix_socket: str | None = None
+    graceful_timeout: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class ServeConfig:
     worker_env: dict[str, str] = field(repr=False)
     warnings: tuple[str, ...] = ()
     unix_socket: str | None = None  # a second listener, for a front end on the same machine
+    # After SIGTERM/SIGINT: how long requests in flight may take to finish before they get a 503.
+    graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,7 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         2**40,
         errors,
     )
+    graceful = graceful_timeout(flags.graceful_timeout, env, errors)
     encoding = env.get("MODELPORT_JSON_ENCODING", "standard")
     if encoding not in JSON_ENCODINGS:
         errors.append(
@@ -227,6 +234,25 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         worker_env=env,
         warnings=tuple(warnings),
         unix_socket=unix_socket,
+        graceful_timeout_s=graceful,
+    )
+
+
+def graceful_timeout(flag: int | None, env: Mapping[str, str], errors: list[str]) -> int:
+    """``--graceful_timeout`` / ``MODELPORT_GRACEFUL_TIMEOUT`` in whole seconds (0: stop at once).
+
+    Shared by ``modelport serve`` and the in-cluster front end; an invalid value is appended to
+    ``errors`` (naming the flag, the variable, the value and the fix) and the default returned.
+    """
+    return _integer(
+        flag,
+        env,
+        GRACEFUL_TIMEOUT_ENV,
+        "--graceful_timeout",
+        DEFAULT_GRACEFUL_TIMEOUT_S,
+        0,
+        MAX_GRACEFUL_TIMEOUT_S,
+        errors,
     )
 
 
@@ -250,7 +276,7 @@ def _true(value: str | None) -> bool:
 
 def _integer(
     flag: int | None,
-    env: dict[str, str],
+    env: Mapping[str, str],
     name: str,
     flag_name: str,
     default: int,

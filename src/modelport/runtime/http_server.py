@@ -6,6 +6,10 @@ the client's delayed ACK on keep-alive connections. Requests on one connection a
 order (pipelining works). Limits answer in JSON: body larger than the configured maximum → 413,
 more than 100 header fields or a field over 8190 bytes → 431, a request line over 8190 bytes → 414,
 unparsable input → 400; these close the connection since the rest of the stream cannot be trusted.
+
+Draining (graceful shutdown): a :class:`ConnectionSet` reaches every open connection of a server;
+a connection told to drain closes at once when no request is in progress on it, and otherwise
+answers the requests it has already received, the last one with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import collections
 import http
 import json
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Protocol, cast
 
 import httptools
 
-from modelport.runtime.listen import set_no_delay
+from modelport.runtime.listen import has_unread_input, set_no_delay
 
 MAX_HEADERS = 100
 MAX_FIELD_BYTES = 8190
@@ -125,6 +130,9 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.pending: collections.deque[Request] = collections.deque()
         self.busy = False
+        self.in_progress: Request | None = None  # the request the application is answering
+        self._receiving = False  # between the first byte of a request and its end
+        self._draining = False
         self._dispatching = False
         self._paused = False
         self._rejection: bytes | None = None
@@ -138,6 +146,26 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport; they implement its interface.
         self.transport = cast(asyncio.Transport, transport)
         set_no_delay(transport.get_extra_info("socket"))
+
+    @property
+    def active(self) -> bool:
+        """Whether a request is being received, answered or waiting its turn on this connection."""
+        return self.busy or self._receiving or bool(self.pending)
+
+    def drain(self) -> None:
+        """Take no new request: close now if idle, else after answering what has been received.
+
+        Before ``connection_made`` it only marks the connection: its first request is on its way.
+        """
+        self._draining = True
+        transport = self.transport
+        # A request that arrived but was not read yet is answered, not cut off by the close.
+        if (
+            transport is not None
+            and not self.active
+            and not has_unread_input(transport.get_extra_info("socket"))
+        ):
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -175,6 +203,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- httptools callbacks ------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._receiving = True
         self._url = b""
         self._headers = []
         self._body = []
@@ -216,6 +245,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._receiving = False
         raw = self._url
         if raw[:1] == b"/" and b"?" not in raw and b"#" not in raw:
             path, query = raw, b""  # the usual origin-form target: parse_url would return it as is
@@ -251,7 +281,8 @@ class HttpProtocol(asyncio.Protocol):
         try:
             while self.pending and not self.busy:
                 self.busy = True
-                self.app.handle(self.pending.popleft(), self)
+                self.in_progress = self.pending.popleft()
+                self.app.handle(self.in_progress, self)
         finally:
             self._dispatching = False
         resumable = self._rejection is None and len(self.pending) < MAX_PENDING // 2
@@ -263,10 +294,14 @@ class HttpProtocol(asyncio.Protocol):
         """Write the answer to ``request`` in one send; close or go on with the next request."""
         transport = self.transport
         self.busy = False
+        if request is self.in_progress:
+            self.in_progress = None
         if transport is None or transport.is_closing():
             return
-        transport.write(serialize(status, headers, body, request.keep_alive, request.method == "HEAD"))
-        if not request.keep_alive:
+        # While draining, the last request received is answered with "Connection: close".
+        keep_alive = request.keep_alive and not (self._draining and not self.pending and not self._receiving)
+        transport.write(serialize(status, headers, body, keep_alive, request.method == "HEAD"))
+        if not keep_alive:
             transport.close()
             return
         if self.pending and not self._dispatching:
@@ -278,3 +313,44 @@ class HttpProtocol(asyncio.Protocol):
 def protocol_factory(app: Application, max_body: int) -> Callable[[], HttpProtocol]:
     """A factory for ``loop.create_server``."""
     return lambda: HttpProtocol(app, max_body)
+
+
+class ConnectionSet:
+    """The open connections of a server, so that a shutdown can drain the keep-alive ones.
+
+    ``Server.close()`` only stops accepting; connections already open would keep taking requests.
+    """
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet[HttpProtocol] = weakref.WeakSet()
+        self.draining = False
+
+    def track(self, factory: Callable[[], HttpProtocol]) -> Callable[[], HttpProtocol]:
+        """``factory`` whose connections are tracked (and drain from the start once draining)."""
+
+        def tracked() -> HttpProtocol:
+            return self.add(factory())
+
+        return tracked
+
+    def add(self, connection: HttpProtocol) -> HttpProtocol:
+        """Track ``connection``; one added while draining closes after its first answer."""
+        self._connections.add(connection)
+        if self.draining:
+            connection.drain()
+        return connection
+
+    def __iter__(self) -> Iterator[HttpProtocol]:
+        return iter([c for c in self._connections if c.transport is not None])
+
+    def drain(self) -> None:
+        """Drain every open connection (see :meth:`HttpProtocol.drain`) and those added later."""
+        self.draining = True
+        for connection in self:
+            connection.drain()
+
+    def close(self) -> None:
+        """Close every open connection now."""
+        for connection in self:
+            if connection.transport is not None:
+                connection.transport.close()

@@ -34,6 +34,22 @@ def set_no_delay(sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def has_unread_input(sock: Any) -> bool:
+    """Whether bytes the peer sent wait unread in ``sock`` (a socket or a transport's socket-like object).
+
+    Looked at through a duplicate descriptor, since a transport's socket-like object cannot
+    ``recv``. A drain uses it to tell an idle keep-alive connection from one whose next request
+    has arrived but not been read yet.
+    """
+    if sock is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+            return bool(duplicate.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing to read (EAGAIN), or the connection is already gone
+        return False
+
+
 def unix_address(name: str) -> str:
     """The ``bind``/``connect`` address of a Unix socket name: ``@name`` is Linux's abstract namespace."""
     return "\0" + name[1:] if name.startswith("@") else name

@@ -13,6 +13,12 @@ connections are taken back. A worker still inside ``run()`` past the hard deadli
 timeout plus a grace period, or ``WORKER_TIMEOUT``) is killed and its request answered with the
 timeout message. A worker that exits before it finished ``init()`` is fatal: the whole server
 stops with its exit status.
+
+Graceful stop: :meth:`WorkerPool.drain` replaces no worker any more and sends each ready worker
+SIGTERM, on which it closes its idle connections and closes the others once answered (the same
+happens when the SIGTERM reaches the whole process group); :meth:`WorkerPool.stop` then closes the
+channels of idle workers, which exit, and kills those still busy at the end of the grace period,
+answering their requests with a 503 JSON instead of the 502 of a crash.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from typing import Any
 from modelport.runtime import wire
 from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, serialize
+from modelport.runtime.listen import has_unread_input
 from modelport.runtime.metrics import ServerMetrics, forget_process
-from modelport.runtime.scoring import Reply, error_reply, timeout_message
+from modelport.runtime.scoring import SHUTTING_DOWN_MESSAGE, Reply, error_reply, timeout_message
 from modelport.runtime.slot import Slot
 
 log = logging.getLogger("modelport.runtime.pool")
@@ -56,6 +63,20 @@ def _crash_reply(code: int) -> Reply:
         f"The scoring worker exited while handling the request (exit code {code}); it is being replaced. "
         "Check the logs for more info.",
         run_failed=True,
+    )
+
+
+def shutdown_reply(graceful_timeout_s: int) -> Reply:
+    """The answer to a request still running when the graceful stop ran out of time.
+
+    503 without the run-failed flag: run() did not fail, the server stopped it (a front end passes
+    it on as 503, not as the 502 of a failed run()).
+    """
+    return error_reply(
+        503,
+        f"The server is shutting down and the request did not finish within the graceful timeout of "
+        f"{graceful_timeout_s} s (--graceful_timeout / MODELPORT_GRACEFUL_TIMEOUT); it was stopped. "
+        "Retry it.",
     )
 
 
@@ -89,6 +110,7 @@ class _Worker:
     transport: asyncio.Transport | None = None
     ready: bool = False
     doomed: bool = False  # being killed: no new work
+    lost: bool = False  # its channel has closed (it exited, or is exiting)
     jobs: collections.deque[_Job] = field(default_factory=collections.deque)
     deadline: asyncio.TimerHandle | None = None
     buffer: bytearray = field(default_factory=bytearray)
@@ -151,7 +173,10 @@ class WorkerPool:
         self._idle: collections.deque[_Worker] = collections.deque()  # ready, no job
         self._spare: collections.deque[_Worker] = collections.deque()  # ready, fewer than PIPELINE_DEPTH jobs
         self._waiting: collections.deque[_Job] = collections.deque()
-        self._stopping = False
+        self._stopping = False  # no worker is replaced any more
+        self._closed = False  # stop() has run: workers still there are being killed
+        self.draining = False
+        self._exits: set[asyncio.Task[None]] = set()
         self._connection_ids = 0
         # Takes back connections of a worker that exited (the acceptor sets it); default: close.
         self.adopt: Callable[[socket.socket], None] = socket.socket.close
@@ -196,10 +221,10 @@ class WorkerPool:
         frame = wire.encode((request.method, request.path, request.query, request.headers, request.body))
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Job(frame, future))
-        self._drain()
+        self._dispatch()
         return future
 
-    def _drain(self) -> None:
+    def _dispatch(self) -> None:
         # Idle workers first, so that a request goes behind another one only when all are busy.
         while self._waiting and (self._idle or self._spare):
             self._refill(self._idle.popleft() if self._idle else self._spare.popleft())
@@ -278,23 +303,31 @@ class WorkerPool:
         self._doom(worker)
 
     def _on_lost(self, worker: _Worker) -> None:
+        worker.lost = True
         self._unlist(worker)
         self._disarm(worker)
         running = worker.jobs.popleft() if worker.jobs else None
         self._requeue_unstarted(worker)
         was_ready, worker.ready = worker.ready, False
         self._publish_ready()
-        self._drain()
-        asyncio.get_running_loop().create_task(self._after_exit(worker, running, was_ready))
+        self._dispatch()
+        task = asyncio.get_running_loop().create_task(self._after_exit(worker, running, was_ready))
+        self._exits.add(task)
+        task.add_done_callback(self._exits.discard)
 
     async def _after_exit(self, worker: _Worker, job: _Job | None, was_ready: bool) -> None:
         code = await asyncio.get_running_loop().run_in_executor(None, worker.process.wait)
         forget_process(worker.process.pid)
         busy, _started = worker.shared.busy()
+        # Killed by stop() at the end of the grace period, or crashed on its own.
+        stopped = self._closed
+        reply = shutdown_reply(self.config.graceful_timeout_s) if stopped else _crash_reply(code)
         for connection_id, connection in worker.connections.items():
-            if connection_id == busy and connection_id not in worker.answered:
-                _answer_and_close(connection, _crash_reply(code))
-            elif connection_id in worker.answered:
+            if connection_id in worker.answered:
+                connection.close()
+            elif connection_id == busy or (stopped and has_unread_input(connection)):
+                _answer_and_close(connection, reply)
+            elif stopped:
                 connection.close()
             else:
                 # Idle keep-alive connections outlive their worker: served anew, as if just accepted.
@@ -303,8 +336,9 @@ class WorkerPool:
         worker.handover.close()
         worker.shared.close()
         if job is not None:
-            job.future.set_result(_crash_reply(code))
+            job.future.set_result(reply)
         if self._stopping:
+            self._refuse_without_workers()
             return
         if not was_ready:
             log.error(
@@ -349,7 +383,7 @@ class WorkerPool:
         self._unlist(worker)
         self._requeue_unstarted(worker)
         worker.process.kill()
-        self._drain()
+        self._dispatch()
 
     def _publish_ready(self) -> None:
         count = self.ready_count
@@ -381,30 +415,73 @@ class WorkerPool:
                 worker.answered.add(busy)
                 _answer_and_close(connection, self._timeout_reply())
                 self._doom(worker)
-        if not self._stopping:
+        if not self._closed:
             asyncio.get_running_loop().call_later(WATCH_INTERVAL_S, self._watch)
 
     def _timeout_reply(self) -> Reply:
         message = timeout_message(min(self.config.scoring_timeout_ms, int(self._deadline_s * 1000)))
         return error_reply(500, message, run_failed=True)
 
-    async def stop(self) -> None:
-        """Terminate every worker (SIGTERM, then SIGKILL after a grace period)."""
+    def drain(self) -> None:
+        """Begin a graceful stop: replace no worker any more and tell each ready worker to drain.
+
+        A worker still in ``init()`` has no request and is stopped. Requests waiting for a worker
+        keep waiting while one is left; ``GET /`` waiters wake up (and find the server draining).
+        """
         self._stopping = True
-        processes = [w.process for w in self._workers if w is not None]
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for process in processes:
-            while process.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        for worker in self._workers:
-            if worker is not None and worker.transport is not None:
+        self.draining = True
+        for worker in self._live():
+            if worker.ready:
+                worker.shared.set_draining()  # read when a run() in progress returns
+                worker.process.send_signal(signal.SIGTERM)  # wakes an idle worker
+            else:
+                self._doom(worker)
+        if not self.first_ready.done():
+            self.first_ready.set_result(None)
+        self._refuse_without_workers()
+
+    @property
+    def idle(self) -> bool:
+        """No request waits, runs, or is being answered on a connection handed to a worker."""
+        return not self._waiting and not any(w.jobs or w.connections for w in self._workers if w is not None)
+
+    def _live(self) -> list[_Worker]:
+        return [w for w in self._workers if w is not None and w.process.poll() is None]
+
+    def _refuse_without_workers(self) -> None:
+        # While stopping, a request nobody can take any more is answered now, not at the deadline.
+        if any(w.ready and not w.doomed for w in self._live()):
+            return
+        reply = error_reply(503, SHUTTING_DOWN_MESSAGE)
+        while self._waiting:
+            self._waiting.popleft().future.set_result(reply)
+
+    async def stop(self) -> None:
+        """Stop every worker and wait for them to exit.
+
+        An idle ready worker exits by itself when its channel closes; one still busy (the grace
+        period ran out) or still in ``init()`` is killed, and the requests it had not answered get
+        :func:`shutdown_reply`. A worker that does not exit within ``STOP_GRACE_S`` is killed.
+        """
+        self._stopping = self._closed = True
+        for worker in self._live():
+            if not worker.ready or worker.jobs or worker.connections:
+                worker.doomed = True
+                worker.process.kill()
+            elif worker.transport is not None:
                 worker.transport.close()
-        for job in self._waiting:
-            job.future.set_result(error_reply(503, "The server is shutting down."))
-        self._waiting.clear()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in self._workers:
+            if worker is None:
+                continue
+            # Its channel is read to the end (the last replies and CLOSED messages) before the
+            # requests it left are answered.
+            while not worker.lost and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if worker.process.poll() is None:
+                worker.process.kill()
+            if worker.transport is not None:
+                worker.transport.close()
+        await asyncio.sleep(0)  # connection_lost of the channels closed just now starts their exits
+        await asyncio.gather(*self._exits)
+        self._refuse_without_workers()

@@ -23,6 +23,7 @@ log = logging.getLogger("modelport.runtime.scoring")
 
 RUN_FAILED_MESSAGE = "An unexpected error occurred in scoring script. Check the logs for more info."
 INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs for more info."
+SHUTTING_DOWN_MESSAGE = "The server is shutting down; send the request to another replica."
 JSON_TYPE = "application/json"
 
 # A reply travels to the front process as (status, headers, body, run_failed, run_ms or -1.0).

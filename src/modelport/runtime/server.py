@@ -4,6 +4,14 @@ It binds the port before the workers start, so that requests sent during a slow 
 instead of being refused (as with the reference server), then starts the workers. Returns the
 process exit status: 0 after SIGTERM/SIGINT, the failing worker's status (3 for a failed
 ``init()``) when a worker cannot boot.
+
+SIGTERM or SIGINT starts a graceful stop (a drain): ``/health/ready`` answers 503 at once, the
+scoring port stops accepting (a separate health port keeps answering, so probes see the 503),
+idle keep-alive connections are closed, and the requests in flight get up to
+``--graceful_timeout`` seconds to finish, each answered with ``Connection: close``; requests still
+running then get a 503 JSON. Workers do not stop on the SIGTERM that a process-group ``kill`` or a
+terminal's Ctrl-C also sends them: they drain, and exit when the front process lets them go.
+A second SIGINT (Ctrl-C again) cuts the grace period short; a repeated SIGTERM does not.
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ from modelport.runtime import logs
 from modelport.runtime.acceptor import Acceptor
 from modelport.runtime.app import ScoringApp
 from modelport.runtime.config import ServeConfig, ServeFlags, load_config
-from modelport.runtime.http_server import protocol_factory
+from modelport.runtime.http_server import ConnectionSet, protocol_factory
 from modelport.runtime.listen import bind, bind_unix, remove_unix_socket
 from modelport.runtime.metrics import MULTIPROC_VARIABLE, ServerMetrics
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.server")
 FLAGS_VARIABLE = "MODELPORT_SERVE_FLAGS"
+DRAIN_POLL_S = 0.01  # how often a drain looks whether the requests in flight have finished
 
 
 def exec_server(flags: ServeFlags) -> NoReturn:
@@ -87,32 +96,74 @@ def run(config: ServeConfig) -> int:
 async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[int] = loop.create_future()
+    signalled: list[int] = []
+    cut_short = asyncio.Event()
 
     def finish(code: int) -> None:
         if not finished.done():
             finished.set_result(code)
 
+    def on_signal(signum: int) -> None:
+        signalled.append(signum)
+        if len(signalled) == 1:
+            finish(0)
+        elif signum == signal.SIGINT:
+            cut_short.set()  # Ctrl-C again: the person at the terminal does not want to wait
+        else:
+            log.info("Already stopping; the requests in flight get the rest of the graceful timeout")
+
     metrics = ServerMetrics()
     pool = WorkerPool(config, metrics, on_fatal=finish)
     app = ScoringApp(config, pool, metrics)
-    factory = protocol_factory(app, config.max_request_bytes)
+    connections = ConnectionSet()
+    factory = connections.track(protocol_factory(app, config.max_request_bytes))
     scoring = sockets[:2] if config.unix_socket is not None else sockets[:1]
     acceptor = Acceptor(scoring, pool, factory)
     acceptor.start()
     servers = [await loop.create_server(factory, sock=s) for s in sockets[len(scoring) :]]
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, finish, 0)
+        loop.add_signal_handler(signum, on_signal, signum)
     _banner(config, sockets)
     for warning in config.warnings:
         log.warning("%s", warning)
     await pool.start()
     code = await finished
+    if signalled:
+        await _drain(config, pool, acceptor, connections, cut_short)
     log.info("Stopping (exit status %d)", code)
     acceptor.close()
     for server in servers:
         server.close()
     await pool.stop()
+    await asyncio.sleep(0)  # the answers of requests the pool just gave up on go out
+    acceptor.close_connections()
+    connections.close()
     return code
+
+
+async def _drain(
+    config: ServeConfig,
+    pool: WorkerPool,
+    acceptor: Acceptor,
+    connections: ConnectionSet,
+    cut_short: asyncio.Event,
+) -> None:
+    """Take no new work and let the requests in flight finish, for up to the graceful timeout."""
+    log.info(
+        "Stopping gracefully: not ready, no new connections; requests in flight get up to %d s",
+        config.graceful_timeout_s,
+    )
+    pool.drain()
+    acceptor.drain()
+    connections.drain()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.graceful_timeout_s
+    while not (pool.idle and acceptor.idle and not any(c.active for c in connections)):
+        if loop.time() >= deadline or cut_short.is_set():
+            log.warning("Requests still in flight at the end of the graceful timeout are answered 503")
+            return
+        await asyncio.sleep(DRAIN_POLL_S)
+    log.info("Every request in flight has been answered")
 
 
 def _banner(config: ServeConfig, sockets: list[socket.socket]) -> None:

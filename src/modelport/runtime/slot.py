@@ -1,9 +1,11 @@
 """A few numbers a worker shares with the front process through shared memory, without messages.
 
 Per worker: the id of the handed-over connection whose request is inside ``run()`` (0: none) and
-when that ``run()`` started, written by the worker around each call; and how many workers are
-ready, written by the front process. The front reads the first two when a worker dies or overruns
-its deadline, to answer that request itself; the worker reads the third for ``/health/ready``.
+when that ``run()`` started, written by the worker around each call; how many workers are
+ready, and whether the server is draining, written by the front process. The front reads the
+first two when a worker dies or overruns its deadline, to answer that request itself; the worker
+reads the third for ``/health/ready``, and the fourth when a ``run()`` returns: a stop that began
+while it ran (its signal waits for the event loop) still gets that answer ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import time
 
 # Fields each written by one side only, so neither overwrites the other's; every field is one
 # aligned 8-byte word, written and read whole. The worker writes the busy connection and when its
-# run() started; the front process writes the ready count.
+# run() started; the front process writes the ready count and the draining flag.
 _WORD = struct.Struct("<q")
-_CONNECTION_OFFSET, _STARTED_OFFSET, _READY_OFFSET = 0, 8, 16
-_SIZE = 24
+_CONNECTION_OFFSET, _STARTED_OFFSET, _READY_OFFSET, _DRAINING_OFFSET = 0, 8, 16, 24
+_SIZE = 32
 
 
 class Slot:
@@ -68,6 +70,15 @@ class Slot:
     def set_ready_workers(self, count: int) -> None:
         """Publish the number of ready workers (front process)."""
         _WORD.pack_into(self._map, _READY_OFFSET, count)
+
+    @property
+    def draining(self) -> bool:
+        """Whether the front process has begun a graceful stop."""
+        return bool(_WORD.unpack_from(self._map, _DRAINING_OFFSET)[0])
+
+    def set_draining(self) -> None:
+        """Announce a graceful stop (front process)."""
+        _WORD.pack_into(self._map, _DRAINING_OFFSET, 1)
 
     def close(self) -> None:
         """Unmap and close the descriptor."""

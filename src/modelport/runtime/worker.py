@@ -10,6 +10,12 @@ as environment variables resolved by the front process.
 Everything runs on one event loop in the main thread: one ``run()`` at a time, and ``SIGALRM`` can
 interrupt a ``run()`` that exceeds the scoring timeout. Exit status 3 (as Azure ML's server) when
 the script cannot be loaded or ``init()`` raises; the traceback goes to the log first.
+
+SIGTERM does not stop a worker, wherever it comes from (the front process, or a ``kill`` of the
+whole process group): it drains, answering ``/health/ready`` with 503, closing its idle
+connections and closing the others once their requests are answered. It exits when the front
+process closes its channel, so the front process alone decides when the requests in flight have
+had their time.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,7 +37,7 @@ from modelport.runtime import logs, wire
 from modelport.runtime.app import ScoringApp
 from modelport.runtime.config import ServeConfig, ServeFlags, WorkerSettings, load_config
 from modelport.runtime.entry_script import load_entry_script
-from modelport.runtime.http_server import HttpProtocol, Request, Responder
+from modelport.runtime.http_server import ConnectionSet, HttpProtocol, Request, Responder
 from modelport.runtime.metrics import ServerMetrics
 from modelport.runtime.scoring import Reply, Scorer
 from modelport.runtime.slot import Slot
@@ -55,11 +62,20 @@ def _prepare_sys_path(settings: WorkerSettings) -> None:
 class InPlaceBackend:
     """The :class:`~modelport.runtime.app.Backend` of a worker: ``run()`` is called right here."""
 
-    def __init__(self, scorer: Scorer, style: str, documents: dict[str, str], slot: Slot) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        style: str,
+        documents: dict[str, str],
+        slot: Slot,
+        drain: Callable[[], None],
+    ) -> None:
         self.scorer = scorer
+        self.drain = drain
         self.style: str | None = style
         self.documents = documents
         self.slot = slot
+        self.draining = False
         self.first_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.first_ready.set_result(None)
 
@@ -77,6 +93,8 @@ class InPlaceBackend:
             )
         finally:
             self.slot.end()
+        if self.slot.draining and not self.draining:
+            self.drain()  # before the answer is written, so that it says "Connection: close"
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         future.set_result(reply)
         return future
@@ -112,7 +130,24 @@ class _FrontChannel(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def serve(channel: socket.socket, handover: socket.socket, slot: Slot, settings: WorkerSettings) -> int:
+class ShutdownRequest:
+    """Remembers a SIGTERM that arrives before the event loop runs (during ``init()``)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def note(self, _signum: int, _frame: object) -> None:
+        """Signal handler: note the request, and go on (a worker never dies of SIGTERM)."""
+        self.requested = True
+
+
+def serve(
+    channel: socket.socket,
+    handover: socket.socket,
+    slot: Slot,
+    settings: WorkerSettings,
+    shutdown: ShutdownRequest,
+) -> int:
     """Load the script, run ``init()``, announce readiness, then serve until the front process goes."""
     _prepare_sys_path(settings)
     try:
@@ -130,7 +165,7 @@ def serve(channel: socket.socket, handover: socket.socket, slot: Slot, settings:
     scorer = Scorer(script, timeout_ms=settings.scoring_timeout_ms, numpy_json=settings.numpy_json)
     config = load_config(ServeFlags(), os.environ)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(channel, handover, slot, scorer, script.style.value, documents, config))
+        runner.run(_serve(channel, handover, slot, scorer, script.style.value, documents, config, shutdown))
     return 0
 
 
@@ -142,12 +177,22 @@ async def _serve(
     style: str,
     documents: dict[str, str],
     config: ServeConfig,
+    shutdown: ShutdownRequest,
 ) -> None:
     loop = asyncio.get_running_loop()
     closed: asyncio.Future[None] = loop.create_future()
     transport, _ = await loop.create_unix_connection(lambda: _FrontChannel(scorer, closed), sock=channel)
-    app = ScoringApp(config, InPlaceBackend(scorer, style, documents, slot), ServerMetrics())
+    connections = ConnectionSet()
     starting: set[asyncio.Task[Any]] = set()
+
+    def drain() -> None:
+        if not backend.draining:
+            log.info("Worker with pid %d draining: finishing its requests in flight", os.getpid())
+        backend.draining = True
+        connections.drain()
+
+    backend = InPlaceBackend(scorer, style, documents, slot, drain)
+    app = ScoringApp(config, backend, ServerMetrics())
 
     def take_connection() -> None:
         try:
@@ -164,7 +209,7 @@ async def _serve(
                 transport.write(wire.encode((wire.CLOSED, connection_id)))
 
         def protocol() -> HttpProtocol:
-            return HttpProtocol(app, config.max_request_bytes, connection_id, lost)
+            return connections.add(HttpProtocol(app, config.max_request_bytes, connection_id, lost))
 
         client = socket.socket(fileno=fds[0])
         task = loop.create_task(loop.connect_accepted_socket(protocol, client))
@@ -173,6 +218,9 @@ async def _serve(
 
     handover.setblocking(False)
     loop.add_reader(handover.fileno(), take_connection)
+    loop.add_signal_handler(signal.SIGTERM, drain)
+    if shutdown.requested:
+        drain()
     transport.write(wire.encode((wire.READY, os.getpid(), style, documents)))
     log.info("Worker with pid %d ready for serving traffic", os.getpid())
     await closed
@@ -195,15 +243,18 @@ def _log_model_dir() -> None:
 
 def main(argv: list[str]) -> int:
     """Entry point of a worker process: ``argv[1:4]`` are the inherited descriptors."""
-    # Ctrl-C in a terminal reaches the whole process group; the front process decides what stops.
+    # Ctrl-C in a terminal, and a kill of the process group, reach every worker too; the front
+    # process decides when workers stop (see the module's docstring).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shutdown = ShutdownRequest()
+    signal.signal(signal.SIGTERM, shutdown.note)
     settings = WorkerSettings.from_environ(os.environ)
     logs.configure(settings.log_level)
     channel = socket.socket(fileno=int(argv[1]))
     handover = socket.socket(fileno=int(argv[2]))
     slot = Slot(int(argv[3]))
     try:
-        return serve(channel, handover, slot, settings)
+        return serve(channel, handover, slot, settings, shutdown)
     finally:
         channel.close()
         handover.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelport.runtime.config import DEFAULT_PORT
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, DEFAULT_PORT, GRACEFUL_TIMEOUT_ENV
 from modelport.runtime.model_path import MODELS_DIR
 from modelport.service.spec import ModelRef, ServiceSpec
 
@@ -24,6 +24,15 @@ RUNTIME_PORT = DEFAULT_PORT
 # Azure ML's liveness probe asked GET /; ready once every worker's init() has returned.
 LIVENESS_PATH = "/"
 READINESS_PATH = "/health/ready"
+# A run() may overrun its scoring timeout by this much before the runtime stops it.
+RUN_OVERRUN_S = 2
+
+
+def graceful_timeout(spec: ServiceSpec) -> int:
+    """Seconds a replica's requests in flight get after SIGTERM: enough for the longest run() the
+    scoring timeout allows, and at least ``modelport serve``'s default."""
+    longest_run = -(-spec.deployment.scoring_timeout_ms // 1000) + RUN_OVERRUN_S
+    return max(DEFAULT_GRACEFUL_TIMEOUT_S, longest_run)
 
 
 def model_path(ref: ModelRef) -> str:
@@ -43,7 +52,8 @@ def replica_environment(spec: ServiceSpec, app_root: str, workspace_name: str | 
     """The variables a replica of ``spec`` runs with, as Azure ML's scoring container had them.
 
     ``SCORING_TIMEOUT_MS`` makes the runtime stop a ``run()`` that outlives the front end's
-    timeout, so a timed-out request frees its worker on every target.
+    timeout, so a timed-out request frees its worker on every target; the graceful timeout lets
+    the longest such request finish when the replica is stopped.
     """
     env: dict[str, str] = {}
     if spec.environment is not None:
@@ -56,6 +66,7 @@ def replica_environment(spec: ServiceSpec, app_root: str, workspace_name: str | 
             "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
             "SERVICE_NAME": spec.name,
             "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
+            GRACEFUL_TIMEOUT_ENV: str(graceful_timeout(spec)),
         }
     )
     if spec.source.directory:

@@ -45,9 +45,13 @@ Decisions, with the reasons:
   Secret, exactly as on the local target, so rotating one service's secret touches no other.
   The cluster-wide key in the token-signing Secret attach creates is not given to the front end:
   nothing it verifies is signed with it (docs/decisions.md).
-* **Stopping.** SIGTERM (or SIGINT): the listener closes, queued requests are answered 503,
-  requests in flight get up to 25 s to finish (inside Kubernetes' default 30 s grace period),
-  then the process exits 0.
+* **Stopping.** SIGTERM (or SIGINT): ``GET /`` answers 503, the listener closes, idle
+  keep-alive connections close, and requests in flight (queued ones included) get up to
+  ``--graceful_timeout`` / ``MODELPORT_GRACEFUL_TIMEOUT`` seconds (default 30) to be answered,
+  each with ``Connection: close``; any still unanswered then gets a 503 JSON, and the process
+  exits 0. The Deployment sets the variable, a ``preStop`` delay that lets the Service stop
+  sending new connections first, and a termination grace period above both
+  (``manifests.frontend_deployment``).
 
 Logs (stderr): one line per change of the table (service added or removed, its ready replica
 count, its auth or settings, why a service is not served) and per autoscaling decision.
@@ -84,6 +88,7 @@ from modelport.compute.kubernetes.routes import SERVICE_SELECTOR, ClusterService
 from modelport.errors import ModelportError
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.server import FrontEnd
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV, graceful_timeout
 from modelport.service.autoscaling import ReplicaPlanner
 
 log = logging.getLogger("modelport.frontend.cluster")
@@ -99,7 +104,6 @@ LOOP_S = 0.25  # how often the autoscaler runs at most (each planner keeps its o
 # After a scale patch, the count we wrote stands in for spec.replicas until the Deployment watch
 # shows it (events older than the patch may still arrive); past this, the watch is believed.
 SCALE_CONFIRM_S = 10.0
-STOP_GRACE_S = 25.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Options:
     port: int = FRONTEND_PORT
     kubeconfig: Path | None = None
     context: str | None = None
+    graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
 
 
 def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Options:
@@ -137,10 +142,20 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         help=f"listening port (default: ${PORT_ENV}, else {FRONTEND_PORT})",
     )
     parser.add_argument("--host", default="0.0.0.0", help="listening address (default: 0.0.0.0)")
+    parser.add_argument(
+        "--graceful_timeout",
+        "--graceful-timeout",
+        help=f"seconds requests in flight get to finish after SIGTERM (default: ${GRACEFUL_TIMEOUT_ENV}, "
+        f"else {DEFAULT_GRACEFUL_TIMEOUT_S})",
+    )
     args = parser.parse_args(argv)
     if not args.namespace:
         parser.error(f"no services namespace: pass --namespace or set {NAMESPACE_ENV}")
-    return Options(args.namespace, args.host, args.port, args.kubeconfig, args.context)
+    errors: list[str] = []
+    grace = graceful_timeout(args.graceful_timeout, environ, errors)
+    if errors:
+        parser.error(errors[0])
+    return Options(args.namespace, args.host, args.port, args.kubeconfig, args.context, grace)
 
 
 def kube_config(options: Options) -> SingleConfig:
@@ -213,10 +228,17 @@ def _describe(exc: BaseException) -> str:
 class ClusterFrontEnd:
     """Owns a FrontEnd: routes from the services namespace, replica counts through the scale subresource."""
 
-    def __init__(self, client: AsyncClient, namespace: str, frontend: FrontEnd) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        namespace: str,
+        frontend: FrontEnd,
+        graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.frontend = frontend
+        self.graceful_timeout_s = graceful_timeout_s
         self.watched = [Watched(client, kind, namespace, self._changed) for kind in (Deployment, Secret, Pod)]
         self.table: dict[str, ClusterService] = {}
         self.problems: dict[str, str] = {}
@@ -258,8 +280,8 @@ class ClusterFrontEnd:
                     self._refresh()
                 await self._autoscale()
         finally:
-            log.info("stopping: requests in flight get up to %.0f s", STOP_GRACE_S)
-            await self.frontend.stop(STOP_GRACE_S)
+            log.info("stopping: requests in flight get up to %g s", self.graceful_timeout_s)
+            await self.frontend.stop(self.graceful_timeout_s)
             for task in [*tasks, *self._background]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._background, return_exceptions=True)
@@ -397,7 +419,8 @@ class ClusterFrontEnd:
 async def serve(options: Options, config: SingleConfig) -> None:
     """Run the front end until SIGTERM or SIGINT."""
     client = AsyncClient(config=config, namespace=options.namespace, field_manager=FIELD_MANAGER)
-    owner = ClusterFrontEnd(client, options.namespace, FrontEnd(host=options.host, port=options.port))
+    frontend = FrontEnd(host=options.host, port=options.port)
+    owner = ClusterFrontEnd(client, options.namespace, frontend, options.graceful_timeout_s)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, owner.stop)

@@ -18,10 +18,12 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV
 from modelport.service.replica_contract import (
     LIVENESS_PATH,
     READINESS_PATH,
     RUNTIME_PORT,
+    graceful_timeout,
     model_dir,
     replica_environment,
 )
@@ -51,6 +53,15 @@ ANNOTATION_FRONTEND = "modelport.io/frontend"
 # On the front end's Deployment: which workspace and target attached it ("<workspace>/<target>").
 ANNOTATION_OWNER = "modelport.io/attached-by"
 ARTIFACT_CREDENTIALS_SECRET = "modelport-artifact-credentials"
+
+# Graceful termination (docs/kubernetes.md). The preStop hook holds SIGTERM back while the
+# deletion propagates (the front end's pod watch, kube-proxy's Endpoints), so that no new
+# connection arrives once the process stops accepting; it runs `python`, which every image that
+# runs modelport has (the Debian-built base image may lack coreutils' sleep). After the hook,
+# requests in flight get the graceful timeout; the pod's grace period covers both and a margin.
+PRESTOP_DELAY_S = 5
+TERMINATION_MARGIN_S = 5
+PRESTOP_HOOK = {"exec": {"command": ["python", "-c", f"import time; time.sleep({PRESTOP_DELAY_S})"]}}
 
 _FETCH_MOUNT = "/var/modelport/fetch"
 _SOURCE_MOUNT = "/var/modelport/source"
@@ -284,6 +295,11 @@ def _resources(spec: ServiceSpec) -> dict[str, dict[str, str]]:
     return {"requests": requests, "limits": limits}
 
 
+def termination_grace(graceful_timeout_s: int) -> int:
+    """A pod's ``terminationGracePeriodSeconds``: the preStop delay, the drain, and a margin."""
+    return PRESTOP_DELAY_S + graceful_timeout_s + TERMINATION_MARGIN_S
+
+
 def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]]:
     """The replica contract's variables in the pod's list form."""
     env = replica_environment(spec, APP_ROOT, inputs.workspace_name)
@@ -373,6 +389,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
         "resources": _resources(spec),
         "volumeMounts": [app],
         **_probes(spec),
+        "lifecycle": {"preStop": PRESTOP_HOOK},
     }
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {LABEL_SERVICE: spec.name}},
@@ -388,6 +405,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
                 "containers": [scorer],
                 "volumes": volumes,
                 "automountServiceAccountToken": False,  # replicas never call the API
+                "terminationGracePeriodSeconds": termination_grace(graceful_timeout(spec)),
             },
         },
     }
@@ -465,6 +483,8 @@ class ClusterInputs:
     # see a share of it and disagree (docs/kubernetes.md, "what is not built yet").
     replicas: int = 1
     owner: str = ""  # "<workspace>/<target>", recorded on the front end's Deployment
+    # Seconds the front end's requests in flight get after SIGTERM (MODELPORT_GRACEFUL_TIMEOUT).
+    graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
 
 
 def frontend_labels() -> dict[str, str]:
@@ -551,6 +571,7 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
         "env": [
             {"name": "MODELPORT_SERVICES_NAMESPACE", "value": cluster.services_namespace},
             {"name": "MODELPORT_FRONTEND_PORT", "value": str(FRONTEND_PORT)},
+            {"name": GRACEFUL_TIMEOUT_ENV, "value": str(cluster.graceful_timeout_s)},
         ],
         "ports": [{"name": "http", "containerPort": FRONTEND_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
@@ -560,6 +581,7 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             "initialDelaySeconds": 10,
             "periodSeconds": 10,
         },
+        "lifecycle": {"preStop": PRESTOP_HOOK},
     }
     metadata = _meta(FRONTEND_NAME, cluster.system_namespace, labels)
     if cluster.owner:
@@ -573,7 +595,11 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             "selector": {"matchLabels": {LABEL_NAME: FRONTEND_NAME}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"serviceAccountName": FRONTEND_NAME, "containers": [container]},
+                "spec": {
+                    "serviceAccountName": FRONTEND_NAME,
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": termination_grace(cluster.graceful_timeout_s),
+                },
             },
         },
     }

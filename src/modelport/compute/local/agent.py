@@ -48,6 +48,7 @@ from modelport.frontend.routes import ServiceRoute, auth_policy, service_route
 from modelport.frontend.server import FrontEnd
 from modelport.registry.environment import Environment
 from modelport.registry.model import Model
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S
 from modelport.service import replica_contract, states
 from modelport.service import store as service_store
 from modelport.service.autoscaling import ReplicaPlanner
@@ -110,10 +111,12 @@ class LocalAgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), LOOP_INTERVAL_S)
         log.info("stopping: %d service(s)", len(self.runners))
+        # Front end first: its requests in flight are answered by replicas still running, and
+        # the replicas are stopped once nothing is sent to them any more.
         if self.ports is not None:
             self.ports.close_all()
+        await self.frontend.stop(DEFAULT_GRACEFUL_TIMEOUT_S)
         await asyncio.gather(*(runner.stop_all() for runner in self.runners.values()))
-        await self.frontend.stop()
 
     async def _start_frontend(self) -> FrontEnd:
         port_setting = frontend_port_setting(self.machine.id)
@@ -269,6 +272,8 @@ class LocalAgent:
         self.records.pop(name, None)
         self._reported.pop(name, None)
         if runner is not None:
+            # Out of the table first, so that the draining replicas get no new request.
+            self._push_routes()
             await runner.stop_all()
 
     async def _emit(self, name: str, generation: int, kind: str, message: str, data: dict | None) -> None:

@@ -4,7 +4,8 @@ also served at ``http://localhost:<port>/score`` (Azure ML's ``LocalWebservice``
 Each listener is the replica runtime's HTTP layer in the agent, handing every request to the
 agent's own front end with the path rewritten (``/score`` → ``/api/v1/service/<name>/score``), so
 that auth, queueing, timeouts, status codes and metrics are the front end's, not a second copy.
-``GET /`` answers ``Healthy`` as Azure ML's local container did.
+``GET /`` answers ``Healthy`` as Azure ML's local container did. A listener that closes drains
+its connections (requests in flight are answered); the front end's graceful stop covers them too.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import asyncio
 import logging
 import socket
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.local.replica import free_port
 from modelport.errors import ModelportError, UserErrorException
 from modelport.frontend.server import PREFIX, FrontEnd
-from modelport.runtime.http_server import HttpProtocol, Request, Responder, json_error, protocol_factory
+from modelport.runtime.http_server import ConnectionSet, Request, Responder, json_error, protocol_factory
 from modelport.runtime.listen import bind
 
 if TYPE_CHECKING:
@@ -86,17 +86,16 @@ class _ServicePort:
 
 
 class _Listener:
-    def __init__(self, port: int, server: asyncio.Server, connections: weakref.WeakSet[HttpProtocol]) -> None:
+    def __init__(self, port: int, server: asyncio.Server, connections: ConnectionSet) -> None:
         self.port = port
         self.server = server
         self.connections = connections
 
     def close(self) -> None:
         self.server.close()
-        # Keep-alive clients would otherwise keep talking to a service that is gone.
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.close()
+        # Keep-alive clients would otherwise keep talking to a service that is gone; requests
+        # in flight are answered first.
+        self.connections.drain()
 
 
 class PortListeners:
@@ -139,13 +138,9 @@ class PortListeners:
     async def _open(self, name: str, port: int) -> _Listener:
         sock = bind(HOST, port)
         make = protocol_factory(_ServicePort(self.frontend, name), self.frontend.max_request_bytes)
-        connections: weakref.WeakSet[HttpProtocol] = weakref.WeakSet()
-
-        def tracked() -> HttpProtocol:
-            connection = make()
-            connections.add(connection)
-            return connection
-
+        connections = ConnectionSet()
+        # In both sets: this listener drains its own when it closes, the front end's stop all.
+        tracked = connections.track(self.frontend.track(make))
         server = await asyncio.get_running_loop().create_server(tracked, sock=sock)
         return _Listener(port, server, connections)
 

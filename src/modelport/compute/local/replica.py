@@ -24,10 +24,13 @@ from pathlib import Path
 import httpx
 
 from modelport.compute.local.cgroups import CpuLimiter
+from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV
 from modelport.service.replica_contract import LIVENESS_PATH, READINESS_PATH
 
 READY_POLL_S = 0.1
-STOP_GRACE_S = 10.0
+# A replica stopped with SIGTERM finishes its requests in flight (the graceful timeout the replica
+# contract gives it) before it exits; SIGKILL only after that and this margin.
+STOP_MARGIN_S = 5.0
 LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 
@@ -223,8 +226,14 @@ class Replica:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
 
+    @property
+    def stop_grace_s(self) -> float:
+        """How long a stopped replica may drain before it is killed."""
+        graceful = self.launch.env.get(GRACEFUL_TIMEOUT_ENV)
+        return (float(graceful) if graceful else DEFAULT_GRACEFUL_TIMEOUT_S) + STOP_MARGIN_S
+
     async def stop(self) -> None:
-        """Stop gracefully (SIGTERM to the group), then SIGKILL after a grace period."""
+        """Stop gracefully (SIGTERM to the group: the replica drains), then SIGKILL after a grace period."""
         if self.process is None or self.process.returncode is not None:
             self.state = "exited"
             return
@@ -233,7 +242,7 @@ class Replica:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
+            await asyncio.wait_for(self.process.wait(), self.stop_grace_s)
         except TimeoutError:
             self.kill(self.exit_reason)
             await self.process.wait()
