@@ -64,7 +64,10 @@ def show(
     if output is OutputFormat.table:
         observed = data.get("deploymentStatus") or {}
         data = {
-            **{k: data[k] for k in ("name", "state", "computeName", "scoringUri", "models", "generation")},
+            **{
+                k: data[k]
+                for k in ("name", "state", "computeName", "machine", "scoringUri", "models", "generation")
+            },
             "error": json.dumps(data["error"]) if data["error"] else None,
             "replicas": f"{observed.get('readyReplicas', 0)} ready of {observed.get('desiredReplicas', '?')}",
             "autoscale": _decision_line(observed.get("autoscale")),
