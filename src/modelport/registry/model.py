@@ -342,36 +342,6 @@ class Model:
             raise
         return Model._from_row(workspace, row)
 
-    # ------------------------------------------------------------------ deploy
-    @staticmethod
-    def deploy(
-        workspace: Workspace,
-        name: str,
-        models: Sequence[Model | str],
-        inference_config: Any = None,
-        deployment_config: Any = None,
-        deployment_target: Any = None,
-        overwrite: bool = False,
-        show_output: bool = False,
-    ) -> Any:
-        """Deploy ``models`` as web service ``name``; returns the ``Webservice`` at once.
-
-        Follow it with ``service.wait_for_deployment(show_output=True)``. Without a target the
-        service goes to the workspace's local target (processes on this machine).
-        """
-        from modelport.service.deploy import deploy
-
-        return deploy(
-            workspace,
-            name,
-            models,
-            inference_config,
-            deployment_config,
-            deployment_target,
-            overwrite,
-            show_output,
-        )
-
     # ------------------------------------------------------------------ list
     @staticmethod
     def list(

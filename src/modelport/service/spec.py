@@ -88,7 +88,7 @@ class ServiceSpec(BaseModel):
 
     @property
     def model_dir(self) -> str:
-        """``AZUREML_MODEL_DIR`` relative to the app root (Azure ML's layout, §1.2.3)."""
+        """``AZUREML_MODEL_DIR`` relative to the app root (Azure ML's layout; docs/scoring.md)."""
         if len(self.models) == 1:
             only = self.models[0]
             return f"azureml-models/{only.name}/{only.version}"

@@ -1,4 +1,4 @@
-"""``Webservice``: a deployed service as Azure ML v1's SDK showed it (§1.7 of the spec)."""
+"""``Webservice``: a deployed service as Azure ML v1's SDK showed it (docs/services.md)."""
 
 from __future__ import annotations
 

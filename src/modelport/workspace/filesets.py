@@ -61,7 +61,7 @@ def collect_files(
     child_paths: Sequence[str] | None = None,
     skip_dirs: frozenset[str] = frozenset(),
 ) -> list[LocalFile]:
-    """The files of a file or folder, with the layout Azure ML stores (§1.2); ``field`` names it in errors."""
+    """The files of a file or folder in Azure ML's stored layout (docs/models.md); ``field`` names it."""
     if path.is_file():
         if child_paths:
             raise WebserviceException(f"child_paths can only be given when {field} is a folder.")

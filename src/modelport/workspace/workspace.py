@@ -8,7 +8,7 @@ import shutil
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -18,9 +18,6 @@ from modelport.workspace import config as cfg
 from modelport.workspace.artifacts import ArtifactStore
 from modelport.workspace.store import MetadataStore
 from modelport.workspace.tables import workspace_info
-
-if TYPE_CHECKING:
-    from modelport.registry.model import Model
 
 SECRET_STORAGE_OPTIONS = {"key", "secret", "token", "password", "aws_secret_access_key", "aws_access_key_id"}
 
@@ -227,13 +224,6 @@ class Workspace:
     def metadata_url(self) -> str:
         """The metadata database URL, password masked."""
         return self._store.safe_url
-
-    @property
-    def models(self) -> dict[str, Model]:
-        """Latest version of every registered model, by name."""
-        from modelport.registry.model import Model
-
-        return {m.name: m for m in Model.list(self, latest=True)}
 
     def get_details(self) -> dict[str, Any]:
         """A plain dict describing the workspace (what ``modelport workspace show`` prints)."""

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 import modelport
+from modelport.compute.envplan import conda_to_pip, plan_install
 from modelport.compute.local.envbuild import EnvironmentBuilder, EnvironmentBuildError
-from modelport.compute.local.envplan import conda_to_pip, plan_install
 from modelport.errors import ModelportError
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import Environment

@@ -218,6 +218,13 @@ class Workspace(_Workspace):
 
     # ------------------------------------------------------------------ Azure ML's dict properties
     @property
+    def models(self) -> dict[str, Any]:
+        """Latest version of every registered model, by name (typed as this facade's ``Model``)."""
+        from modelport.azureml.core.model import Model
+
+        return {model.name: model for model in Model.list(self, latest=True)}
+
+    @property
     def webservices(self) -> dict[str, Any]:
         """Deployed services by name (typed as ``Webservice(ws, name)`` types them)."""
         from modelport.azureml.core.webservice import Webservice

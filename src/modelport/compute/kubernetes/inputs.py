@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
 from modelport.compute.kubernetes.cluster import KubernetesTarget
-from modelport.registry.build_context import AZUREML_IMAGES
 from modelport.service.spec import ServiceSpec
 from modelport.workspace.artifacts import expand_environment_references
 from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS

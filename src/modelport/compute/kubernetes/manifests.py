@@ -295,8 +295,8 @@ def _resources(spec: ServiceSpec) -> dict[str, dict[str, str]]:
 
 
 def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]]:
-    """The replica's environment as Azure ML's container had it (§5.2): the environment's own
-    variables first, then modelport's, which win."""
+    """The replica's environment as Azure ML's container had it (docs/scoring.md, "Settings"): the
+    environment's own variables first, then modelport's, which win."""
     env: dict[str, str] = {}
     if spec.environment is not None:
         variables = spec.environment.definition.get("environmentVariables") or {}

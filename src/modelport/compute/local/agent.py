@@ -39,14 +39,13 @@ from modelport.compute.local.runner import (
     remove_tree,
 )
 from modelport.errors import ModelportError
-from modelport.frontend.autoscaler import AutoscaleSettings
 from modelport.frontend.routes import ServiceRoute, auth_policy
 from modelport.frontend.server import FrontEnd
 from modelport.registry.environment import Environment
 from modelport.registry.model import Model
 from modelport.service import states
 from modelport.service import store as service_store
-from modelport.service.autoscaling import ReplicaPlanner
+from modelport.service.autoscaling import ReplicaPlanner, autoscale_settings
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ErrorDetail, ServiceError
 from modelport.workspace import Workspace
@@ -190,7 +189,7 @@ class LocalAgent:
                 self.planners[name] = ReplicaPlanner(name)
             self.records[name] = record
             desired, decision = self.planners[name].plan(
-                AutoscaleSettings.from_config(record.spec.deployment),
+                autoscale_settings(record.spec.deployment),
                 self.frontend.load(name),
                 runner.current_count(),
             )
@@ -354,7 +353,7 @@ def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
 
 
 def replica_environment(workspace_name: str, spec: ServiceSpec, app_root: Path) -> dict[str, str]:
-    """Environment variables of a replica, as Azure ML's container had them (§5.2)."""
+    """Environment variables of a replica, as Azure ML's container had them (docs/scoring.md, "Settings")."""
     # The agent's own settings and Azure variables are not the replica's; nor is a Unix socket the
     # agent may have been given (each replica gets its own on the command line).
     hidden = ("MODELPORT_AGENT", "AZUREML_", "MODELPORT_UNIX_SOCKET")
