@@ -212,7 +212,7 @@ def test_delete_is_refused_while_services_use_the_model(workspace, model_file: P
                     name=name, compute_type="local", created_time=now, updated_time=now, spec={}
                 )
             )
-            conn.execute(insert(service_models).values(service_name=name, model_id=model._db_id))
+            conn.execute(insert(service_models).values(service_name=name, model_id=model.db_id))
     with pytest.raises(WebserviceException, match="used by service\\(s\\) svc-a, svc-b"):
         model.delete()
     assert Model(workspace, id="used:1").version == 1

@@ -27,6 +27,7 @@ from modelport.compute.kubernetes.capacity import DEV_TEST, FAST_PROD, check_pur
 from modelport.compute.kubernetes.diagnose import diagnose
 from modelport.compute.kubernetes.rollout import rollout_status
 from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.service import store as service_store
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -443,8 +444,6 @@ def detach(workspace: Workspace, name: str, progress: Progress = _quiet, force: 
     """
     from lightkube.resources.apps_v1 import Deployment
     from lightkube.resources.core_v1 import Namespace
-
-    from modelport.service import store as service_store
 
     record = targets.require_target(workspace, name)
     services = service_store.list_services(workspace, COMPUTE_TYPE)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
 from modelport.compute.kubernetes.cluster import KubernetesTarget
+from modelport.registry.model import Model
+from modelport.service import store as service_store
 from modelport.service.spec import ServiceSpec
 from modelport.workspace.artifacts import expand_environment_references
 from modelport.workspace.workspace import SECRET_STORAGE_OPTIONS
@@ -80,13 +82,10 @@ def service_inputs(
     pdb_api_version: str = "policy/v1",
 ) -> tuple[m.ServiceInputs, dict[str, str]]:
     """The inputs of one generation, and the artifact credentials Secret's values."""
-    from modelport.registry.model import Model
-    from modelport.service import store as service_store
-
     access, secret = artifact_access(workspace, target)
     files: list[m.FetchFile] = []
     for ref in spec.models:
-        for row in Model(workspace, id=ref.id)._files():
+        for row in Model(workspace, id=ref.id).stored_files():
             path = f"azureml-models/{ref.name}/{ref.version}/{row.path}"
             files.append(m.FetchFile(path, row.digest, row.mode))
     source = service_store.source_file_list(workspace, spec.name, generation)

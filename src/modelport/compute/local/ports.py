@@ -21,6 +21,7 @@ from modelport.errors import ModelportError, UserErrorException
 from modelport.frontend.server import PREFIX, FrontEnd
 from modelport.runtime.http_server import HttpProtocol, Request, Responder, json_error, protocol_factory
 from modelport.runtime.listen import bind
+from modelport.service import store as service_store
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -46,8 +47,6 @@ def _port_is_free(port: int) -> bool:
 
 def check_port(workspace: Workspace, name: str, port: int) -> None:
     """Refuse a port another service of the workspace or another program already uses."""
-    from modelport.service import store as service_store
-
     for record in service_store.list_services(workspace, "local"):
         if record.spec.deployment.port == port and record.spec.name != name:
             raise UserErrorException(
