@@ -132,7 +132,7 @@ class Model:
             query = query.where(models.c.version == int(version))
         if model_framework is not None:
             query = query.where(models.c.framework == model_framework)
-        with workspace._store.read() as conn:
+        with workspace.metadata_store.read() as conn:
             rows = conn.execute(query.order_by(models.c.version.desc())).all()
         for row in rows:
             matched = tag_rules.matches_filters(row.tags, tag_filters)
@@ -262,7 +262,7 @@ class Model:
         check_readable(files, "model file")
         note(f"Registering model {model_name}")
 
-        store = workspace._artifacts
+        store = workspace.artifact_store
         total = sum(f.size for f in files)
         progress = progress or NoProgress()
         progress.start(f"Registering model {model_name}", total * (1 if store.is_local else 2))
@@ -270,10 +270,10 @@ class Model:
         try:
             digest = _manifest_digest((f.path, f.digest, f.size) for f in stored)
             now = datetime.now(UTC)
-            with workspace._store.write() as conn:
-                workspace._store.lock_blobs(conn)
+            with workspace.metadata_store.write() as conn:
+                workspace.metadata_store.lock_blobs(conn)
                 restore_collected(workspace, files, stored, created)
-                version = workspace._store.next_version(conn, "model", model_name)
+                version = workspace.metadata_store.next_version(conn, "model", model_name)
                 model_id = conn.execute(
                     insert(models)
                     .values(
@@ -341,7 +341,7 @@ class Model:
             return []  # models registered here never come from a training run or a dataset
         if latest and not tag_filters and not property_filters:
             query = only_latest_versions(query, models)
-        with workspace._store.read() as conn:
+        with workspace.metadata_store.read() as conn:
             rows = conn.execute(query.order_by(models.c.name, models.c.version.desc())).all()
         result: list[Model] = []
         seen: set[str] = set()
@@ -360,7 +360,7 @@ class Model:
     # ------------------------------------------------------------------ files
     def stored_files(self) -> list[Any]:
         """The model's files as stored: rows of (path, digest, size, mode), by path."""
-        with self.workspace._store.read() as conn:
+        with self.workspace.metadata_store.read() as conn:
             return conn.execute(
                 select(model_files.c.path, model_files.c.digest, model_files.c.size, model_files.c.mode)
                 .where(model_files.c.model_id == self.db_id)
@@ -391,7 +391,7 @@ class Model:
         staging = target / f".modelport-download-{uuid.uuid4().hex[:12]}"
         try:
             for f in files:
-                self.workspace._artifacts.fetch(f.digest, staging / f.path, f.mode)
+                self.workspace.artifact_store.fetch(f.digest, staging / f.path, f.mode)
             for f in files:
                 destination = target / f.path
                 destination.parent.mkdir(parents=True, exist_ok=True)
@@ -404,7 +404,7 @@ class Model:
 
     def get_sas_urls(self) -> dict[str, str]:
         """Relative file name → a URL the file can be read from (presigned for object stores)."""
-        store = self.workspace._artifacts
+        store = self.workspace.artifact_store
         urls: dict[str, str] = {}
         for f in self.stored_files():
             blob = store.blob_path(f.digest)
@@ -435,7 +435,7 @@ class Model:
     # ------------------------------------------------------------------ tags and properties
     def _modify(self, change: Any) -> None:
         """Run ``change(tags, properties) -> (tags, properties)`` on the stored row, atomically."""
-        with self.workspace._store.write() as conn:
+        with self.workspace.metadata_store.write() as conn:
             row = conn.execute(
                 select(models.c.tags, models.c.properties).where(models.c.id == self.db_id).with_for_update()
             ).first()
@@ -521,7 +521,7 @@ class Model:
             values["description"] = description
         if not values:
             return
-        with self.workspace._store.write() as conn:
+        with self.workspace.metadata_store.write() as conn:
             result = conn.execute(update(models).where(models.c.id == self.db_id).values(**values))
             if result.rowcount == 0:
                 raise ModelNotFoundException(
@@ -533,7 +533,7 @@ class Model:
     # ------------------------------------------------------------------ delete
     def services_using(self) -> list[str]:
         """Names of the services deployed with this model version."""
-        with self.workspace._store.read() as conn:
+        with self.workspace.metadata_store.read() as conn:
             return list(
                 conn.execute(
                     select(service_models.c.service_name)
@@ -548,7 +548,7 @@ class Model:
         Refused while a service uses the model; the error names the services.
         """
         digests: list[str] = []
-        with self.workspace._store.write() as conn:
+        with self.workspace.metadata_store.write() as conn:
             users = list(
                 conn.execute(
                     select(service_models.c.service_name)

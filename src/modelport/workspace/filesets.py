@@ -133,7 +133,7 @@ def store_files(
     stored: list[StoredFile] = []
     try:
         for source in files:
-            blob = workspace._artifacts.put_file(source.local, progress)
+            blob = workspace.artifact_store.put_file(source.local, progress)
             if blob.created:
                 created.append(blob.digest)
             stored.append(StoredFile(source.stored, blob.digest, source.size, source.mode))
@@ -152,9 +152,9 @@ def restore_collected(
     on no collection can run until the records are committed.
     """
     missing = {f.digest for f in stored} - set(created)
-    missing = {d for d in missing if not workspace._artifacts.exists(d)}
+    missing = {d for d in missing if not workspace.artifact_store.exists(d)}
     for source, record in zip(files, stored, strict=True):
         if record.digest in missing:
-            workspace._artifacts.put_file(source.local)
+            workspace.artifact_store.put_file(source.local)
             created.append(record.digest)
             missing.discard(record.digest)

@@ -205,7 +205,10 @@ class Workspace(_Workspace):
         plus its Azure ids, so that ``Workspace.from_config()`` finds it wherever the notebook runs."""
         target = (Path(path or Path.cwd()) / ".azureml" / (file_name or "config.json")).resolve()
         location = cfg.WorkspaceLocation(
-            self.name, self._location.metadata_url, self.artifact_url, self._location.storage_options
+            self.name,
+            self.store_location.metadata_url,
+            self.artifact_url,
+            self.store_location.storage_options,
         )
         payload = {
             **cfg.config_payload(location),

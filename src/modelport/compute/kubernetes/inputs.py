@@ -40,7 +40,7 @@ def artifact_access(
     """
     m.check_artifact_url(workspace.artifact_url)
     # Keys stay in the workspace's form: the pod's ArtifactStore maps them to s3fs's itself.
-    resolved = expand_environment_references(dict(workspace._location.storage_options))
+    resolved = expand_environment_references(dict(workspace.store_location.storage_options))
     options: dict[str, Any] = {}
     secret: dict[str, str] = {}
     for name, value in resolved.items():
@@ -95,7 +95,7 @@ def service_inputs(
             for stored in source:
                 local = Path(folder) / stored.digest
                 if not local.exists():
-                    workspace._artifacts.fetch(stored.digest, local)
+                    workspace.artifact_store.fetch(stored.digest, local)
                 inline[stored.path] = local.read_bytes()
     else:
         files.extend(m.FetchFile(f.path, f.digest, f.mode) for f in source)

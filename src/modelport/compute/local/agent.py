@@ -331,7 +331,7 @@ class LocalAgent:
         app_root.mkdir(parents=True)
         files = service_store.source_file_list(self.ws, spec.name, generation)
         for record in files:
-            self.ws._artifacts.fetch(record.digest, app_root / record.path, record.mode)
+            self.ws.artifact_store.fetch(record.digest, app_root / record.path, record.mode)
         say(f"Unpacked {len(files)} source file(s) into {app_root}")
         for ref in spec.models:
             target = app_root / "azureml-models" / ref.name / str(ref.version)
@@ -407,7 +407,7 @@ def main() -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health check is noise
     workspace = _open_workspace()
-    paths = LocalPaths.for_workspace(workspace.name, workspace._store.url)
+    paths = LocalPaths.for_workspace(workspace.name, workspace.metadata_store.url)
     paths.root.mkdir(parents=True, exist_ok=True)
     lock = open(paths.lock, "a+")  # noqa: SIM115 - held for the life of the process
     try:
