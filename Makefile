@@ -29,6 +29,7 @@ quickstart: install
 lint: install
 	$(BIN)/ruff check src tests bench examples k8s scripts/k8s-testbed
 	$(BIN)/ruff format --check src tests bench examples k8s scripts/k8s-testbed
+	$(BIN)/lint-imports
 
 test: system-deps install lint
 	$(BIN)/pytest -q

@@ -89,10 +89,10 @@ def lua_file(root: Path, key: str | None) -> Path:
 
 def deploy_times(ws, root: Path, rounds: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Median seconds from Model.deploy to Healthy, cached environment and workspace Python."""
+    from modelport import Model
     from modelport.config import InferenceConfig, local_deploy_configuration
     from modelport.registry.conda import CondaDependencies
     from modelport.registry.environment import Environment
-    from modelport.registry.model import Model
 
     env = Environment("bench-env")
     env.python.conda_dependencies = CondaDependencies.create(pip_packages=["azureml-defaults", "six"])
@@ -117,8 +117,8 @@ def deploy_times(ws, root: Path, rounds: int) -> dict[str, float]:  # type: igno
 
 def overhead_workloads(ws, root: Path, duration: int, rounds: int) -> dict[str, list[Row]]:  # type: ignore[no-untyped-def]
     """(b) for the trivial ``run()`` and for the iris model (trained as ``bench/scoring.py`` does)."""
+    from modelport import Model
     from modelport.config import InferenceConfig
-    from modelport.registry.model import Model
 
     trivial = InferenceConfig("score.py", source_directory=source(root, "overhead-src", TRIVIAL_SCORE))
     app, model_dir = prepare(root / "iris")
@@ -133,8 +133,8 @@ def overhead_workloads(ws, root: Path, duration: int, rounds: int) -> dict[str, 
 def overhead(ws, root: Path, duration: int, rounds: int, name: str, inference, models: list) -> list[Row]:  # type: ignore[no-untyped-def]
     """Deploy ``name`` (one replica, key auth); wrk through the front end and straight to the replica,
     ``rounds`` times each, alternating; the medians."""
+    from modelport import Model
     from modelport.config import local_deploy_configuration
-    from modelport.registry.model import Model
 
     config = local_deploy_configuration(auth_enabled=True, num_replicas=1, replica_max_concurrent_requests=64)
     service = Model.deploy(ws, name, models, inference, config)
@@ -218,8 +218,8 @@ def round_trip_floor(rounds: int = 20_000) -> dict[str, float]:
 
 def scale_up_time(ws, root: Path) -> float:  # type: ignore[no-untyped-def]
     """Seconds from the start of a load step to a second replica serving."""
+    from modelport import Model
     from modelport.config import InferenceConfig, local_deploy_configuration
-    from modelport.registry.model import Model
 
     inference = InferenceConfig("score.py", source_directory=source(root, "busy-src", BUSY_SCORE))
     config = local_deploy_configuration(

@@ -146,7 +146,7 @@ def bench_list(root: Path, count: int, rounds: int) -> dict[str, float]:
                 "content_digest": f"{i:064x}",
             }
         )
-    with ws._store.write() as conn:
+    with ws.metadata_store.write() as conn:
         conn.execute(insert(models), rows)
         conn.execute(
             insert(version_counters),

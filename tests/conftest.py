@@ -49,7 +49,7 @@ def _unique(prefix: str) -> str:
 @pytest.fixture
 def workspace_factory(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Create workspaces on a given backend: ``workspace_factory("postgresql-s3", name="ws")``."""
-    from modelport.workspace import Workspace
+    from modelport import Workspace
 
     def make(backend: str = "sqlite-local", name: str = "ws", path: Path | None = None) -> Workspace:
         metadata_kind, artifact_kind = backend.split("-")

@@ -1,10 +1,10 @@
-"""Examples from the compatibility spec that several test modules use (read-only: copy before changing)."""
+"""Azure ML's documented examples that several test modules use (read-only: copy before changing)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# The environment of spec §2.5's inferenceconfig.json example, as users have it.
+# The environment of Azure ML's inferenceconfig.json example, as users have it.
 ENVIRONMENT_EXAMPLE: dict[str, Any] = {
     "name": "my-deploy-env",
     "python": {

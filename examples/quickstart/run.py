@@ -27,9 +27,8 @@ def step(message: str) -> None:
 
 def main() -> None:
     """Run the whole journey, failing loudly at the first problem."""
+    from modelport import Model, Workspace
     from modelport.config import load_deployment_config, load_inference_config
-    from modelport.registry.model import Model
-    from modelport.workspace import Workspace
 
     sys.path.insert(0, str(HERE))
     from train import train

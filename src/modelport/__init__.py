@@ -12,8 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Workspace": "modelport.workspace",
-    "Model": "modelport.registry.model",
+    "Workspace": "modelport.sdk",
+    "Model": "modelport.sdk",
     "Environment": "modelport.registry.environment",
     "CondaDependencies": "modelport.registry.conda",
     "InferenceConfig": "modelport.config",

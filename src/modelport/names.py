@@ -1,4 +1,4 @@
-"""Name rules of Azure ML v1 (§1.10 of the compatibility spec), checked in one place."""
+"""Name rules of Azure ML v1, checked in one place (docs/workspaces.md, models.md and services.md)."""
 
 from __future__ import annotations
 

@@ -135,3 +135,22 @@ def test_large_model_registration_draws_a_progress_bar(project: Path) -> None:
     # Not a terminal here, so the progress comes as plain lines ending at 100 %.
     assert "Registering model big: 100% (21.0/21.0 MB)" in proc.stderr
     assert json.loads(proc.stdout)["sizeBytes"] == 20 * 1024 * 1024
+
+
+def test_workspace_create_takes_the_name_as_n_like_every_other_command(tmp_path: Path) -> None:
+    created = json.loads(run("workspace", "create", "-n", "dashn", "-o", "json", cwd=tmp_path).stdout)
+    assert created["name"] == "dashn"
+    shown = json.loads(run("workspace", "show", "-o", "json", cwd=tmp_path).stdout)
+    assert shown["name"] == "dashn"
+    other = tmp_path / "other"
+    other.mkdir()
+    created = json.loads(run("workspace", "create", "--name", "long", "-o", "json", cwd=other).stdout)
+    assert created["name"] == "long"
+    # The same name twice is one name; two different names, or none, are usage errors.
+    same = tmp_path / "same"
+    same.mkdir()
+    run("workspace", "create", "twice", "-n", "twice", cwd=same)
+    both = run("workspace", "create", "one", "-n", "two", cwd=same, check_rc=2)
+    assert "two names given ('one' and -n 'two')" in both.stderr
+    missing = run("workspace", "create", cwd=same, check_rc=2)
+    assert "the workspace needs a name" in missing.stderr

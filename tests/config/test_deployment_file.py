@@ -20,7 +20,7 @@ from modelport.errors import ConfigValidationError, WebserviceException
 
 WriteFile = Callable[..., Path]
 
-# §2.1's example: every key, with the effective defaults.
+# Azure ML's documented example: every key, with the effective defaults.
 FULL_AKS_EXAMPLE = {
     "computeType": "aks",
     "computeTargetName": "myaks",

@@ -1,4 +1,4 @@
-"""Reading inferenceconfig files: every key of §2.5, path resolution, environments, errors."""
+"""Reading inferenceconfig files: every key (docs/configuration.md), path resolution, environments, errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from modelport.errors import ConfigValidationError, EnvironmentException, Webser
 from modelport.registry.environment import Environment
 from tests.examples import ENVIRONMENT_EXAMPLE
 
-# The inferenceconfig.json example of spec §2.5.
+# Azure ML's documented inferenceconfig.json example.
 SPEC_EXAMPLE = {"entryScript": "score.py", "sourceDirectory": "./src", "environment": ENVIRONMENT_EXAMPLE}
 
 LEGACY_YAML = """\

@@ -1,4 +1,4 @@
-"""The autoscaling algorithm (``azureml-v1-api.md`` §4.2) with injected time (samples carry the clock),
+"""The autoscaling algorithm (docs/frontend.md, "Autoscaling") with injected time (samples carry the clock),
 and once fed by a real front end."""
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def test_files_of_a_generation_with_small_source_inline(ws: Workspace, tmp_path:
     inputs, _ = service_inputs(ws, spec, generation, KubernetesTarget(image="registry.example/rt:1"))
 
     assert [(f.path, f.digest) for f in inputs.files] == [
-        ("azureml-models/tiny/1/model.pkl", model._files()[0].digest)
+        ("azureml-models/tiny/1/model.pkl", model.stored_files()[0].digest)
     ]
     assert dict(inputs.inline_source) == {"src/score.py": b"def init(): pass\n"}
     assert inputs.image == "registry.example/rt:1"

@@ -22,11 +22,11 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
+from modelport import Model
 from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import WebserviceException
-from modelport.registry.model import Model
 from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace

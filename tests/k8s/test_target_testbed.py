@@ -19,6 +19,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
 
+from modelport import Model
 from modelport.compute import targets
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import disruption_budget_resource
@@ -27,7 +28,6 @@ from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
-from modelport.registry.model import Model
 from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace

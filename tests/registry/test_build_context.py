@@ -20,9 +20,7 @@ import pytest
 import yaml
 
 from modelport import __version__
-from modelport.compute.kubernetes.manifests import DEFAULT_IMAGE
-from modelport.errors import EnvironmentException
-from modelport.registry.build_context import (
+from modelport.compute.kubernetes.build_context import (
     INSTRUCTIONS,
     RUNTIME_IMAGE_PYTHON,
     RUNTIME_UID,
@@ -30,6 +28,8 @@ from modelport.registry.build_context import (
     render_build_context,
     write_build_context,
 )
+from modelport.compute.kubernetes.manifests import DEFAULT_IMAGE
+from modelport.errors import EnvironmentException
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import ContainerRegistry, Environment
 from modelport.workspace import Workspace
@@ -405,7 +405,7 @@ def test_the_command(tmp_path: Path) -> None:
 
     missing = cli("build-context", "nope", "-t", str(tmp_path / "x"), rc=1)
     assert missing.stderr.startswith("Error: Environment 'nope' (any version) is not registered")
-    assert "give the environment's name" in cli("build-context", "-t", str(tmp_path / "x"), rc=2).stderr
+    assert "the environment needs a name" in cli("build-context", "-t", str(tmp_path / "x"), rc=2).stderr
     assert "two names given" in cli("build-context", "a", "-n", "b", "-t", str(tmp_path / "x"), rc=2).stderr
     assert "Missing option '--target-dir'" in cli("build-context", "sk", rc=2).stderr
     assert not (tmp_path / "x").exists()

@@ -25,7 +25,7 @@ def _env(name: str = "sklearn-env", *pip: str) -> Environment:
 
 
 def _row_count(ws: Workspace, name: str) -> int:
-    with ws._store.read() as conn:
+    with ws.metadata_store.read() as conn:
         return int(conn.execute(select(func.count()).where(environments.c.name == name)).scalar_one())
 
 
@@ -102,7 +102,7 @@ def test_reserved_names_are_refused_and_leave_nothing_behind(workspace: Workspac
     with pytest.raises(EnvironmentException, match="reserved"):
         _env("AzureML-Minimal").register(workspace)
     assert _row_count(workspace, "AzureML-Minimal") == 0
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         assert (
             conn.execute(select(version_counters).where(version_counters.c.name == "AzureML-Minimal")).first()
             is None
@@ -121,7 +121,7 @@ def _register_in_process(config_path: str) -> str:
 
 
 def test_concurrent_identical_registrations_make_one_version(workspace: Workspace) -> None:
-    config = workspace._location.config_path
+    config = workspace.store_location.config_path
     assert config is not None
     folder = str(Path(config).parent.parent)
     with multiprocessing.get_context("spawn").Pool(4) as pool:

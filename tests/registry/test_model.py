@@ -15,7 +15,7 @@ from modelport.workspace.tables import model_files, models, service_models, serv
 
 
 def _blob_digests(ws) -> set[str]:
-    store = ws._artifacts
+    store = ws.artifact_store
     root = f"{store.root}/blobs/sha256"
     if not store.fs.exists(root):
         return set()
@@ -193,7 +193,7 @@ def test_delete_removes_rows_and_unshared_blobs(workspace, model_file: Path, mod
     assert _blob_digests(workspace)  # still used by d2
     shared2.delete()
     assert _blob_digests(workspace) == set()
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         assert conn.execute(select(func.count()).select_from(models)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(model_files)).scalar() == 0
     # Versions are never reused after a delete.
@@ -205,14 +205,14 @@ def test_delete_is_refused_while_services_use_the_model(workspace, model_file: P
 
     model = Model.register(workspace, model_file, "used")
     now = datetime.now(UTC)
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         for name in ("svc-b", "svc-a"):
             conn.execute(
                 insert(services).values(
                     name=name, compute_type="local", created_time=now, updated_time=now, spec={}
                 )
             )
-            conn.execute(insert(service_models).values(service_name=name, model_id=model._db_id))
+            conn.execute(insert(service_models).values(service_name=name, model_id=model.db_id))
     with pytest.raises(WebserviceException, match="used by service\\(s\\) svc-a, svc-b"):
         model.delete()
     assert Model(workspace, id="used:1").version == 1

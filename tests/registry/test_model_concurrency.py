@@ -38,13 +38,13 @@ def test_parallel_registrations_get_versions_1_to_200(
     ws = workspace_factory(backend, name="conc")
     model = tmp_path / "shared.bin"
     model.write_bytes(b"shared content")
-    url = ws._store.url
+    url = ws.metadata_store.url
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(PROCESSES) as pool:
         results = pool.starmap(_register_many, [(url, str(model), w) for w in range(PROCESSES)])
     returned = sorted(v for result in results for v in result)
     assert returned == list(range(1, PROCESSES * REGISTRATIONS + 1))
-    with ws._store.read() as conn:
+    with ws.metadata_store.read() as conn:
         stored = sorted(conn.execute(select(models.c.version).where(models.c.name == "contended")).scalars())
     assert stored == returned
     # Each process saw its own versions increase.

@@ -21,11 +21,11 @@ from modelport.workspace.tables import model_files, models, version_counters
 
 
 def _state(ws) -> tuple[int, int, int, list[str]]:
-    with ws._store.read() as conn:
+    with ws.metadata_store.read() as conn:
         n_models = conn.execute(select(func.count()).select_from(models)).scalar()
         n_files = conn.execute(select(func.count()).select_from(model_files)).scalar()
         n_counters = conn.execute(select(func.count()).select_from(version_counters)).scalar()
-    store = ws._artifacts
+    store = ws.artifact_store
     blobs_root = f"{store.root}/blobs"
     blobs = sorted(store.fs.find(blobs_root)) if store.fs.exists(blobs_root) else []
     tmp_root = f"{store.root}/tmp"
@@ -45,8 +45,8 @@ def big_folder(tmp_path: Path) -> Path:
 def _break_store_after(ws, monkeypatch: pytest.MonkeyPatch, good_bytes: int) -> None:
     """Make the artifact store fail once ``good_bytes`` have been written."""
     written = {"n": 0}
-    fs = ws._artifacts.fs
-    if ws._artifacts.is_local:
+    fs = ws.artifact_store.fs
+    if ws.artifact_store.is_local:
         real_open = fs.open
 
         def failing_open(path, mode="rb", **kwargs):  # type: ignore[no-untyped-def]
@@ -98,7 +98,7 @@ def test_database_failure_after_upload_removes_the_uploaded_blobs(
     def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(workspace._store, "next_version", broken)
+    monkeypatch.setattr(workspace.metadata_store, "next_version", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         Model.register(workspace, big_folder, "dbfail")
     assert _state(workspace) == before
@@ -113,7 +113,7 @@ def test_failed_registration_keeps_blobs_other_models_use(
     def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(workspace._store, "next_version", broken)
+    monkeypatch.setattr(workspace.metadata_store, "next_version", broken)
     with pytest.raises(RuntimeError):
         Model.register(workspace, big_folder, "same-content")
     assert _state(workspace) == kept
@@ -153,7 +153,7 @@ def test_download_failing_part_way_leaves_target_untouched(
 ) -> None:
     model = Model.register(workspace, big_folder, "dl")
     calls = {"n": 0}
-    real_fetch = workspace._artifacts.fetch
+    real_fetch = workspace.artifact_store.fetch
 
     def flaky_fetch(digest, dest, mode=None):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -161,7 +161,7 @@ def test_download_failing_part_way_leaves_target_untouched(
             raise ArtifactStoreError("store unreachable")
         return real_fetch(digest, dest, mode)
 
-    monkeypatch.setattr(workspace._artifacts, "fetch", flaky_fetch)
+    monkeypatch.setattr(workspace.artifact_store, "fetch", flaky_fetch)
     target = tmp_path / "target"
     target.mkdir()
     with pytest.raises(ArtifactStoreError):
@@ -173,7 +173,7 @@ def test_stale_temporary_files_of_killed_writers_are_collected(tmp_path: Path) -
     from modelport.workspace import Workspace
 
     ws = Workspace.create("gc", path=tmp_path)
-    tmp_dir = Path(ws._artifacts.root) / "tmp"
+    tmp_dir = Path(ws.artifact_store.root) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     stale = tmp_dir / "dead.part"
     stale.write_bytes(b"partial")

@@ -1,4 +1,4 @@
-"""Routes, status codes, JSON error bodies and the id/version/CORS headers (scoring-contract §2)."""
+"""Routes, status codes, JSON error bodies and the id/version/CORS headers (docs/scoring.md, "Routes")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""How run() is called for each entry-script form and how its result is answered (contract §2.2-2.3)."""
+"""How run() is called for each entry-script form and how its result is answered.
+
+docs/scoring.md, "Entry scripts", describes it."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def _release(server: Server, tag: str) -> None:
 
 
 def test_health_answers_while_run_is_busy(factory: ServerFactory, modelport_only: None) -> None:
-    # The reference's GET / waits behind a busy one-worker server (scoring-contract §2.7).
+    # The reference's GET / waits behind a busy one-worker server (docs/scoring.md, "Deliberate differences").
     server = factory.start("plain")
     busy = Background(server, {"action": "block", "tag": "health"})
     wait_until(lambda: _started(server, "health"), "run() to start")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from modelport import Model
 from modelport.config import InferenceConfig, local_deploy_configuration
-from modelport.registry.model import Model
 from modelport.service import store as service_store
 from modelport.service.autoscaling import SCALE_DOWN_DELAY_ENV
 from tests.servers import wait_until

@@ -151,8 +151,8 @@ def test_local_stop_and_start(project: Path) -> None:
 
 
 def test_a_stopped_agent_shows_as_unhealthy_with_the_fix(project: Path, local_ws, iris_model) -> None:
+    from modelport import Model
     from modelport.config import InferenceConfig, local_deploy_configuration
-    from modelport.registry.model import Model
     from modelport.service.webservice import Webservice
 
     inference = InferenceConfig("score.py", source_directory=str(project / "src"))

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from modelport import Model
 from modelport.compute.local.agent import DEPLOY_TIMEOUT_ENV
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
-from modelport.registry.model import Model
 
 HANGING_INIT_SCORE = textwrap.dedent(
     """

@@ -6,11 +6,11 @@ import textwrap
 
 import pytest
 
+from modelport import Model
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import Environment
-from modelport.registry.model import Model
 from tests.compute.local.test_envbuild import package_index  # noqa: F401 - the shared skip fixture
 
 SIX_SCORE = textwrap.dedent(

@@ -10,9 +10,9 @@ import sys
 import httpx
 import pytest
 
+from modelport import Model
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
-from modelport.registry.model import Model
 from modelport.service.webservice import Webservice
 from tests.servers import wait_until
 from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE

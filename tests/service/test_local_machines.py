@@ -112,10 +112,10 @@ def test_each_machine_runs_only_its_own_local_services(machines, workspace_facto
 
 def test_a_service_from_before_machines_is_claimed_by_exactly_one_agent(workspace_factory) -> None:
     # Rows written before migration 0004 have no machine; the first agent to run one claims it.
-    from modelport.compute.local.machine import Machine
     from modelport.config.deployment import LocalDeploymentConfig
     from modelport.service import store
     from modelport.service.deploy import with_keys
+    from modelport.service.machine import Machine
     from modelport.service.spec import ServiceSpec, SourceRef
 
     ws = workspace_factory("postgresql-local", name="legacy")

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelport import Model
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.driver import LocalDriver, agent_pid
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.frontend.auth import issue_token
-from modelport.registry.model import Model
 from modelport.service.webservice import Webservice
 from tests.servers import wait_until
 from tests.service.conftest import IRIS_SCORE

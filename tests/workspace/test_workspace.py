@@ -29,7 +29,7 @@ def test_create_writes_relative_config_and_opens_by_name_and_config(tmp_path: Pa
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     ws = Workspace.create("wal", path=tmp_path)
-    with ws._store.read() as conn:
+    with ws.metadata_store.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
@@ -164,7 +164,7 @@ def test_write_config_points_another_folder_at_the_workspace(tmp_path: Path) -> 
 
 def test_postgresql_workspace_is_opened_by_url_alone(workspace_factory, pg) -> None:
     ws = workspace_factory("postgresql-local", name="team")
-    url = pg.url(ws._store.engine.url.database)
+    url = pg.url(ws.metadata_store.engine.url.database)
     # A team member needs only the database URL: the artifact location comes from the database.
     other = Workspace.get("team", metadata_url=url)
     assert other.artifact_url == ws.artifact_url
@@ -174,7 +174,7 @@ def test_postgresql_workspace_is_opened_by_url_alone(workspace_factory, pg) -> N
 
 def test_s3_workspace_keeps_secrets_out_of_the_database(workspace_factory) -> None:
     ws = workspace_factory("sqlite-s3", name="objstore")
-    with ws._store.read() as conn:
+    with ws.metadata_store.read() as conn:
         stored = conn.exec_driver_sql("SELECT storage_options FROM workspace_info").scalar()
     options = json.loads(stored) if isinstance(stored, str) else stored
     assert "secret" not in options and "key" not in options

@@ -8,11 +8,10 @@ from typing import Any
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note
 
-app = typer.Typer(
-    help="Compute targets: attach Kubernetes clusters, list and detach them.", no_args_is_help=True
-)
+app = new_group("computetarget")
 attach_app = typer.Typer(help="Attach a cluster as a compute target.", no_args_is_help=True)
 create_app = typer.Typer(
     help="Create a compute target in an existing kubeconfig context.", no_args_is_help=True

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
-from modelport.config import InferenceConfig, load_deployment_config, load_inference_config
 
-app = typer.Typer(help="Check inferenceconfig and deploymentconfig files.", no_args_is_help=True)
+# Loaded by the command (pydantic, the registry): `modelport --help` lists this group without them.
+if TYPE_CHECKING:
+    from modelport.config import InferenceConfig
+
+app = new_group("config")
 
 INFERENCE_CONFIG_OPTION = typer.Option(
     None,
@@ -63,6 +67,8 @@ def validate(
     Relative paths in the inference config are resolved against the current directory, as Azure
     ML's CLI did. Warnings (unknown or ignored keys, mapped compute types) go to stderr.
     """
+    from modelport.config import load_deployment_config, load_inference_config
+
     if inference_config_file is None and deploy_config_file is None:
         raise typer.BadParameter(
             "give --inference-config-file/-ic FILE, --deploy-config-file/-dc FILE, or both",

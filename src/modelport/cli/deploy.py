@@ -49,7 +49,7 @@ def deploy(
 ) -> None:
     """Deploy models as a web service and wait until it is Healthy (or say why it is not)."""
     from modelport.config import load_deployment_config
-    from modelport.registry.model import Model
+    from modelport.service.deploy import deploy as deploy_service
 
     ws = open_workspace(workspace, path)
     with warnings_as_notes():
@@ -59,7 +59,7 @@ def deploy(
         config.tags = {**(config.tags or {}), **parse_pairs(tag, "--tag")}
         config.properties = {**(config.properties or {}), **parse_pairs(prop, "--property")}
         config.description = description or config.description
-    service = Model.deploy(
+    service = deploy_service(
         ws,
         name,
         list(model),

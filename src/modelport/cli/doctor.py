@@ -7,11 +7,10 @@ from pathlib import Path
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
-app = typer.Typer(
-    help="Check that a target really serves: deploy a probe, score it, remove it.", no_args_is_help=True
-)
+app = new_group("doctor")
 
 
 @app.command("kubernetes")
@@ -25,7 +24,7 @@ def kubernetes(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Deploy a probe service to the target, score it through the front end, read its logs, remove it."""
-    from modelport.compute.kubernetes.doctor import run_checks
+    from modelport.service.doctor import run_checks
 
     steps = []
     for step in run_checks(open_workspace(workspace, path), compute_target, timeout):

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.groups import new_group
+from modelport.cli.params import one_name
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, note, warnings_as_notes
-from modelport.registry.environment import Environment
-from modelport.registry.environment_store import (
-    RegisteredEnvironment,
-    get_environment,
-    list_environments,
-    register_environment,
-)
 
-app = typer.Typer(
-    help="Register and inspect environments (Python, packages, base image).", no_args_is_help=True
-)
+# The registry (and SQLAlchemy under it) is imported inside the commands: `modelport --help`
+# lists this group without loading it (docs/performance.md, "CLI start-up").
+if TYPE_CHECKING:
+    from modelport.registry.environment import Environment
+    from modelport.registry.environment_store import RegisteredEnvironment
+
+app = new_group("environment")
 
 SUMMARY_COLUMNS = ("name", "version", "python", "pipPackages", "baseImage", "contentHash", "createdTime")
 
@@ -58,6 +57,8 @@ def _build(
     directory: Path | None,
     base_image: str | None,
 ) -> Environment:
+    from modelport.registry.environment import Environment
+
     _only_one(conda_file=conda_file, pip_requirements=pip_requirements, directory=directory)
     if directory is not None:
         env = Environment.load_from_directory(directory)
@@ -103,6 +104,8 @@ def register(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """Register an environment as the next version of its name (an unchanged definition keeps its version)."""
+    from modelport.registry.environment_store import register_environment
+
     with warnings_as_notes():
         env = _build(name, conda_file, pip_requirements, directory, base_image)
     record = register_environment(open_workspace(workspace_name, path), env)
@@ -118,6 +121,8 @@ def list_(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """List the latest version of each registered environment (or all versions of one)."""
+    from modelport.registry.environment_store import list_environments
+
     records = list_environments(open_workspace(workspace_name, path), name=name)
     emit([summary(r) for r in records], output, columns=SUMMARY_COLUMNS)
 
@@ -131,6 +136,8 @@ def show(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """Show one registered environment; json and yaml include the full definition."""
+    from modelport.registry.environment_store import get_environment
+
     record = get_environment(open_workspace(workspace_name, path), name, version)
     definition = record.environment.to_dict()
     registry = definition["docker"]["baseImageRegistry"]
@@ -164,13 +171,10 @@ def build_context(
     path: Path | None = PATH_OPTION,
 ) -> None:
     """Write a Docker build context (Dockerfile, requirements) of the image Azure ML would have built."""
-    from modelport.registry.build_context import suggested_tag, write_build_context
+    from modelport.compute.kubernetes.build_context import suggested_tag, write_build_context
+    from modelport.registry.environment_store import get_environment
 
-    if name is not None and name_option is not None and name != name_option:
-        raise typer.BadParameter(f"two names given: {name!r} and {name_option!r}", param_hint="--name")
-    wanted = name or name_option
-    if wanted is None:
-        raise typer.BadParameter("give the environment's name: NAME or -n NAME", param_hint="NAME")
+    wanted = one_name(name, name_option, "environment")
     with warnings_as_notes():
         record = get_environment(open_workspace(workspace_name, path), wanted, version)
     context = write_build_context(record.environment, target_dir, base_image, force=force)

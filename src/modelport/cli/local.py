@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
-app = typer.Typer(help="The local target's agent (front end and replica processes).", no_args_is_help=True)
+app = new_group("local")
 
 
 def _driver():  # type: ignore[no-untyped-def]

@@ -41,20 +41,19 @@ def _root(
 
 
 def _register(args: list[str]) -> None:
-    # Only the command asked for is imported; help and unknown commands get them all.
+    # Only the command asked for is imported. Without one (--version, --help, a typo), the groups
+    # are listed by name and help alone: no command module is imported (docs/performance.md).
     from modelport.cli import groups
 
     wanted = next((a for a in args if not a.startswith("-")), None)
-    group_names = (
-        [wanted] if wanted in groups.GROUPS else [] if wanted in groups.COMMANDS else list(groups.GROUPS)
-    )
-    command_names = (
-        [wanted] if wanted in groups.COMMANDS else [] if wanted in groups.GROUPS else list(groups.COMMANDS)
-    )
-    for name in group_names:
-        app.add_typer(groups.group(name), name=name)
-    for name in command_names:
-        app.command(name, context_settings={"allow_interspersed_args": True})(groups.command(name))
+    if wanted in groups.GROUPS:
+        app.add_typer(groups.group(wanted), name=wanted)
+        return
+    for name in [wanted] if wanted in groups.COMMANDS else list(groups.COMMANDS):
+        app.command(name, context_settings=groups.COMMAND_SETTINGS)(groups.command(name))
+    if wanted not in groups.COMMANDS:
+        for name in groups.GROUPS:
+            app.add_typer(groups.new_group(name), name=name)
 
 
 def main(argv: list[str] | None = None) -> None:

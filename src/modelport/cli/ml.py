@@ -1,5 +1,5 @@
-"""``modelport ml ...``: the ``az ml`` v1 command shapes (§3 of the spec), so that CI scripts port by
-replacing ``az ml`` with ``modelport ml``.
+"""``modelport ml ...``: the ``az ml`` v1 command shapes, so that CI scripts port by replacing
+``az ml`` with ``modelport ml`` (docs/migrating-from-azureml.md, "CLI").
 
 Each command is translated onto modelport's own command (``ml service get-logs`` →
 ``service logs``) and run there; only what ``az ml`` spelled differently is rewritten here:
@@ -39,12 +39,11 @@ from modelport.cli.computetarget import (
     SYSTEM_NAMESPACE_OPTION,
 )
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
+from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 from modelport.errors import UserErrorException
 
-app = typer.Typer(
-    help="Azure ML CLI v1 (`az ml`) command shapes: model, service, computetarget.", no_args_is_help=True
-)
+app = new_group("ml")
 model_app = typer.Typer(help="az ml model: register, list, show, download, update, delete, deploy.")
 service_app = typer.Typer(help="az ml service: list, show, get-logs, get-keys, regen-key, run, update, ...")
 compute_app = typer.Typer(help="az ml computetarget: attach aks, create aks, detach, delete, show, list.")

@@ -9,10 +9,11 @@ import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.deploy import deploy
+from modelport.cli.groups import new_group
 from modelport.cli.params import BarProgress, parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
-app = typer.Typer(help="Register, inspect, download, deploy and delete models.", no_args_is_help=True)
+app = new_group("model")
 app.command("deploy")(deploy)
 
 _COLUMNS = ["name", "version", "framework", "sizeBytes", "tags", "createdTime", "description"]

@@ -33,6 +33,22 @@ def parse_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return pairs
 
 
+def one_name(positional: str | None, option: str | None, what: str) -> str:
+    """The name of a command that takes it as ``NAME`` or ``-n NAME`` (the same name twice is one)."""
+    if positional is not None and option is not None and positional != option:
+        raise typer.BadParameter(
+            f"two names given ({positional!r} and -n {option!r}); give the {what}'s name once, "
+            "as NAME or -n NAME",
+            param_hint="NAME / -n",
+        )
+    chosen = positional if positional is not None else option
+    if chosen is None:
+        raise typer.BadParameter(
+            f"the {what} needs a name: give it as NAME or -n NAME", param_hint="NAME / -n"
+        )
+    return chosen
+
+
 def parse_filters(values: list[str] | None) -> list[str | list[str]] | None:
     """``--tag k`` (key present) or ``--tag k=v`` (equal) → Azure ML filter items."""
     if not values:

@@ -12,10 +12,11 @@ import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.deploy import SERVICE_COLUMNS, load_inference
+from modelport.cli.groups import new_group
 from modelport.cli.params import parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 
-app = typer.Typer(help="Inspect, use, update and delete deployed services.", no_args_is_help=True)
+app = new_group("service")
 NAME_OPTION = typer.Option(..., "--name", "-n", help="Service name.")
 
 

@@ -7,15 +7,19 @@ from pathlib import Path
 import typer
 
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
-from modelport.cli.params import parse_pairs
+from modelport.cli.groups import new_group
+from modelport.cli.params import one_name, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
-app = typer.Typer(help="Create and inspect workspaces.", no_args_is_help=True)
+app = new_group("workspace")
 
 
 @app.command("create")
 def create(
-    name: str = typer.Argument(..., help="Workspace name (2-32 letters, digits, '-' or '_')."),
+    name: str | None = typer.Argument(None, help="Workspace name (2-32 letters, digits, '-' or '_')."),
+    name_option: str | None = typer.Option(
+        None, "--name", "-n", help="The workspace name, as the other commands take it (or positional)."
+    ),
     path: Path = typer.Option(
         Path("."), "--path", help="Project folder; the config goes to PATH/.modelport/."
     ),
@@ -41,6 +45,7 @@ def create(
     """Create a workspace and write its config to PATH/.modelport/config.json."""
     from modelport.workspace import Workspace
 
+    name = one_name(name, name_option, "workspace")
     storage_options = {
         key: value
         for key, value in (("endpoint_url", s3_endpoint_url), ("key", s3_key), ("secret", s3_secret))

@@ -72,7 +72,7 @@ def add_target(workspace: Workspace, name: str, compute_type: str, definition: d
     check_target_name(name)
     now = datetime.now(UTC)
     try:
-        with workspace._store.write() as conn:
+        with workspace.metadata_store.write() as conn:
             conn.execute(
                 insert(compute_targets).values(
                     name=name,
@@ -102,13 +102,13 @@ def set_state(
     values: dict[str, Any] = {"state": state, "error": error, "updated_time": datetime.now(UTC)}
     if definition is not None:
         values["definition"] = definition
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         conn.execute(update(compute_targets).where(compute_targets.c.name == name).values(**values))
 
 
 def get_target(workspace: Workspace, name: str) -> TargetRecord | None:
     """The stored target, or None."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         row = conn.execute(select(compute_targets).where(compute_targets.c.name == name)).first()
     return _record(row) if row is not None else None
 
@@ -123,12 +123,12 @@ def require_target(workspace: Workspace, name: str) -> TargetRecord:
 
 def list_targets(workspace: Workspace) -> list[TargetRecord]:
     """Every attached target, by name."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         rows = conn.execute(select(compute_targets).order_by(compute_targets.c.name)).all()
     return [_record(row) for row in rows]
 
 
 def remove_target(workspace: Workspace, name: str) -> None:
     """Forget a target (after detach removed what it installed)."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         conn.execute(delete(compute_targets).where(compute_targets.c.name == name))

@@ -74,7 +74,7 @@ _EXPECTED = {
 class EffectiveDeploymentConfig(BaseModel):
     """A fully resolved deployment configuration: every default applied, immutable.
 
-    Field defaults are Azure ML's effective defaults (§1.6 of the compatibility spec), so this
+    Field defaults are Azure ML's effective defaults (docs/configuration.md, "The 31 parameters"), so this
     model is also where those defaults are written down once. ``num_replicas`` is ``None`` while
     autoscaling; ``namespace`` ``None`` means the target's default namespace; ``primary_key`` /
     ``secondary_key`` ``None`` mean "generate at deploy time"; ``port`` ``None`` (local only)

@@ -1,6 +1,6 @@
 """``InferenceConfig``: the entry script, the folder shipped with it, and the environment it runs in.
 
-Mirrors ``azureml.core.model.InferenceConfig`` (§1.3 of the compatibility spec): the same
+Mirrors ``azureml.core.model.InferenceConfig`` (docs/configuration.md, "InferenceConfig validation"): the same
 signature (positional order included), validation at construction in Azure ML's order, raising
 the first failure with Azure ML's message. The legacy image parameters (``runtime``,
 ``conda_file``, ``extra_docker_file_steps``, ``enable_gpu``, ``cuda_version``, ``base_image``,

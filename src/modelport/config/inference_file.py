@@ -1,4 +1,4 @@
-"""Reading ``inferenceconfig.json``/YAML into an ``InferenceConfig`` (§2.5 of the compatibility spec).
+"""Reading ``inferenceconfig.json``/YAML into an ``InferenceConfig`` (docs/configuration.md).
 
 Paths are resolved as Azure ML's CLI did: ``sourceDirectory`` against the current working
 directory of the command, and ``entryScript``/``condaFile``/``extraDockerfileSteps`` against

@@ -1,4 +1,4 @@
-"""Azure ML's replica autoscaling (``azureml-v1-api.md`` §4.2), as a deterministic decision.
+"""Azure ML's replica autoscaling (docs/frontend.md, "Autoscaling"), as a deterministic decision.
 
 utilisation = busy ÷ (ready replicas × max concurrent requests per replica), where *busy* is the
 number of requests the front end holds for the service (sent to a replica or queued), averaged
@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException
 
 Reason = Literal["fixed", "scale_up", "scale_down", "hold", "clamped"]
@@ -62,18 +61,6 @@ class AutoscaleSettings:
             raise UserErrorException(
                 f"autoscale_target_utilization must be in 1..100, got {self.target_utilization}."
             )
-
-    @classmethod
-    def from_config(cls, config: EffectiveDeploymentConfig) -> AutoscaleSettings:
-        """The settings of a service's effective deployment configuration."""
-        return cls(
-            enabled=config.autoscale_enabled,
-            min_replicas=config.autoscale_min_replicas,
-            max_replicas=config.autoscale_max_replicas,
-            target_utilization=config.autoscale_target_utilization,
-            refresh_seconds=float(config.autoscale_refresh_seconds),
-            num_replicas=config.num_replicas or 1,
-        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Routes: ``GET|POST|OPTIONS /api/v1/service/<name>/score``, ``GET /api/v1/service
 ``GET /metrics``. The HTTP/1.1 layer is the replica runtime's (httptools on the owner's event
 loop, one send per response, ``TCP_NODELAY``, the same body limit); replicas are reached over
 keep-alive pools (:mod:`modelport.frontend.upstream`). Status codes follow
-``azureml-v1-api.md`` §4.4: 401 auth, 404 unknown service, 405 method, 503 no replica or
+docs/frontend.md, "Status codes": 401 auth, 404 unknown service, 405 method, 503 no replica or
 overloaded, 504 scoring timeout, 502 when ``run()`` failed (replica 5xx with
 ``x-ms-run-function-failed: True``, its body passed on) or the replica dropped the connection.
 

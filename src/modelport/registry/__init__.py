@@ -1,7 +1,6 @@
-"""The workspace registries: models and environments, versioned per name (1, 2, 3, ...)."""
+"""The workspace registries: models and environments, versioned per name (1, 2, 3, ...).
 
-from modelport.registry.conda import CondaDependencies
-from modelport.registry.environment import Environment
-from modelport.registry.model import Model
-
-__all__ = ["CondaDependencies", "Environment", "Model"]
+Import the classes from their modules (``modelport.registry.model``, ``.environment``, ``.conda``)
+or from the top level (``from modelport import Model, Environment``); the package itself imports
+nothing, so that loading one registry does not load the others.
+"""

@@ -1,6 +1,6 @@
 """``Environment``: what a model's scoring process needs (Python, packages, base image, variables).
 
-Mirrors ``azureml.core.Environment`` (spec §1.4): the ``python`` and ``docker`` sections with
+Mirrors ``azureml.core.Environment`` (docs/environments.md): the ``python`` and ``docker`` sections with
 Azure ML's defaults, the factories, the camelCase serialised form used by ``inferenceconfig.json``
 (:meth:`Environment.to_dict` / :meth:`Environment.from_dict`), folders written by
 ``save_to_directory``, and the registry calls (``register``/``get``/``list``), which store
@@ -381,7 +381,9 @@ class Environment:
     # -- serialised form --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The camelCase form of spec §1.4 (as in ``inferenceconfig.json``), JSON-compatible."""
+        """The camelCase form (as in ``inferenceconfig.json``), JSON-compatible.
+
+        docs/environments.md, "The serialised form", lists its keys."""
         return {
             "name": self.name,
             "version": self.version,

@@ -74,7 +74,7 @@ def register_environment(workspace: Workspace, env: Environment) -> RegisteredEn
         )
     definition = _stored_definition(env)
     content_hash = env.content_hash
-    store = workspace._store
+    store = workspace.metadata_store
     try:
         with store.write() as conn:
             # Taking the version first locks the name's counter row (PostgreSQL) or the database
@@ -124,7 +124,7 @@ def get_environment(
     query = select(environments).where(environments.c.name == name)
     if number is not None:
         query = query.where(environments.c.version == number)
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         row = conn.execute(query.order_by(environments.c.version.desc())).first()
     if row is None:
         shown = f"version {number}" if number is not None else "any version"
@@ -142,6 +142,6 @@ def list_environments(workspace: Workspace, name: str | None = None) -> list[Reg
         query = query.where(environments.c.name == name).order_by(environments.c.version.desc())
     else:
         query = only_latest_versions(query, environments).order_by(environments.c.name)
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         rows = conn.execute(query).all()
     return [_record(row) for row in rows]

@@ -28,6 +28,7 @@ from modelport.errors import (
     WebserviceException,
 )
 from modelport.names import check_model_name
+from modelport.registry import tags as tag_rules
 from modelport.runtime.model_path import get_model_path as local_model_path
 from modelport.runtime.model_path import model_roots
 from modelport.workspace.artifacts import NoProgress, Progress
@@ -67,40 +68,6 @@ def _check_mapping(value: object, field: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _normalise_filters(value: object, field: str) -> list[tuple[str, str | None]]:
-    """Azure ML filter lists: items ``'key'`` (present) or ``['key', 'value']`` (equal)."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise UserErrorException(
-            f"{field} must be a list whose items are 'key' or ['key', 'value'], got {value!r}."
-        )
-    filters: list[tuple[str, str | None]] = []
-    for item in value:
-        if isinstance(item, str):
-            filters.append((item, None))
-        elif isinstance(item, list | tuple) and len(item) == 2:
-            filters.append((str(item[0]), str(item[1])))
-        else:
-            raise UserErrorException(f"Invalid {field} filter item {item!r}: use 'key' or ['key', 'value'].")
-    return filters
-
-
-def _matches(values: Mapping[str, Any], filters: Sequence[tuple[str, str | None]]) -> bool:
-    return all(k in values and (v is None or str(values[k]) == v) for k, v in filters)
-
-
-def _add_properties(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Properties are add-only: refuse keys that already exist, naming them (Azure ML's message)."""
-    clashes = [k for k in new if k in current]
-    if clashes:
-        raise WebserviceException(
-            "Error, properties are immutable, the following keys cannot be added/modified: "
-            + ",".join(clashes)
-        )
-    return {**current, **new}
-
-
 def _manifest_digest(entries: Iterable[tuple[str, str, int]]) -> str:
     canonical = json.dumps(sorted(entries), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -121,6 +88,9 @@ class _ByteProgress:
 
 class Model:
     """A registered model version (Azure ML's ``azureml.core.Model``)."""
+
+    # The version's row in the metadata store: what services reference (``ModelRef.db_id``).
+    db_id: int
 
     class Framework:
         """Values of ``model_framework`` that Azure ML knows."""
@@ -155,17 +125,18 @@ class Model:
                 )
             version = int(ver)
         assert name is not None
-        tag_filters = _normalise_filters(tags, "tags")
-        property_filters = _normalise_filters(properties, "properties")
+        tag_filters = tag_rules.normalise_filters(tags, "tags")
+        property_filters = tag_rules.normalise_filters(properties, "properties")
         query = select(*_MODEL_COLUMNS).where(models.c.name == name)
         if version is not None:
             query = query.where(models.c.version == int(version))
         if model_framework is not None:
             query = query.where(models.c.framework == model_framework)
-        with workspace._store.read() as conn:
+        with workspace.metadata_store.read() as conn:
             rows = conn.execute(query.order_by(models.c.version.desc())).all()
         for row in rows:
-            if _matches(row.tags, tag_filters) and _matches(row.properties, property_filters):
+            matched = tag_rules.matches_filters(row.tags, tag_filters)
+            if matched and tag_rules.matches_filters(row.properties, property_filters):
                 self._load(workspace, row)
                 return
         shown = version if version is not None else "latest"
@@ -195,7 +166,7 @@ class Model:
         # Unpacked by position: listing builds thousands of these, and attribute access on
         # rows by name costs more than the rest of the work.
         (
-            self._db_id,
+            self.db_id,
             self.name,
             self.version,
             self.description,
@@ -236,7 +207,7 @@ class Model:
         return []
 
     def _reload(self, conn: Connection) -> None:
-        row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == self._db_id)).first()
+        row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == self.db_id)).first()
         if row is None:
             raise ModelNotFoundException(
                 f"ModelNotFound: Model with name {self.name}, version {self.version} not found in provided "
@@ -291,7 +262,7 @@ class Model:
         check_readable(files, "model file")
         note(f"Registering model {model_name}")
 
-        store = workspace._artifacts
+        store = workspace.artifact_store
         total = sum(f.size for f in files)
         progress = progress or NoProgress()
         progress.start(f"Registering model {model_name}", total * (1 if store.is_local else 2))
@@ -299,10 +270,10 @@ class Model:
         try:
             digest = _manifest_digest((f.path, f.digest, f.size) for f in stored)
             now = datetime.now(UTC)
-            with workspace._store.write() as conn:
-                workspace._store.lock_blobs(conn)
+            with workspace.metadata_store.write() as conn:
+                workspace.metadata_store.lock_blobs(conn)
                 restore_collected(workspace, files, stored, created)
-                version = workspace._store.next_version(conn, "model", model_name)
+                version = workspace.metadata_store.next_version(conn, "model", model_name)
                 model_id = conn.execute(
                     insert(models)
                     .values(
@@ -342,36 +313,6 @@ class Model:
             raise
         return Model._from_row(workspace, row)
 
-    # ------------------------------------------------------------------ deploy
-    @staticmethod
-    def deploy(
-        workspace: Workspace,
-        name: str,
-        models: Sequence[Model | str],
-        inference_config: Any = None,
-        deployment_config: Any = None,
-        deployment_target: Any = None,
-        overwrite: bool = False,
-        show_output: bool = False,
-    ) -> Any:
-        """Deploy ``models`` as web service ``name``; returns the ``Webservice`` at once.
-
-        Follow it with ``service.wait_for_deployment(show_output=True)``. Without a target the
-        service goes to the workspace's local target (processes on this machine).
-        """
-        from modelport.service.deploy import deploy
-
-        return deploy(
-            workspace,
-            name,
-            models,
-            inference_config,
-            deployment_config,
-            deployment_target,
-            overwrite,
-            show_output,
-        )
-
     # ------------------------------------------------------------------ list
     @staticmethod
     def list(
@@ -389,8 +330,8 @@ class Model:
         """Registered models, newest version first within each name; filters combine with AND."""
         if not isinstance(page_count, int) or not 20 <= page_count <= 255:
             raise UserErrorException(f"Invalid page_count {page_count!r}: it must be between 20 and 255.")
-        tag_filters = _normalise_filters(tags, "tags")
-        property_filters = _normalise_filters(properties, "properties")
+        tag_filters = tag_rules.normalise_filters(tags, "tags")
+        property_filters = tag_rules.normalise_filters(properties, "properties")
         query = select(*_MODEL_COLUMNS)
         if name is not None:
             query = query.where(models.c.name == name)
@@ -400,14 +341,14 @@ class Model:
             return []  # models registered here never come from a training run or a dataset
         if latest and not tag_filters and not property_filters:
             query = only_latest_versions(query, models)
-        with workspace._store.read() as conn:
+        with workspace.metadata_store.read() as conn:
             rows = conn.execute(query.order_by(models.c.name, models.c.version.desc())).all()
         result: list[Model] = []
         seen: set[str] = set()
         for row in rows:
-            if tag_filters and not _matches(row.tags, tag_filters):
+            if tag_filters and not tag_rules.matches_filters(row.tags, tag_filters):
                 continue
-            if property_filters and not _matches(row.properties, property_filters):
+            if property_filters and not tag_rules.matches_filters(row.properties, property_filters):
                 continue
             if latest:
                 if row.name in seen:
@@ -417,11 +358,12 @@ class Model:
         return result
 
     # ------------------------------------------------------------------ files
-    def _files(self) -> list[Any]:
-        with self.workspace._store.read() as conn:
+    def stored_files(self) -> list[Any]:
+        """The model's files as stored: rows of (path, digest, size, mode), by path."""
+        with self.workspace.metadata_store.read() as conn:
             return conn.execute(
                 select(model_files.c.path, model_files.c.digest, model_files.c.size, model_files.c.mode)
-                .where(model_files.c.model_id == self._db_id)
+                .where(model_files.c.model_id == self.db_id)
                 .order_by(model_files.c.path)
             ).all()
 
@@ -438,7 +380,7 @@ class Model:
                 raise WebserviceException("Error, 'exists_ok' is deprecated; pass only 'exist_ok'.")
             exist_ok = exists_ok
         target = Path(target_dir)
-        files = self._files()
+        files = self.stored_files()
         clashes = [str(target / f.path) for f in files if (target / f.path).exists()]
         if clashes and not exist_ok:
             raise WebserviceException(
@@ -449,7 +391,7 @@ class Model:
         staging = target / f".modelport-download-{uuid.uuid4().hex[:12]}"
         try:
             for f in files:
-                self.workspace._artifacts.fetch(f.digest, staging / f.path, f.mode)
+                self.workspace.artifact_store.fetch(f.digest, staging / f.path, f.mode)
             for f in files:
                 destination = target / f.path
                 destination.parent.mkdir(parents=True, exist_ok=True)
@@ -462,9 +404,9 @@ class Model:
 
     def get_sas_urls(self) -> dict[str, str]:
         """Relative file name → a URL the file can be read from (presigned for object stores)."""
-        store = self.workspace._artifacts
+        store = self.workspace.artifact_store
         urls: dict[str, str] = {}
-        for f in self._files():
+        for f in self.stored_files():
             blob = store.blob_path(f.digest)
             urls[f.path] = f"file://{blob}" if store.is_local else store.fs.sign(blob)
         return urls
@@ -493,9 +435,9 @@ class Model:
     # ------------------------------------------------------------------ tags and properties
     def _modify(self, change: Any) -> None:
         """Run ``change(tags, properties) -> (tags, properties)`` on the stored row, atomically."""
-        with self.workspace._store.write() as conn:
+        with self.workspace.metadata_store.write() as conn:
             row = conn.execute(
-                select(models.c.tags, models.c.properties).where(models.c.id == self._db_id).with_for_update()
+                select(models.c.tags, models.c.properties).where(models.c.id == self.db_id).with_for_update()
             ).first()
             if row is None:
                 raise ModelNotFoundException(
@@ -504,7 +446,7 @@ class Model:
                 )
             tags, properties = change(dict(row.tags or {}), dict(row.properties or {}))
             conn.execute(
-                update(models).where(models.c.id == self._db_id).values(tags=tags, properties=properties)
+                update(models).where(models.c.id == self.db_id).values(tags=tags, properties=properties)
             )
             self._reload(conn)
 
@@ -538,7 +480,7 @@ class Model:
         new = _check_mapping(properties, "properties")
 
         def change(tags: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            return tags, _add_properties(current, new)
+            return tags, tag_rules.add_properties(current, new)
 
         self._modify(change)
 
@@ -557,7 +499,7 @@ class Model:
             tags = {**tags, **new_tags}
             for key in removed:
                 tags.pop(key, None)
-            return tags, _add_properties(props, new_props)
+            return tags, tag_rules.add_properties(props, new_props)
 
         self._modify(change)
 
@@ -579,8 +521,8 @@ class Model:
             values["description"] = description
         if not values:
             return
-        with self.workspace._store.write() as conn:
-            result = conn.execute(update(models).where(models.c.id == self._db_id).values(**values))
+        with self.workspace.metadata_store.write() as conn:
+            result = conn.execute(update(models).where(models.c.id == self.db_id).values(**values))
             if result.rowcount == 0:
                 raise ModelNotFoundException(
                     f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
@@ -591,11 +533,11 @@ class Model:
     # ------------------------------------------------------------------ delete
     def services_using(self) -> list[str]:
         """Names of the services deployed with this model version."""
-        with self.workspace._store.read() as conn:
+        with self.workspace.metadata_store.read() as conn:
             return list(
                 conn.execute(
                     select(service_models.c.service_name)
-                    .where(service_models.c.model_id == self._db_id)
+                    .where(service_models.c.model_id == self.db_id)
                     .order_by(service_models.c.service_name)
                 ).scalars()
             )
@@ -606,11 +548,11 @@ class Model:
         Refused while a service uses the model; the error names the services.
         """
         digests: list[str] = []
-        with self.workspace._store.write() as conn:
+        with self.workspace.metadata_store.write() as conn:
             users = list(
                 conn.execute(
                     select(service_models.c.service_name)
-                    .where(service_models.c.model_id == self._db_id)
+                    .where(service_models.c.model_id == self.db_id)
                     .order_by(service_models.c.service_name)
                 ).scalars()
             )
@@ -622,11 +564,11 @@ class Model:
                 )
             digests = list(
                 conn.execute(
-                    select(model_files.c.digest).where(model_files.c.model_id == self._db_id)
+                    select(model_files.c.digest).where(model_files.c.model_id == self.db_id)
                 ).scalars()
             )
-            conn.execute(delete(model_files).where(model_files.c.model_id == self._db_id))
-            result = conn.execute(delete(models).where(models.c.id == self._db_id))
+            conn.execute(delete(model_files).where(model_files.c.model_id == self.db_id))
+            result = conn.execute(delete(models).where(models.c.id == self.db_id))
             if result.rowcount == 0:
                 raise ModelNotFoundException(
                     f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "

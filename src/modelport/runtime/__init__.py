@@ -3,6 +3,6 @@
 A front process (:mod:`modelport.runtime.server`) owns the listening socket, speaks HTTP and
 dispatches each scoring request to one of several worker processes
 (:mod:`modelport.runtime.worker`), each of which imported the user's entry script and ran its
-``init()``. The wire behaviour follows ``scoring-contract.md``; deliberate differences are listed in
+``init()``. The wire behaviour is Azure ML's (docs/scoring.md); deliberate differences are listed in
 ``docs/scoring.md``.
 """

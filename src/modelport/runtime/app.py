@@ -1,4 +1,4 @@
-"""Routes and wire rules of the scoring server (``scoring-contract.md`` §2), in the front process.
+"""Routes and wire rules of the scoring server (docs/scoring.md, "Routes"), in the front process.
 
 ``GET /`` (``Healthy``, once a worker finished ``init()``), ``/score`` (GET, POST, OPTIONS, HEAD),
 ``GET /swagger.json``, plus ``/health/live``, ``/health/ready`` and ``/metrics``. The request-id

@@ -1,7 +1,7 @@
 """Settings of ``modelport serve``: command-line flags, environment variables and ``config.json``.
 
 Precedence, as in Azure ML's server: flag > environment variable > ``config.json`` > default
-(``scoring-contract.md`` §3). Variables that are dead or mis-wired in the reference work as their
+(docs/scoring.md, "Settings"). Variables that are dead or mis-wired in the reference work as their
 documentation says: ``SERVER_PORT``/``HEALTH_PORT`` set the ports when no flag is given,
 ``AZUREML_LOG_LEVEL`` sets the log level, ``AML_MODEL_DC_STORAGE_ENABLED`` is read. Every invalid
 value is reported at once, naming the variable, the value and the fix.
@@ -35,7 +35,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # sun_path's size: 108 bytes on Linux, 104 on macOS and the BSDs.
 UNIX_PATH_MAX = 108 if sys.platform == "linux" else 104
 
-# Keys config.json may set (the environment-variable names), scoring-contract.md §3.3.
+# Keys config.json may set (the environment-variable names), docs/scoring.md, "Settings".
 CONFIG_FILE_KEYS = (
     "AML_APP_ROOT",
     "AZUREML_SOURCE_DIRECTORY",

@@ -1,6 +1,6 @@
 """Loading the user's entry script and working out how its ``run()`` wants to be called.
 
-Rules from ``scoring-contract.md`` §5: the file is imported as module ``entry_module``; without a
+Rules (docs/scoring.md, "Entry scripts"): the file is imported as module ``entry_module``; without a
 file, ``import main`` from ``sys.path``; the module must define ``init`` and ``run``; a
 ``driver_module`` attribute (a module) with its own ``run`` is called instead of the outer ``run``; ``run()``
 takes no ``*args``/``**kwargs``/positional-only parameters, at least one input parameter, and an

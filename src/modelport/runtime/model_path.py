@@ -1,6 +1,6 @@
 """``Model.get_model_path`` inside a replica: find a model in the local model-directory layout.
 
-Follows Azure ML v1 (``azureml-v1-api.md`` §1.2.2, §1.2.3): models live at
+Follows Azure ML v1 (docs/scoring.md, "Entry scripts"): models live at
 ``<root>/<name>/<version>/<one file or folder>``; without a version the highest integer version
 wins; a version folder must hold exactly one entry; the last resort is ``./<name>``. The roots
 searched are ``$AML_APP_ROOT/azureml-models`` (Azure's cache), the ``AZUREML_MODEL_DIR`` root for

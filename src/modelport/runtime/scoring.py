@@ -1,6 +1,6 @@
 """Calling ``run()`` for one request and shaping its result, inside a worker process.
 
-Implements ``scoring-contract.md`` §2.2-2.5: how the input is built for each run() style, the
+Implements docs/scoring.md, "Entry scripts": how the input is built for each run() style, the
 400/415 input errors with their exact messages, the 500 answers for run() failures, timeouts and
 unencodable results, and JSON encoding of return values (stdlib ``json.dumps`` as the reference
 does, optionally numpy/pandas-aware).

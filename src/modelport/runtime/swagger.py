@@ -1,6 +1,6 @@
 """The Swagger 2.0 / OpenAPI 3.0 / 3.1 documents served at ``GET /swagger.json``.
 
-Same document shape as Azure ML's server (``scoring-contract.md`` §6.2), so that clients generated
+Same document shape as Azure ML's server (docs/scoring.md, "Routes"), so that clients generated
 from it keep working: paths ``<prefix>/``, ``<prefix>/score``, ``<prefix>/swagger.json``, schemas
 ``ServiceInput``, ``ServiceOutput``, ``ErrorResponse``, Bearer API-key security. Input and output
 schemas come from the inference-schema decorators; undecorated scripts get ``{"type": "object"}``.
@@ -19,7 +19,7 @@ from typing import Any
 VERSION_ALIASES = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}
 ALL_VERSIONS = ("2", "3", "3.1")
 
-# Highest priority first, per version (scoring-contract.md §6.2).
+# Highest priority first, per version (docs/scoring.md, "Routes").
 _USER_FILES = {"2": ("swagger.json", "swagger2.json"), "3": ("swagger3.json",), "3.1": ("swagger3.1.json",)}
 
 _ERROR_SCHEMA = {"type": "object", "properties": {"message": {"type": "string"}}}

@@ -10,6 +10,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.frontend.autoscaler import Autoscaler, AutoscaleSettings, Decision, LoadSample
 
 # Azure ML scales down after about a minute below target; tests shorten it through this variable.
@@ -21,6 +22,19 @@ def _with_delay_from_env(settings: AutoscaleSettings) -> AutoscaleSettings:
     if delay:
         settings = AutoscaleSettings(**{**vars(settings), "scale_down_delay_s": float(delay)})
     return settings
+
+
+def autoscale_settings(config: EffectiveDeploymentConfig) -> AutoscaleSettings:
+    """The autoscaling knobs of a service's effective deployment configuration (the front end
+    takes them as plain settings, knowing nothing of deployment configurations)."""
+    return AutoscaleSettings(
+        enabled=config.autoscale_enabled,
+        min_replicas=config.autoscale_min_replicas,
+        max_replicas=config.autoscale_max_replicas,
+        target_utilization=config.autoscale_target_utilization,
+        refresh_seconds=float(config.autoscale_refresh_seconds),
+        num_replicas=config.num_replicas or 1,
+    )
 
 
 class ReplicaPlanner:
@@ -38,7 +52,7 @@ class ReplicaPlanner:
     ) -> tuple[int, Decision | None]:
         """(replica count to run, the decision if it changed the count this time).
 
-        ``settings`` come from wherever the owner keeps them (``AutoscaleSettings.from_config``
+        ``settings`` come from wherever the owner keeps them (``autoscale_settings``
         for a spec, the Deployment's annotation on a cluster); ``MODELPORT_AUTOSCALE_SCALE_DOWN_DELAY_S``
         overrides their scale-down delay for every owner alike.
         """

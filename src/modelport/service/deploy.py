@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport._notes import note
+from modelport.compute import targets as attached_targets
 from modelport.config.deployment import DeploymentConfig, EffectiveDeploymentConfig, LocalDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import UserErrorException
 from modelport.names import check_service_name
 from modelport.registry.environment import Environment
 from modelport.registry.environment_store import register_environment
+from modelport.registry.model import Model
+from modelport.service.driver import driver_for
+from modelport.service.machine import this_machine
 from modelport.service.spec import LOCAL_TARGET, EnvironmentRef, ModelRef, ServiceSpec, SourceRef
+from modelport.service.store import write_service
+from modelport.service.webservice import Webservice
 from modelport.workspace.artifacts import NoProgress
 from modelport.workspace.blobs import discard_unreferenced_blobs
 from modelport.workspace.filesets import StoredFile, check_readable, collect_files, store_files
 
 if TYPE_CHECKING:
-    from modelport.registry.model import Model
-    from modelport.service.webservice import Webservice
     from modelport.workspace import Workspace
 
 # Never shipped with the source directory: caches that differ per machine.
@@ -32,8 +36,6 @@ NO_CODE_FRAMEWORKS = ("Onnx", "ScikitLearn", "TensorFlow", "Multi")
 
 def resolve_models(workspace: Workspace, models: Sequence[Model | str]) -> tuple[ModelRef, ...]:
     """Model objects or ``"name:version"`` ids → references to the registered rows."""
-    from modelport.registry.model import Model
-
     refs = []
     for item in models:
         model = Model(workspace, id=item) if isinstance(item, str) else item
@@ -41,7 +43,7 @@ def resolve_models(workspace: Workspace, models: Sequence[Model | str]) -> tuple
             raise UserErrorException(
                 f"Invalid models entry {item!r}: pass Model objects or ids 'name:version' (e.g. 'iris:1')."
             )
-        refs.append(ModelRef(name=model.name, version=model.version, db_id=model._db_id, root=model.root))
+        refs.append(ModelRef(name=model.name, version=model.version, db_id=model.db_id, root=model.root))
     names = [r.name for r in refs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -53,8 +55,6 @@ def resolve_models(workspace: Workspace, models: Sequence[Model | str]) -> tuple
 
 
 def _no_code_refusal(models: Sequence[ModelRef], workspace: Workspace) -> UserErrorException:
-    from modelport.registry.model import Model
-
     if len(models) != 1:
         return UserErrorException(
             "You must provide an InferenceConfig when deploying zero or multiple models."
@@ -119,8 +119,6 @@ def resolve_target(
     workspace: Workspace, deployment_config: DeploymentConfig | None, deployment_target: Any
 ) -> tuple[str, str]:
     """(compute type, target name): the named attached target, else the local target."""
-    from modelport.compute import targets
-
     name = None
     if deployment_config is not None:
         name = getattr(deployment_config, "compute_target_name", None)
@@ -132,7 +130,7 @@ def resolve_target(
         )
     if name in (None, LOCAL_TARGET) or isinstance(deployment_config, LocalDeploymentConfig):
         return "local", LOCAL_TARGET
-    record = targets.require_target(workspace, name)
+    record = attached_targets.require_target(workspace, name)
     return record.compute_type, record.name
 
 
@@ -164,9 +162,6 @@ def deploy(
     Returns at once, as Azure ML did; ``wait_for_deployment()`` follows it to Healthy or Failed.
     Everything is validated before anything is stored.
     """
-    from modelport.service.driver import driver_for
-    from modelport.service.webservice import Webservice
-
     check_service_name(name)
     refs = resolve_models(workspace, models)
     if inference_config is None:
@@ -193,8 +188,6 @@ def deploy(
         tags=dict(effective.tags),
         properties=dict(effective.properties),
     )
-    from modelport.compute.local.machine import this_machine
-    from modelport.service.store import write_service
 
     # A local service belongs to the machine it is deployed from: only that machine's agent runs it.
     machine = this_machine() if compute_type == "local" else None

@@ -1,4 +1,4 @@
-"""Service states and the error object, as Azure ML v1 reported them (§1.7 of the spec)."""
+"""Service states and the error object, as Azure ML v1 reported them (docs/services.md, "States")."""
 
 from __future__ import annotations
 

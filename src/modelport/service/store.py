@@ -24,7 +24,7 @@ from modelport.workspace.tables import (
 )
 
 if TYPE_CHECKING:
-    from modelport.compute.local.machine import Machine
+    from modelport.service.machine import Machine
     from modelport.workspace import Workspace
 
 
@@ -103,8 +103,8 @@ def write_service(
     """
     now = datetime.now(UTC)
     obsolete: list[str] = []
-    with workspace._store.write() as conn:
-        workspace._store.lock_blobs(conn)
+    with workspace.metadata_store.write() as conn:
+        workspace.metadata_store.lock_blobs(conn)
         row = conn.execute(
             select(services.c.generation, services.c.deleting, services.c.machine_id, services.c.machine_name)
             .where(services.c.name == spec.name)
@@ -180,7 +180,7 @@ def write_service(
 
 def replace_spec(workspace: Workspace, spec: ServiceSpec, message: str) -> None:
     """Change settings that need no new replicas (keys, tags, properties) without a new generation."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         row = conn.execute(
             select(services.c.generation).where(services.c.name == spec.name).with_for_update()
         ).first()
@@ -196,7 +196,7 @@ def replace_spec(workspace: Workspace, spec: ServiceSpec, message: str) -> None:
 
 def read_service(workspace: Workspace, name: str) -> ServiceRecord | None:
     """The desired state of ``name``, or ``None``."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         row = conn.execute(select(services).where(services.c.name == name)).first()
     return _record(row) if row is not None else None
 
@@ -206,13 +206,13 @@ def list_services(workspace: Workspace, compute_type: str | None = None) -> list
     query = select(services).order_by(services.c.name)
     if compute_type is not None:
         query = query.where(services.c.compute_type == compute_type)
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         return [_record(row) for row in conn.execute(query)]
 
 
 def claim_service(workspace: Workspace, name: str, machine_id: str, machine_name: str) -> bool:
     """Make a service that belongs to no machine yet this machine's; False if another claimed it first."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         claimed = conn.execute(
             update(services)
             .where((services.c.name == name) & services.c.machine_id.is_(None))
@@ -223,7 +223,7 @@ def claim_service(workspace: Workspace, name: str, machine_id: str, machine_name
 
 def source_file_list(workspace: Workspace, name: str, generation: int) -> list[StoredFile]:
     """The stored source files of one generation of a service."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         rows = conn.execute(
             select(source_files.c.path, source_files.c.digest, source_files.c.size, source_files.c.mode)
             .where((source_files.c.service_name == name) & (source_files.c.generation == generation))
@@ -234,7 +234,7 @@ def source_file_list(workspace: Workspace, name: str, generation: int) -> list[S
 
 def read_status(workspace: Workspace, name: str) -> ServiceStatus | None:
     """What the target last reported for ``name``."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         row = conn.execute(select(service_status).where(service_status.c.service_name == name)).first()
     if row is None:
         return None
@@ -264,7 +264,7 @@ def write_status(
         "detail": detail,
         "updated_time": datetime.now(UTC),
     }
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         if conn.execute(select(services.c.name).where(services.c.name == name)).first() is None:
             return
         changed = conn.execute(
@@ -298,7 +298,7 @@ def add_event(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append a line to the service's history (ignored when the service no longer exists)."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         if conn.execute(select(services.c.name).where(services.c.name == name)).first() is not None:
             _add_event(conn, name, generation, kind, message, data)
 
@@ -312,14 +312,14 @@ def read_events(
     )
     if kinds:
         query = query.where(service_events.c.kind.in_(list(kinds)))
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         rows = conn.execute(query.order_by(service_events.c.id).limit(limit)).all()
     return [ServiceEvent(r.id, r.time, r.generation, r.kind, r.message, r.data) for r in rows]
 
 
 def mark_deleting(workspace: Workspace, name: str) -> bool:
     """Flag ``name`` for deletion (the driver stops it, then removes it); False if it does not exist."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         return bool(
             conn.execute(update(services).where(services.c.name == name).values(deleting=True)).rowcount
         )
@@ -327,7 +327,7 @@ def mark_deleting(workspace: Workspace, name: str) -> bool:
 
 def remove_service(workspace: Workspace, name: str) -> None:
     """Delete every row of ``name`` and the source blobs nothing else uses."""
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         digests = list(
             conn.execute(select(source_files.c.digest).where(source_files.c.service_name == name)).scalars()
         )
@@ -344,7 +344,7 @@ def remove_service(workspace: Workspace, name: str) -> None:
 
 def get_setting(workspace: Workspace, key: str, default: Any = None) -> Any:
     """A workspace-wide setting."""
-    with workspace._store.read() as conn:
+    with workspace.metadata_store.read() as conn:
         stored = conn.execute(
             select(workspace_settings.c.value).where(workspace_settings.c.key == key)
         ).scalar()
@@ -356,7 +356,7 @@ def set_setting(workspace: Workspace, key: str, value: Any) -> None:
     # Wrapped in an object: SQLite's JSON column affinity would turn a bare number into an integer
     # that no JSON decoder accepts back.
     stored = {"value": value}
-    with workspace._store.write() as conn:
+    with workspace.metadata_store.write() as conn:
         if not conn.execute(
             update(workspace_settings).where(workspace_settings.c.key == key).values(value=stored)
         ).rowcount:

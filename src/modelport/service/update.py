@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.config.rules import DEPLOYMENT_RULES, failed_rules
 from modelport.errors import ConfigValidationError, WebserviceException
-from modelport.registry.model import _add_properties
+from modelport.registry.tags import add_properties
 from modelport.service import store as service_store
 from modelport.service.deploy import resolve_environment, resolve_models, snapshot_source
 from modelport.service.driver import driver_for
@@ -112,7 +112,7 @@ def plan_update(
     if tags is not None:
         changes["tags"] = dict(tags)
     if properties is not None:
-        changes["properties"] = _add_properties(dict(spec.properties), dict(properties))
+        changes["properties"] = add_properties(dict(spec.properties), dict(properties))
     if description is not None:
         changes["description"] = description
     if nothing:

@@ -1,4 +1,4 @@
-"""``Webservice``: a deployed service as Azure ML v1's SDK showed it (§1.7 of the spec)."""
+"""``Webservice``: a deployed service as Azure ML v1's SDK showed it (docs/services.md)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from modelport.compute.local.machine import require_here
 from modelport.errors import WebserviceException
 from modelport.service import states
 from modelport.service import store as service_store
 from modelport.service.driver import TargetDriver, driver_for
+from modelport.service.machine import require_here
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ServiceError
 
@@ -362,10 +362,10 @@ class Webservice:
 
     def add_properties(self, properties: dict[str, str]) -> None:
         """Add properties; existing keys cannot change."""
-        from modelport.registry.model import _add_properties
+        from modelport.registry.tags import add_properties
 
         self._replace_meta(
-            properties=_add_properties(dict(self._spec.properties), properties), message="Properties added"
+            properties=add_properties(dict(self._spec.properties), properties), message="Properties added"
         )
 
     def _replace_meta(self, message: str, **changes: Any) -> None:
@@ -543,7 +543,7 @@ class Webservice:
         image_digest: str | None = None,
     ) -> list[Webservice]:
         """Services of the workspace, filtered as Azure ML's ``Webservice.list`` filtered them."""
-        from modelport.registry.model import _matches, _normalise_filters
+        from modelport.registry.tags import matches_filters, normalise_filters
 
         kind = None
         if compute_type is not None:
@@ -552,8 +552,8 @@ class Webservice:
                 raise WebserviceException(
                     f'Invalid compute type "{compute_type}". Valid options are "LOCAL,KUBERNETES,AKS"'
                 )
-        tag_filters = _normalise_filters(tags, "tags")
-        property_filters = _normalise_filters(properties, "properties")
+        tag_filters = normalise_filters(tags, "tags")
+        property_filters = normalise_filters(properties, "properties")
         result = []
         # One driver per target, shared by its services: a cluster's is a connection (kubeconfig).
         drivers: dict[tuple[str, str], TargetDriver] = {}
@@ -563,7 +563,9 @@ class Webservice:
                 continue
             if model_id is not None and model_id not in {m.id for m in spec.models}:
                 continue
-            if not (_matches(spec.tags, tag_filters) and _matches(spec.properties, property_filters)):
+            if not (
+                matches_filters(spec.tags, tag_filters) and matches_filters(spec.properties, property_filters)
+            ):
                 continue
             service = Webservice.__new__(Webservice)
             service.workspace = workspace

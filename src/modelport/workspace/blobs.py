@@ -24,8 +24,8 @@ def discard_unreferenced_blobs(workspace: Workspace, digests: Sequence[str]) -> 
     if not digests:
         return
     wanted = list(set(digests))
-    with workspace._store.write() as conn:
-        workspace._store.lock_blobs(conn)
+    with workspace.metadata_store.write() as conn:
+        workspace.metadata_store.lock_blobs(conn)
         referenced = set(
             conn.execute(
                 union(
@@ -35,6 +35,6 @@ def discard_unreferenced_blobs(workspace: Workspace, digests: Sequence[str]) -> 
             ).scalars()
         )
         orphans = [d for d in dict.fromkeys(digests) if d not in referenced]
-        workspace._artifacts.delete_many(
+        workspace.artifact_store.delete_many(
             orphans, lambda d, exc: note(f"warning: could not remove unused blob {d[:12]}: {exc}")
         )

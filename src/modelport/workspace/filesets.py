@@ -61,7 +61,7 @@ def collect_files(
     child_paths: Sequence[str] | None = None,
     skip_dirs: frozenset[str] = frozenset(),
 ) -> list[LocalFile]:
-    """The files of a file or folder, with the layout Azure ML stores (§1.2); ``field`` names it in errors."""
+    """The files of a file or folder in Azure ML's stored layout (docs/models.md); ``field`` names it."""
     if path.is_file():
         if child_paths:
             raise WebserviceException(f"child_paths can only be given when {field} is a folder.")
@@ -133,7 +133,7 @@ def store_files(
     stored: list[StoredFile] = []
     try:
         for source in files:
-            blob = workspace._artifacts.put_file(source.local, progress)
+            blob = workspace.artifact_store.put_file(source.local, progress)
             if blob.created:
                 created.append(blob.digest)
             stored.append(StoredFile(source.stored, blob.digest, source.size, source.mode))
@@ -152,9 +152,9 @@ def restore_collected(
     on no collection can run until the records are committed.
     """
     missing = {f.digest for f in stored} - set(created)
-    missing = {d for d in missing if not workspace._artifacts.exists(d)}
+    missing = {d for d in missing if not workspace.artifact_store.exists(d)}
     for source, record in zip(files, stored, strict=True):
         if record.digest in missing:
-            workspace._artifacts.put_file(source.local)
+            workspace.artifact_store.put_file(source.local)
             created.append(record.digest)
             missing.discard(record.digest)

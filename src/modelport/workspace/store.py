@@ -8,6 +8,7 @@ themselves on PostgreSQL.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
@@ -136,7 +136,9 @@ class MetadataStore:
         The counter row is incremented in the caller's transaction, so a registration that
         rolls back also gives its version back: versions stay gap-free and unique.
         """
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        # The dialect's own INSERT (both have ON CONFLICT), loaded by name: a SQLite workspace
+        # never imports the PostgreSQL dialect (CLI start-up, docs/performance.md).
+        dialect_insert = importlib.import_module(f"sqlalchemy.dialects.{self.dialect}").insert
         stmt = dialect_insert(version_counters).values(kind=kind, name=name, last_version=1)
         stmt = stmt.on_conflict_do_update(
             index_elements=[version_counters.c.kind, version_counters.c.name],

@@ -132,7 +132,7 @@ services = Table(
     Column("spec", JSON, nullable=False),
     Column("generation", Integer, nullable=False, server_default="1"),
     Column("deleting", Boolean, nullable=False, server_default=false()),
-    # Local services only: the machine whose agent runs them (compute/local/machine.py).
+    # Local services only: the machine whose agent runs them (service/machine.py).
     Column("machine_id", String(64)),
     Column("machine_name", String(255)),
 )

@@ -8,7 +8,7 @@ import shutil
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -18,9 +18,6 @@ from modelport.workspace import config as cfg
 from modelport.workspace.artifacts import ArtifactStore
 from modelport.workspace.store import MetadataStore
 from modelport.workspace.tables import workspace_info
-
-if TYPE_CHECKING:
-    from modelport.registry.model import Model
 
 SECRET_STORAGE_OPTIONS = {"key", "secret", "token", "password", "aws_secret_access_key", "aws_access_key_id"}
 
@@ -49,24 +46,29 @@ class Workspace:
     Open one with :meth:`create`, :meth:`get` or :meth:`from_config`.
     """
 
+    # Its stores, public to the layers above (registries, services, targets):
+    metadata_store: MetadataStore  # the database: registries, services, compute targets
+    artifact_store: ArtifactStore  # model files and source snapshots (a folder or s3://)
+    store_location: cfg.WorkspaceLocation  # where both live, and the config file that named it
+
     def __init__(self, location: cfg.WorkspaceLocation, *, _create: bool = False) -> None:
-        self._location = location
-        self._store = MetadataStore(location.metadata_url)
+        self.store_location = location
+        self.metadata_store = MetadataStore(location.metadata_url)
         if _create:
-            self._store.ensure_schema()
+            self.metadata_store.ensure_schema()
             return
-        if self._store.is_empty():
+        if self.metadata_store.is_empty():
             raise WorkspaceException(
-                f"{self._store.safe_url} holds no modelport workspace. Fix: create one with "
+                f"{self.metadata_store.safe_url} holds no modelport workspace. Fix: create one with "
                 f"`modelport workspace create {location.name}` or Workspace.create({location.name!r}, ...)."
             )
-        self._store.ensure_schema()
+        self.metadata_store.ensure_schema()
         row = self._read_info()
         if row is None or row.name != location.name:
             held = f"workspace {row.name!r}" if row is not None else "no workspace"
             raise WorkspaceException(
-                f"{self._store.safe_url} holds {held}, not {location.name!r}. Fix: open the workspace by "
-                "its own name, or point metadata_url at another database."
+                f"{self.metadata_store.safe_url} holds {held}, not {location.name!r}. Fix: open the "
+                "workspace by its own name, or point metadata_url at another database."
             )
         self._apply_info(row)
 
@@ -126,33 +128,36 @@ class Workspace:
     def _initialise(
         self, tags: dict[str, str], location: str | None, description: str | None, exist_ok: bool
     ) -> None:
-        ArtifactStore(str(self._location.artifact_url), self._location.storage_options).ensure_root()
-        with self._store.write() as conn:
+        ArtifactStore(
+            str(self.store_location.artifact_url), self.store_location.storage_options
+        ).ensure_root()
+        with self.metadata_store.write() as conn:
             row = conn.execute(select(workspace_info)).first()
             if row is None:
                 conn.execute(
                     insert(workspace_info).values(
                         id=1,
-                        name=self._location.name,
+                        name=self.store_location.name,
                         created_time=datetime.now(UTC),
                         location=location,
                         description=description,
                         tags=dict(tags),
-                        artifact_url=str(self._location.artifact_url),
-                        storage_options=_storable_options(self._location.storage_options),
+                        artifact_url=str(self.store_location.artifact_url),
+                        storage_options=_storable_options(self.store_location.storage_options),
                     )
                 )
-            elif row.name != self._location.name or not exist_ok:
+            elif row.name != self.store_location.name or not exist_ok:
                 raise WorkspaceException(
-                    f"The database {self._store.safe_url} already holds workspace {row.name!r}. Fix: open it "
-                    f"with Workspace.get({row.name!r}, metadata_url=...), or use an empty database."
+                    f"The database {self.metadata_store.safe_url} already holds workspace {row.name!r}. "
+                    f"Fix: open it with Workspace.get({row.name!r}, metadata_url=...), or use an empty "
+                    "database."
                 )
         info = self._read_info()
         assert info is not None
         self._apply_info(info)
 
     def _read_info(self) -> Any:
-        with self._store.read() as conn:
+        with self.metadata_store.read() as conn:
             return conn.execute(select(workspace_info)).first()
 
     def _apply_info(self, row: Any) -> None:
@@ -161,9 +166,9 @@ class Workspace:
         self.description: str | None = row.description
         self.tags: dict[str, str] = dict(row.tags or {})
         self.created_time: datetime = row.created_time
-        self.artifact_url: str = self._location.artifact_url or row.artifact_url
-        self._artifacts = ArtifactStore(
-            self.artifact_url, {**(row.storage_options or {}), **self._location.storage_options}
+        self.artifact_url: str = self.store_location.artifact_url or row.artifact_url
+        self.artifact_store = ArtifactStore(
+            self.artifact_url, {**(row.storage_options or {}), **self.store_location.storage_options}
         )
 
     @classmethod
@@ -218,7 +223,10 @@ class Workspace:
         """Write ``<path>/.modelport/<file_name or config.json>`` for this workspace; return the path."""
         target = Path(path or Path.cwd()) / ".modelport" / (file_name or "config.json")
         loc = cfg.WorkspaceLocation(
-            self.name, self._location.metadata_url, self.artifact_url, self._location.storage_options
+            self.name,
+            self.store_location.metadata_url,
+            self.artifact_url,
+            self.store_location.storage_options,
         )
         cfg.write_config_file(target.resolve(), loc)
         return target
@@ -226,14 +234,7 @@ class Workspace:
     @property
     def metadata_url(self) -> str:
         """The metadata database URL, password masked."""
-        return self._store.safe_url
-
-    @property
-    def models(self) -> dict[str, Model]:
-        """Latest version of every registered model, by name."""
-        from modelport.registry.model import Model
-
-        return {m.name: m for m in Model.list(self, latest=True)}
+        return self.metadata_store.safe_url
 
     def get_details(self) -> dict[str, Any]:
         """A plain dict describing the workspace (what ``modelport workspace show`` prints)."""
@@ -245,7 +246,7 @@ class Workspace:
             "createdTime": self.created_time.isoformat() if self.created_time else None,
             "metadataUrl": self.metadata_url,
             "artifactUrl": self.artifact_url,
-            "configPath": str(self._location.config_path) if self._location.config_path else None,
+            "configPath": str(self.store_location.config_path) if self.store_location.config_path else None,
         }
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ be reached.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -21,10 +22,10 @@ import httpx
 import pytest
 
 import modelport
+from modelport.compute.envplan import conda_to_pip, plan_install, runtime_requirements
 from modelport.compute.local.envbuild import EnvironmentBuilder, EnvironmentBuildError
-from modelport.compute.local.envplan import conda_to_pip, plan_install
 from modelport.errors import ModelportError
-from modelport.registry.conda import CondaDependencies
+from modelport.registry.conda import CondaDependencies, package_name
 from modelport.registry.environment import Environment
 from tests.servers import STARTUP_DEADLINE_S, free_port, wait_for_port
 
@@ -116,13 +117,19 @@ def test_built_environment_runs_modelport_with_the_packages(built: Built) -> Non
     assert serve.returncode == 0, serve.stderr
 
 
+# Azure ML's serving packages (modelport's runtime replaces them) and the control plane's packages.
+_NOT_IN_REPLICAS = (
+    *("azureml-defaults", "azureml-inference-server-http", "azureml-core"),
+    *("sqlalchemy", "alembic", "psycopg", "s3fs", "typer", "rich", "uv", "starlette", "uvicorn"),
+)
+
+
 @pytest.mark.slow
 def test_azureml_serving_packages_and_control_plane_are_not_installed(built: Built) -> None:
     result = _run(
         built.python,
         "import importlib.metadata as m\n"
-        "for name in ('azureml-defaults', 'azureml-inference-server-http', 'azureml-core', "
-        "'s3fs', 'psycopg', 'alembic', 'uv'):\n"
+        f"for name in {_NOT_IN_REPLICAS!r}:\n"
         "    try:\n        m.version(name); print(name)\n    except m.PackageNotFoundError:\n        pass\n",
     )
     assert result.returncode == 0, result.stderr
@@ -329,9 +336,11 @@ def test_unknown_conda_package_points_at_the_conda_entry(tmp_path: Path, package
 
 
 def test_pin_that_conflicts_with_the_runtime_says_so(tmp_path: Path, package_index: None) -> None:
-    error, _ = _failed_build(tmp_path, _environment("old-pydantic", pip=["pydantic==1.10.13"]))
-    assert "pydantic" in error.log_tail
-    assert "pydantic is also required by modelport's runtime as 'pydantic<3,>=2.7'" in error.message
+    error, _ = _failed_build(tmp_path, _environment("old-metrics", pip=["prometheus-client<0.20"]))
+    assert "prometheus-client" in error.log_tail
+    assert "prometheus-client is also required by modelport's runtime as 'prometheus-client>=0.20'" in (
+        error.message
+    )
 
 
 def test_missing_python_version_falls_back_to_the_running_interpreter(
@@ -405,7 +414,8 @@ def test_user_managed_interpreter_without_modelport_is_refused(tmp_path: Path, b
 
 
 def test_user_managed_interpreter_with_an_older_modelport_is_refused(tmp_path: Path, bare_venv: Path) -> None:
-    # An older modelport: its serve has no --unix_socket, which the agent passes to every replica.
+    # An older modelport: its serve has neither its own flag parser (replicas hold no typer) nor
+    # --unix_socket, which the agent passes to every replica.
     (site,) = (bare_venv.parent.parent / "lib").glob("python*/site-packages")
     runtime = site / "modelport" / "runtime"
     runtime.mkdir(parents=True)
@@ -416,7 +426,7 @@ def test_user_managed_interpreter_with_an_older_modelport_is_refused(tmp_path: P
         "import dataclasses\n\n@dataclasses.dataclass\nclass ServeFlags:\n    port: int | None = None\n"
     )
     error = _refused_interpreter(tmp_path, bare_venv)
-    assert "unexpected keyword argument 'unix_socket'" in error.message
+    assert "No module named 'modelport.runtime.serve_cli'" in error.message
     assert f"pip install modelport=={modelport.__version__}` (the agent's version)" in error.message
 
 
@@ -471,3 +481,35 @@ def test_plan_without_conda_spec_is_the_runtime_only() -> None:
     env = Environment.from_dict({"name": "bare", "python": {"userManagedDependencies": False}, "docker": {}})
     plan = plan_install(env)
     assert plan.requirements == () and plan.python_request is None
+
+
+def test_replica_runtime_is_a_subset_of_the_full_install_without_the_control_plane() -> None:
+    declared = importlib.metadata.requires("modelport") or []
+    core = {package_name(r) for r in declared if "extra ==" not in r}
+    runtime = {package_name(r) for r in runtime_requirements()}
+    # A subset: `pip install modelport` already holds everything a replica runs.
+    assert runtime and runtime <= core
+    assert not runtime & {package_name(name) for name in _NOT_IN_REPLICAS}
+    # The markers other than the extra's own stay (uvloop has no Windows wheels).
+    assert any(r.startswith("uvloop") and "sys_platform" in r for r in runtime_requirements())
+
+
+def test_serve_runs_without_the_cli_libraries(tmp_path: Path) -> None:
+    """``python -m modelport serve`` parses its flags without typer or rich (absent from replicas)."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "for name in ('typer', 'rich', 'click', 'sqlalchemy', 'pydantic'):\n"
+        "    sys.modules[name] = None  # importing it raises ImportError, as in a replica's venv\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    blocked = subprocess.run([sys.executable, "-c", "import typer"], capture_output=True, env=env)
+    assert blocked.returncode != 0  # the blocker works
+    shown = subprocess.run(
+        [sys.executable, "-m", "modelport", "serve", "--help"], capture_output=True, text=True, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "--unix_socket" in shown.stdout and "--scoring-timeout-ms" in shown.stdout
+    serve = [sys.executable, "-m", "modelport", "serve"]
+    refused = subprocess.run([*serve, "--port", "70000"], capture_output=True, text=True, env=env)
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "70000" in refused.stderr

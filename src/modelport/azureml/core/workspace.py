@@ -205,7 +205,10 @@ class Workspace(_Workspace):
         plus its Azure ids, so that ``Workspace.from_config()`` finds it wherever the notebook runs."""
         target = (Path(path or Path.cwd()) / ".azureml" / (file_name or "config.json")).resolve()
         location = cfg.WorkspaceLocation(
-            self.name, self._location.metadata_url, self.artifact_url, self._location.storage_options
+            self.name,
+            self.store_location.metadata_url,
+            self.artifact_url,
+            self.store_location.storage_options,
         )
         payload = {
             **cfg.config_payload(location),
@@ -217,6 +220,13 @@ class Workspace(_Workspace):
         return target
 
     # ------------------------------------------------------------------ Azure ML's dict properties
+    @property
+    def models(self) -> dict[str, Any]:
+        """Latest version of every registered model, by name (typed as this facade's ``Model``)."""
+        from modelport.azureml.core.model import Model
+
+        return {model.name: model for model in Model.list(self, latest=True)}
+
     @property
     def webservices(self) -> dict[str, Any]:
         """Deployed services by name (typed as ``Webservice(ws, name)`` types them)."""

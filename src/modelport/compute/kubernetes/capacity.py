@@ -1,5 +1,6 @@
 """The cluster-purpose check of attach: ``FastProd`` needs at least 12 allocatable vCPUs on at
-least 3 Ready, schedulable nodes; ``DevTest`` has no minimum (Azure ML's rule, spec §1.5).
+least 3 Ready, schedulable nodes; ``DevTest`` has no minimum (Azure ML's rule; docs/kubernetes.md,
+"Attach, create, detach").
 
 Input is the cluster's Node objects as dicts; the refusal says what the cluster has, in Azure
 ML's words, so that the user knows how far off it is.

@@ -32,6 +32,7 @@ from modelport.errors import (
     UserErrorException,
 )
 from modelport.names import namespace_problem
+from modelport.service import store as service_store
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -452,8 +453,6 @@ def detach(workspace: Workspace, name: str, progress: Progress = _quiet, force: 
     """
     from lightkube.resources.apps_v1 import Deployment
     from lightkube.resources.core_v1 import Namespace
-
-    from modelport.service import store as service_store
 
     record = targets.require_target(workspace, name)
     services = service_store.list_services(workspace, COMPUTE_TYPE)

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
 from modelport.compute.kubernetes.cluster import KubernetesTarget
-from modelport.registry.build_context import AZUREML_IMAGES
+from modelport.registry.model import Model
+from modelport.service import store as service_store
 from modelport.service.replica_contract import model_path
 from modelport.service.spec import ServiceSpec
 from modelport.workspace.artifacts import expand_environment_references
@@ -39,7 +41,7 @@ def artifact_access(
     """
     m.check_artifact_url(workspace.artifact_url)
     # Keys stay in the workspace's form: the pod's ArtifactStore maps them to s3fs's itself.
-    resolved = expand_environment_references(dict(workspace._location.storage_options))
+    resolved = expand_environment_references(dict(workspace.store_location.storage_options))
     options: dict[str, Any] = {}
     secret: dict[str, str] = {}
     for name, value in resolved.items():
@@ -81,13 +83,10 @@ def service_inputs(
     pdb_api_version: str = "policy/v1",
 ) -> tuple[m.ServiceInputs, dict[str, str]]:
     """The inputs of one generation, and the artifact credentials Secret's values."""
-    from modelport.registry.model import Model
-    from modelport.service import store as service_store
-
     access, secret = artifact_access(workspace, target)
     files: list[m.FetchFile] = []
     for ref in spec.models:
-        for row in Model(workspace, id=ref.id)._files():
+        for row in Model(workspace, id=ref.id).stored_files():
             path = f"{model_path(ref)}/{row.path}"
             files.append(m.FetchFile(path, row.digest, row.mode))
     source = service_store.source_file_list(workspace, spec.name, generation)
@@ -97,7 +96,7 @@ def service_inputs(
             for stored in source:
                 local = Path(folder) / stored.digest
                 if not local.exists():
-                    workspace._artifacts.fetch(stored.digest, local)
+                    workspace.artifact_store.fetch(stored.digest, local)
                 inline[stored.path] = local.read_bytes()
     else:
         files.extend(m.FetchFile(f.path, f.digest, f.mode) for f in source)

@@ -32,7 +32,6 @@ import httpx
 import uvloop
 
 from modelport.compute.local.cgroups import find_cpu_limiter
-from modelport.compute.local.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.ports import PortListeners
 from modelport.compute.local.replica import ReplicaLaunch, free_port
@@ -43,7 +42,6 @@ from modelport.compute.local.runner import (
     remove_tree,
 )
 from modelport.errors import ModelportError
-from modelport.frontend.autoscaler import AutoscaleSettings
 from modelport.frontend.routes import ServiceRoute, auth_policy, service_route
 from modelport.frontend.server import FrontEnd
 from modelport.registry.environment import Environment
@@ -51,8 +49,9 @@ from modelport.registry.model import Model
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S
 from modelport.service import replica_contract, states
 from modelport.service import store as service_store
-from modelport.service.autoscaling import ReplicaPlanner
+from modelport.service.autoscaling import ReplicaPlanner, autoscale_settings
 from modelport.service.driver import Observation, record_observation
+from modelport.service.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.service.spec import ServiceSpec
 from modelport.service.states import ErrorDetail, ServiceError
 from modelport.workspace import Workspace
@@ -212,7 +211,7 @@ class LocalAgent:
                 self.planners[name] = ReplicaPlanner(name)
             self.records[name] = record
             desired, decision = self.planners[name].plan(
-                AutoscaleSettings.from_config(record.spec.deployment),
+                autoscale_settings(record.spec.deployment),
                 self.frontend.load(name),
                 runner.current_count(),
             )
@@ -354,7 +353,7 @@ class LocalAgent:
         app_root.mkdir(parents=True)
         files = service_store.source_file_list(self.ws, spec.name, generation)
         for record in files:
-            self.ws._artifacts.fetch(record.digest, app_root / record.path, record.mode)
+            self.ws.artifact_store.fetch(record.digest, app_root / record.path, record.mode)
         say(f"Unpacked {len(files)} source file(s) into {app_root}")
         for ref in spec.models:
             target = app_root / replica_contract.model_path(ref)
@@ -405,7 +404,7 @@ def main() -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health check is noise
     workspace = _open_workspace()
-    paths = LocalPaths.for_workspace(workspace.name, workspace._store.url)
+    paths = LocalPaths.for_workspace(workspace.name, workspace.metadata_store.url)
     paths.root.mkdir(parents=True, exist_ok=True)
     lock = open(paths.lock, "a+")  # noqa: SIM115 - held for the life of the process
     try:

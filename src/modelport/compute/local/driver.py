@@ -13,12 +13,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelport.compute.local.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.service import store as service_store
+from modelport.service.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.service.spec import LOCAL_TARGET
 from modelport.service.states import ServiceError
 
@@ -35,7 +35,7 @@ POLL_S = 0.05
 
 def paths_for(workspace: Workspace) -> LocalPaths:
     """The local agent's folder for ``workspace``."""
-    return LocalPaths.for_workspace(workspace.name, workspace._store.url)
+    return LocalPaths.for_workspace(workspace.name, workspace.metadata_store.url)
 
 
 def agent_pid(workspace: Workspace) -> int | None:
@@ -102,9 +102,9 @@ class LocalDriver:
         paths.root.mkdir(parents=True, exist_ok=True)
         location = {
             "name": workspace.name,
-            "metadata_url": workspace._store.url,
+            "metadata_url": workspace.metadata_store.url,
             "artifact_url": workspace.artifact_url,
-            "storage_options": workspace._location.storage_options,
+            "storage_options": workspace.store_location.storage_options,
         }
         env = {**os.environ, "MODELPORT_AGENT_WORKSPACE": json.dumps(location)}
         with open(paths.agent_log, "ab") as log:

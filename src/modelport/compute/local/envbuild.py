@@ -13,7 +13,7 @@
 modelport itself is not installed into the venv: its runtime dependencies are (resolved together
 with the user's packages, so a conflict is uv's error, never a silent downgrade), and a symlink in
 the venv's site-packages points at the running modelport package. What the spec asks for is
-translated by :mod:`modelport.compute.local.envplan`. Decisions: docs/environments.md, "How the
+translated by :mod:`modelport.compute.envplan`. Decisions: docs/environments.md, "How the
 local target builds environments".
 """
 
@@ -35,7 +35,7 @@ import uv
 
 import modelport
 from modelport._io import atomic_write_text, file_lock
-from modelport.compute.local.envplan import (
+from modelport.compute.envplan import (
     InstallPlan,
     minimum_runtime_python,
     plan_install,
@@ -59,10 +59,8 @@ _TAIL_LINES = 40
 # venv that cannot do this is not an environment for the local target.
 _SMOKE_CODE = (
     "import modelport.runtime.server, modelport.runtime.worker\n"
-    "from modelport.runtime.config import ServeFlags\n"
-    "ServeFlags(unix_socket='@check')\n"
-    "from modelport.cli.main import main\n"
-    "main(['serve', '--help'])"
+    "from modelport.runtime.serve_cli import parse\n"
+    "parse(['--unix_socket', '@check'])"
 )
 
 

@@ -21,6 +21,8 @@ from modelport.errors import ModelportError, UserErrorException
 from modelport.frontend.server import PREFIX, FrontEnd
 from modelport.runtime.http_server import ConnectionSet, Request, Responder, json_error, protocol_factory
 from modelport.runtime.listen import bind
+from modelport.service import store as service_store
+from modelport.service.machine import this_machine
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -46,9 +48,6 @@ def _port_is_free(port: int) -> bool:
 
 def check_port(workspace: Workspace, name: str, port: int) -> None:
     """Refuse a port another service of this machine or another program already uses."""
-    from modelport.compute.local.machine import this_machine
-    from modelport.service import store as service_store
-
     here = (None, this_machine().id)
     for record in service_store.list_services(workspace, "local"):
         if record.spec.deployment.port == port and record.spec.name != name and record.machine_id in here:

@@ -9,7 +9,7 @@ build`` turns into that image:
   together with modelport in one resolution, ``pip check``, its environment variables as ``ENV``,
   labels naming the environment, its version and content hash;
 * ``requirements.txt``: the conda/pip spec in PyPI terms, translated exactly as the local target
-  translates it (:func:`modelport.compute.local.envplan.plan_install`);
+  translates it (:func:`modelport.compute.envplan.plan_install`);
 * ``conda.yml``: the environment's conda specification, for reference (when it has one);
 * ``README.md``: how to build, push and use the image.
 
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from modelport import __version__
+from modelport.compute.envplan import minimum_runtime_python, plan_install
 from modelport.compute.kubernetes.manifests import APP_ROOT, DEFAULT_IMAGE
-from modelport.compute.local.envplan import minimum_runtime_python, plan_install
 from modelport.errors import EnvironmentException
 from modelport.registry.environment import DEFAULT_CPU_IMAGE, Environment
 

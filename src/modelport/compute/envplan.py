@@ -1,6 +1,9 @@
-"""What the local target installs for an environment: its conda/pip spec in PyPI terms.
+"""What a target installs for an environment: its conda/pip spec in PyPI terms, and the runtime.
 
-The local target has no conda, only a package index, so an environment's spec becomes one pip
+Shared by both targets: the local target installs the plan into a virtualenv
+(:mod:`modelport.compute.local.envbuild`), the Kubernetes target writes it into an image's build
+context (:mod:`modelport.compute.kubernetes.build_context`). There is no conda, only a package
+index, so an environment's spec becomes one pip
 requirements file: pip packages as written, conda packages mapped to the PyPI distribution of the
 same name (``numpy=1.26`` → ``numpy==1.26.*``), Python and pip themselves skipped, and the Azure ML
 serving packages dropped because modelport's runtime provides them. Every such choice is kept as a
@@ -31,9 +34,11 @@ CONDA_ONLY = frozenset({"cudatoolkit", "cudnn", "cpuonly", "pytorch-cuda", "mkl"
 # The few conda names whose PyPI distribution is named differently (PyPI's "pytorch" is a stub
 # that refuses to install).
 CONDA_TO_PYPI = {"pytorch": "torch", "py-xgboost": "xgboost"}
-# modelport's dependencies that only the control plane needs (metadata server, object store,
-# migrations, the installer); a replica's environment gets every other one.
-CONTROL_PLANE_ONLY = frozenset({"psycopg", "s3fs", "alembic", "uv"})
+# The extra of modelport's metadata that lists what a replica imports (pyproject.toml): the local
+# target installs that subset, never the control plane's packages (SQLAlchemy, typer, rich, ...).
+RUNTIME_EXTRA = "runtime"
+# ``; extra == "runtime"`` as setuptools writes it in the metadata, alone or after other markers.
+_EXTRA_MARKER = re.compile(rf"""\s*(?:\band\s+)?extra\s*==\s*["']{RUNTIME_EXTRA}["']""")
 
 _PIP_OPERATORS = ("==", ">=", "<=", "!=", "~=", ">", "<")
 # pip options that uv takes on the command line only, not inside a requirements file.
@@ -126,19 +131,20 @@ def plan_install(env: Environment) -> InstallPlan:
 
 
 def runtime_requirements() -> tuple[str, ...]:
-    """modelport's declared dependencies that ``python -m modelport serve`` needs, as installed metadata.
+    """What ``python -m modelport serve`` needs: the ``runtime`` extra of modelport's installed metadata.
 
     Read from the installed distribution, so that the environment follows pyproject.toml without
-    a second list to keep in step; extras (dev tools) and :data:`CONTROL_PLANE_ONLY` are left out.
+    a second list to keep in step; the extra's own marker is dropped, any other marker kept.
     """
     declared = importlib.metadata.requires("modelport") or []
-    return tuple(
-        sorted(
-            requirement
-            for requirement in declared
-            if "extra ==" not in requirement and package_name(requirement) not in CONTROL_PLANE_ONLY
-        )
-    )
+    requirements = []
+    for requirement in declared:
+        marked = _EXTRA_MARKER.search(requirement)
+        if marked is None:
+            continue
+        kept = (requirement[: marked.start()] + requirement[marked.end() :]).rstrip()
+        requirements.append(kept.rstrip(";").rstrip())
+    return tuple(sorted(requirements))
 
 
 def runtime_fingerprint(requirements: tuple[str, ...]) -> str:

@@ -28,7 +28,11 @@ from modelport.compute.kubernetes.cluster import (
     frontend_url,
     load_target,
 )
+from modelport.config.deployment import KubernetesDeploymentConfig
+from modelport.config.inference import InferenceConfig
 from modelport.errors import ModelportError
+from modelport.registry.model import Model
+from modelport.service.deploy import deploy
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -161,10 +165,6 @@ def _front_end(probe: _Probe) -> str:
 
 
 def _deploy(probe: _Probe) -> str:
-    from modelport.config.deployment import KubernetesDeploymentConfig
-    from modelport.config.inference import InferenceConfig
-    from modelport.registry.model import Model
-
     with tempfile.TemporaryDirectory(prefix="modelport-doctor-") as folder:
         source = Path(folder) / "probe"
         source.mkdir()
@@ -181,7 +181,7 @@ def _deploy(probe: _Probe) -> str:
         )
         inference = InferenceConfig(entry_script="score.py", source_directory=str(source))
         started = time.monotonic()
-        probe.service = Model.deploy(probe.workspace, probe.service_name, [probe.model], inference, config)
+        probe.service = deploy(probe.workspace, probe.service_name, [probe.model], inference, config)
     probe.service.wait_for_deployment(timeout_sec=probe.deploy_timeout_s)
     return f"{probe.service_name} Healthy {time.monotonic() - started:.1f} s after deploy"
 
