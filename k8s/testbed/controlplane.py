@@ -144,8 +144,9 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        """The apiserver's URL."""
-        return f"https://127.0.0.1:{self.api_port}"
+        """The apiserver's URL (on the node's address when there is one: the certificate the
+        apiserver makes itself names the advertised address, not loopback, then)."""
+        return f"https://{self.node_ip or '127.0.0.1'}:{self.api_port}"
 
     def _spawn(self, name: str, *args: str) -> None:
         with open(self.work_dir / f"{name}.log", "wb") as log:
