@@ -34,7 +34,7 @@ TESTBED = ROOT / "scripts" / "k8s-testbed"
 START_DEADLINE_S = 1800
 
 
-def testbed(*args: str | Path, timeout: float = START_DEADLINE_S) -> subprocess.CompletedProcess[str]:
+def run_testbed(*args: str | Path, timeout: float = START_DEADLINE_S) -> subprocess.CompletedProcess[str]:
     """Run scripts/k8s-testbed in the host's network namespace (it makes and removes its own)."""
     return subprocess.run(
         [sys.executable, str(TESTBED), *map(str, args)], capture_output=True, text=True, timeout=timeout
@@ -74,14 +74,14 @@ class RealNode:
 def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     """The real-node testbed; the session's main thread runs inside its network namespace."""
     folder = tmp_path_factory.mktemp("real-node")
-    started = testbed("start", "--real-node", "--dir", folder)
+    started = run_testbed("start", "--real-node", "--dir", folder)
     assert started.returncode == 0, f"the real node did not start:\n{started.stderr[-8000:]}"
     state = json.loads((folder / "node.json").read_text())
     try:
         with netns.entered(state["netns"]) as outside:
             yield RealNode(folder, state, tuple(outside))
     finally:
-        stopped = testbed("stop", "--dir", folder, timeout=300)
+        stopped = run_testbed("stop", "--dir", folder, timeout=300)
         assert stopped.returncode == 0, f"stop failed:\n{stopped.stderr}"
 
 

@@ -14,7 +14,7 @@ from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 
-from tests.k8s.realnode.conftest import RealNode, testbed
+from tests.k8s.realnode.conftest import RealNode, run_testbed
 from tests.k8s.testbed import netns, node
 from tests.servers import wait_until
 
@@ -73,7 +73,7 @@ def test_stop_leaves_no_namespace_process_cgroup_mount_or_container(
     real_node: RealNode, tmp_path: Path
 ) -> None:
     folder = tmp_path / "second"
-    started = testbed("start", "--real-node", "--dir", folder)
+    started = run_testbed("start", "--real-node", "--dir", folder)
     assert started.returncode == 0, started.stderr[-6000:]
     state = json.loads((folder / "node.json").read_text())
     name = state["netns"]
@@ -84,7 +84,7 @@ def test_stop_leaves_no_namespace_process_cgroup_mount_or_container(
         client.close()
     assert netns.pids_inside(name)  # the node runs until stop
 
-    stopped = testbed("stop", "--dir", folder, timeout=300)
+    stopped = run_testbed("stop", "--dir", folder, timeout=300)
 
     assert stopped.returncode == 0, stopped.stderr
     assert not netns.exists(name) and netns.pids_inside(name) == []
