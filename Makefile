@@ -36,9 +36,9 @@ test: system-deps install lint
 
 # The Kubernetes tier: builds the 1.20.2 control plane once into $$MODELPORT_K8S_CACHE (default
 # ~/.cache/modelport-k8s; ~5 min cold, then cached) and runs the tests marked k8s against it.
-# With MODELPORT_K8S_BIN set, a testbed that cannot start fails the tier (tests/k8s/conftest.py).
+# With MODELPORT_K8S_BIN set, a testbed that cannot start fails the tier (tests/compute/kubernetes/conftest.py).
 test-k8s: install
-	@bin=$$(scripts/k8s-testbed build) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/k8s
+	@bin=$$(scripts/k8s-testbed build) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/compute/kubernetes
 
 # The real-node tier: the control plane plus kubelet, kube-proxy, containerd, runc and a registry,
 # all inside a network namespace the testbed makes (k8s/testbed/node.py), as root. Builds the
@@ -47,7 +47,7 @@ test-k8s: install
 test-k8s-node: install
 	@bin=$$(scripts/k8s-testbed build) && nodebin=$$(scripts/k8s-testbed build --real-node) && \
 		MODELPORT_K8S_BIN="$$bin" MODELPORT_K8S_NODE_BIN="$$nodebin" MODELPORT_K8S_NODE=1 \
-		$(BIN)/pytest -q -p no:cacheprovider -m k8s_node tests/k8s/realnode
+		$(BIN)/pytest -q -p no:cacheprovider -m k8s_node tests/compute/kubernetes/realnode
 
 bench: install
 	$(BIN)/python bench/registry_bench.py

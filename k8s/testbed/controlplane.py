@@ -5,9 +5,9 @@ The binaries come from ``k8s/testbed/build.sh`` (built once into a cache folder)
 control plane writes lives in one folder: etcd data, the apiserver's self-signed certificate, a
 service-account key pair, a static admin token, a kubeconfig and one log per component. There is
 no kubelet and no container runtime: objects are stored and reconciled by the real controllers,
-but no container runs (the test suite's simulated node, tests/k8s/node.py, stands in for one).
+but no container runs (the test suite's simulated node, tests/compute/kubernetes/node.py, stands in for one).
 
-Two users: the test suite (``tests/k8s/testbed.py`` re-exports this module; the components are
+Two users: the test suite (``tests/compute/kubernetes/testbed.py`` re-exports this module; the components are
 pytest's children and stop with the session) and ``scripts/k8s-testbed`` (``detached=True``: the
 components get a session of their own and outlive the command, and a state file records their
 pids so that a later ``stop`` finds them). Standard library only, so that the script runs with any
@@ -213,7 +213,8 @@ class ControlPlane:
                 f"--service-account-signing-key-file={d / 'sa.key'}",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 # Logs, exec and port-forward go to the node's kubelet endpoint: the simulated node's
-                # (tests/k8s/node.py) is on its InternalIP, 127.0.0.1; its Hostname resolves to nothing.
+                # (tests/compute/kubernetes/node.py) is on its InternalIP, 127.0.0.1; its Hostname resolves
+                # to nothing.
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
             )
             self._wait_ready()

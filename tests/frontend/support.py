@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,19 +24,9 @@ import pytest
 
 from modelport.frontend.routes import ReplicaTarget
 from modelport.frontend.standalone import BackgroundFrontEnd
-from tests.servers import free_port
+from tests.servers import free_port, wait_until
 
 SCRIPT = Path(__file__).with_name("scripts") / "echo.py"
-DEADLINE_S = 60.0
-
-
-def poll(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    """Wait until ``condition()`` holds; fail naming ``what`` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.005)
 
 
 @dataclass
@@ -121,7 +110,7 @@ class ReplicaFactory:
             except httpx.HTTPError:
                 return False
 
-        poll(ready, f"replica {replica_id} to be ready")
+        wait_until(ready, f"replica {replica_id} to be ready")
         return replica
 
 
@@ -140,7 +129,7 @@ class Gate:
     def wait_started(self, tag: str) -> str:
         """Wait until run() is blocked on ``tag``; return the replica it runs on."""
         path = self.root / f"started-{tag}"
-        poll(path.exists, f"run() to start for {tag}")
+        wait_until(path.exists, f"run() to start for {tag}")
         return path.read_text()
 
     def release(self, *tags: str) -> None:

@@ -13,7 +13,8 @@ from modelport.errors import UserErrorException
 from modelport.frontend.autoscaler import Autoscaler, AutoscaleSettings, LoadSample
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
-from tests.frontend.support import Gate, ReplicaProcess, poll, score_url, submit_post
+from tests.frontend.support import Gate, ReplicaProcess, score_url, submit_post
+from tests.servers import wait_until
 
 
 class Feed:
@@ -175,11 +176,11 @@ def test_samples_from_a_real_front_end_drive_a_decision(
     url = score_url(frontend, "scaled")
     tags = [gate.tag() for _ in range(3)]
     held = [submit_post(pool, url, {"action": "block", "tag": tag}) for tag in tags]
-    poll(lambda: frontend.load("scaled").queued == 2, "one request in flight and two queued")
+    wait_until(lambda: frontend.load("scaled").queued == 2, "one request in flight and two queued")
     scaler = Autoscaler(AutoscaleSettings())
     scaler.decide(frontend.load("scaled"), 1)
     start = time.monotonic()
-    poll(lambda: time.monotonic() - start > 0.2, "a measurable period")  # the period is the input here
+    wait_until(lambda: time.monotonic() - start > 0.2, "a measurable period")  # the period is the input here
     decision = scaler.decide(frontend.load("scaled"), 1)
     assert decision.busy == pytest.approx(3.0, rel=0.05)
     assert (decision.in_flight, decision.queued, decision.ready_replicas) == (1, 2, 1)

@@ -1,7 +1,7 @@
 """Graceful stop of the front end over real sockets: requests in flight are answered, none dropped.
 
 ``FrontEnd.stop`` is what the in-cluster front end and the local agent run on SIGTERM (the
-in-cluster process's signal handling is tested on the testbed, tests/k8s). Requests are held in
+in-cluster process's signal handling is tested on the testbed, tests/compute/kubernetes). Requests are held in
 ``run()`` by the gate, so that they are in flight when the stop begins.
 """
 
@@ -16,7 +16,8 @@ import pytest
 
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
-from tests.frontend.support import Gate, ReplicaProcess, poll
+from tests.frontend.support import Gate, ReplicaProcess
+from tests.servers import wait_until
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
 ANSWER_TIMEOUT_S = 60.0
@@ -80,10 +81,10 @@ def test_stop_answers_every_request_in_flight(
         return load.in_flight + load.queued == connections + 1
 
     # Eight run() at a time over the two replicas; with nine requests one waits in the queue.
-    poll(received, "every request to reach the front end")
+    wait_until(received, "every request to reach the front end")
 
     stopping = pool.submit(running.stop, ANSWER_TIMEOUT_S)
-    poll(lambda: _refused(running.port), "the front end to stop accepting connections")
+    wait_until(lambda: _refused(running.port), "the front end to stop accepting connections")
     assert idle.sock is not None and idle.sock.recv(1) == b"", "the idle keep-alive connection stays open"
     assert not stopping.done()
 

@@ -16,12 +16,11 @@ from tests.frontend.support import (
     Gate,
     ReplicaFactory,
     ReplicaProcess,
-    poll,
     post_json,
     score_url,
     submit_post,
 )
-from tests.servers import free_port
+from tests.servers import free_port, wait_until
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
 
@@ -113,7 +112,7 @@ def test_per_replica_cap_queues_then_dispatches(
     url = score_url(frontend, "cap")
     tags = [gate.tag() for _ in range(3)]
     futures = [submit_post(pool, url, {"action": "block", "tag": tag}) for tag in tags]
-    poll(lambda: frontend.load("cap").queued == 1, "one request to be queued")
+    wait_until(lambda: frontend.load("cap").queued == 1, "one request to be queued")
     sample = frontend.load("cap")
     assert (sample.in_flight, sample.ready_replicas, sample.max_concurrent_per_replica) == (2, 1, 2)
     assert frontend.in_flight("r1") == 2
@@ -121,7 +120,7 @@ def test_per_replica_cap_queues_then_dispatches(
     def started() -> list[str]:
         return [tag for tag in tags if (gate.root / f"started-{tag}").exists()]
 
-    poll(lambda: len(started()) == 2, "two run() calls to start")
+    wait_until(lambda: len(started()) == 2, "two run() calls to start")
     assert frontend.load("cap").queued == 1  # the replica has 4 workers: only the cap holds the third back
     running = started()
     gate.release(*running)
@@ -142,7 +141,7 @@ def test_full_queue_answers_503_at_once(
     held = submit_post(pool, url, {"action": "block", "tag": tag})
     gate.wait_started(tag)
     queued = submit_post(pool, url, {})
-    poll(lambda: frontend.load("full").queued == 1, "the second request to be queued")
+    wait_until(lambda: frontend.load("full").queued == 1, "the second request to be queued")
     beyond = post_json(url, {})  # the queue holds one: the third is refused at once
     assert beyond.status_code == 503
     assert beyond.json()["message"] == "Too many requests for service full (overloaded)"
@@ -263,7 +262,7 @@ def test_swap_gives_queued_requests_the_new_replicas(
     held = submit_post(pool, url, {"action": "block", "tag": tag})
     gate.wait_started(tag)
     queued = submit_post(pool, url, {})
-    poll(lambda: frontend.load("grow").queued == 1, "a queued request")
+    wait_until(lambda: frontend.load("grow").queued == 1, "a queued request")
     frontend.set_routes(route("grow", *pair, max_queue_wait_ms=30_000))
     assert queued.result().json()["replica"] == "r2"
     gate.release(tag)
@@ -279,7 +278,7 @@ def test_removed_service_fails_its_queue_and_is_404(
     held = submit_post(pool, url, {"action": "block", "tag": tag})
     gate.wait_started(tag)
     queued = submit_post(pool, url, {})
-    poll(lambda: frontend.load("gone").queued == 1, "a queued request")
+    wait_until(lambda: frontend.load("gone").queued == 1, "a queued request")
     frontend.set_routes({})
     assert queued.result().status_code == 503
     assert post_json(url, {}).status_code == 404
@@ -320,9 +319,9 @@ def test_stop_drains_then_closes(pair: Pair, gate: Gate, pool: ThreadPoolExecuto
     held = submit_post(pool, url, {"action": "block", "tag": tag})
     gate.wait_started(tag)
     queued = submit_post(pool, url, {})
-    poll(lambda: running.load("stopping").queued == 1, "a queued request")
+    wait_until(lambda: running.load("stopping").queued == 1, "a queued request")
     stopping = pool.submit(running.stop, 30.0)
-    poll(lambda: running.frontend.draining, "the stop to begin")
+    wait_until(lambda: running.frontend.draining, "the stop to begin")
     assert not stopping.done()  # waiting for the requests in flight, the queued one included
     gate.release(tag)
     assert held.result().json() == {"replica": "r1", "released": True}

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import venv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +33,6 @@ REFERENCE_PACKAGES = ("azureml-inference-server-http", "scikit-learn")
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 # The reference joins only when asked: installing it needs the package index.
 IMPLEMENTATIONS = ["modelport", "azmlinfsrv"] if os.environ.get(REFERENCE_ENV) == "1" else ["modelport"]
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = READY_DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds (scoring servers get the longer start-up deadline)."""
-    servers.wait_until(condition, what, deadline_s)
 
 
 @dataclass
@@ -68,7 +63,7 @@ class Server:
 
     def wait_exit(self, deadline_s: float = READY_DEADLINE_S) -> int:
         """Wait for the process to exit by itself and return its status."""
-        wait_until(lambda: self.process.poll() is not None, "the server to exit", deadline_s)
+        servers.wait_until(lambda: self.process.poll() is not None, "the server to exit", deadline_s)
         return int(self.process.returncode)
 
     def stop(self) -> None:
@@ -152,7 +147,7 @@ class ServerFactory:
             except httpx.HTTPError:
                 return False
 
-        wait_until(answered, f"{server.implementation} to answer GET /")
+        servers.wait_until(answered, f"{server.implementation} to answer GET /", READY_DEADLINE_S)
 
     def stop_all(self) -> None:
         """Stop every server this factory started."""

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.clirun import modelport
-from tests.runtime.conftest import Server, ServerFactory, wait_until
-from tests.servers import free_port
+from tests.runtime.conftest import Server, ServerFactory
+from tests.servers import free_port, wait_until
 
 GATED = """
 import json, os, time

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port, wait_until
+from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port
 from tests.runtime.test_config import _serve
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.usefixtures("modelport_only")
 

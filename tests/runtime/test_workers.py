@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime.conftest import Server, ServerFactory, wait_until
+from tests.runtime.conftest import Server, ServerFactory
+from tests.servers import wait_until
 
 
 class Background:

@@ -4,7 +4,7 @@ Pure functions: a :class:`~modelport.service.spec.ServiceSpec` plus what the dri
 the workspace (namespace, image, artifact store, the files to fetch) in, manifests out. Nothing
 here talks to a cluster; the driver applies what these return with server-side apply. Every
 manifest is written so that it validates strictly for Kubernetes 1.25 … 1.37 and applies on the
-1.20 testbed (``tests/k8s``).
+1.20 testbed (``tests/compute/kubernetes``).
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.k8s.realnode.conftest import RealNode
-from tests.k8s.test_serving_testbed import FAILING_INIT, IRIS_SCORE, SAMPLE
-from tests.k8s.testbed import image
+from tests.compute.kubernetes.realnode.conftest import RealNode
+from tests.compute.kubernetes.test_serving_testbed import FAILING_INIT, IRIS_SCORE, SAMPLE
+from tests.compute.kubernetes.testbed import image
 from tests.servers import S3Server
 
 pytestmark = [pytest.mark.k8s_node]

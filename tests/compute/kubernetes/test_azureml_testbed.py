@@ -27,8 +27,8 @@ from modelport.azureml.core.webservice import AksWebservice
 from modelport.azureml.exceptions import ComputeTargetException, WebserviceException
 from tests.azureml.test_notebook_aks import MULTI_SCORE, SCHEMA_SCORE
 from tests.clirun import modelport
-from tests.k8s.node import SimulatedNode
-from tests.k8s.testbed import ControlPlane
+from tests.compute.kubernetes.node import SimulatedNode
+from tests.compute.kubernetes.testbed import ControlPlane
 from tests.servers import wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3]

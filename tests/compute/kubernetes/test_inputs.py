@@ -16,7 +16,7 @@ from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.compute.kubernetes.inputs import artifact_access, image_for, service_inputs
 from modelport.registry.environment import Environment
 from modelport.workspace import Workspace
-from tests.k8s.specs import make_spec
+from tests.compute.kubernetes.specs import make_spec
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.s3

@@ -2,7 +2,7 @@
 
 Everything goes through the real control plane: a Deployment's pod is created by the real
 controllers and placed by the real scheduler, then the node runs its init containers and
-containers (tests/k8s/kubelet.py), writes their statuses, serves their logs to the apiserver,
+containers (tests/compute/kubernetes/kubelet.py), writes their statuses, serves their logs to the apiserver,
 and stops them when the pod is deleted.
 """
 
@@ -27,9 +27,15 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Servi
 
 from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose
 from modelport.service import states
-from tests.k8s.kubelet import process_stat
-from tests.k8s.node import FAULT_ANNOTATION, RUN_LABEL, RUN_PROCESS, SimulatedNode, run_processes_in
-from tests.k8s.testbed import ADMIN_TOKEN, ControlPlane
+from tests.compute.kubernetes.kubelet import process_stat
+from tests.compute.kubernetes.node import (
+    FAULT_ANNOTATION,
+    RUN_LABEL,
+    RUN_PROCESS,
+    SimulatedNode,
+    run_processes_in,
+)
+from tests.compute.kubernetes.testbed import ADMIN_TOKEN, ControlPlane
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.k8s

@@ -40,8 +40,8 @@ from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_all, apply_service
 from modelport.frontend.auth import issue_token
 from modelport.service.spec import ServiceSpec
-from tests.k8s.specs import make_inputs, make_spec
-from tests.k8s.testbed import ControlPlane
+from tests.compute.kubernetes.specs import make_inputs, make_spec
+from tests.compute.kubernetes.testbed import ControlPlane
 from tests.servers import free_port, wait_until
 
 pytestmark = pytest.mark.k8s

@@ -3,7 +3,7 @@
 
 The implementation is ``k8s/testbed/controlplane.py``, shared with ``scripts/k8s-testbed`` and
 independent of the test suite. It is loaded by path, as module ``modelport_k8s_testbed``: the
-folder ``k8s/`` cannot be a package, because pytest already names ``tests/k8s`` ``k8s``.
+folder ``k8s/`` holds build recipes and a Dockerfile, not a package of the project.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 MODULE_NAME = "modelport_k8s_testbed"
-MODULE_PATH = Path(__file__).resolve().parents[2] / "k8s" / "testbed" / "controlplane.py"
+MODULE_PATH = Path(__file__).resolve().parents[3] / "k8s" / "testbed" / "controlplane.py"
 
 
 def _load() -> ModuleType:

@@ -23,8 +23,8 @@ from lightkube.types import CascadeType
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_all, apply_service, disruption_budget_resource
-from tests.k8s.rbac import can
-from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
+from tests.compute.kubernetes.rbac import can
+from tests.compute.kubernetes.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 

@@ -8,8 +8,8 @@ garbage-collect. A pod template annotated ``sim.modelport.io/fault`` gets a fail
 
 Pods in a namespace labelled ``sim.modelport.io/run=process`` (``RUN_LABEL``/``RUN_PROCESS``; see
 ``run_processes_in``) are **run for real** as local processes, each with a loopback pod IP, its
-volumes, env, probes, restarts and logs (``tests/k8s/kubelet.py`` says how, and how that differs
-from a kubelet) — unless they carry a fault annotation, which still wins. The node serves the
+volumes, env, probes, restarts and logs (``tests/compute/kubernetes/kubelet.py`` says how, and how that
+differs from a kubelet) — unless they carry a fault annotation, which still wins. The node serves the
 kubelet's log endpoint over HTTPS on 127.0.0.1 and advertises it in the Node's status, so
 ``Client.log`` works through the real apiserver.
 
@@ -35,7 +35,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 from lightkube.types import PatchType
 
-from tests.k8s.kubelet import (
+from tests.compute.kubernetes.kubelet import (
     HOST_IP,
     RUN_LABEL,
     RUN_PROCESS,

@@ -14,8 +14,8 @@ from lightkube.resources.core_v1 import Endpoints, Pod
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_service
 from modelport.compute.kubernetes.rollout import RolloutStatus, rollout_status
-from tests.k8s.node import SimulatedNode
-from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
+from tests.compute.kubernetes.node import SimulatedNode
+from tests.compute.kubernetes.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 

@@ -4,7 +4,7 @@ Attach, the FastProd check against the nodes the cluster really has, deploy → 
 a new ReplicaSet with the old one scaled down, states from the real scheduler and controllers,
 delete → nothing left, detach → nothing left, two targets kept apart. Pods are placed by the
 real scheduler on the simulated node, which reports them running (no container runs here, so
-these tests stop at Healthy; tests/k8s/test_serving_testbed.py runs real replicas).
+these tests stop at Healthy; tests/compute/kubernetes/test_serving_testbed.py runs real replicas).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
-from tests.k8s.rbac import can
-from tests.k8s.specs import TESTBED_PDB_API
-from tests.k8s.testbed import ControlPlane
+from tests.compute.kubernetes.node import FAULT_ANNOTATION, SimulatedNode
+from tests.compute.kubernetes.rbac import can
+from tests.compute.kubernetes.specs import TESTBED_PDB_API
+from tests.compute.kubernetes.testbed import ControlPlane
 from tests.servers import free_port, wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3]

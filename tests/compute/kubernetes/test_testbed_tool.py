@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.testbed import BINARIES, STATE_FILE, controlplane
+from tests.compute.kubernetes.testbed import BINARIES, STATE_FILE, controlplane
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "k8s-testbed"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "k8s-testbed"
 
 
 def tool(

@@ -11,7 +11,7 @@ import pytest
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.errors import ComputeTargetException, UserErrorException
-from tests.k8s.specs import DIGEST_A, make_inputs, make_spec
+from tests.compute.kubernetes.specs import DIGEST_A, make_inputs, make_spec
 
 VERSIONS = ("1.25", "1.30", "1.37")
 SIGNING_KEY = "k" * 48

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.testbed import netns
+from tests.compute.kubernetes.testbed import netns
 from tests.servers import S3Server, s3_server
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 TESTBED = ROOT / "scripts" / "k8s-testbed"
 # The first start may build the images (minutes, cold); `make test-k8s-node` builds them first.
 START_DEADLINE_S = 1800

@@ -18,8 +18,8 @@ from modelport.compute.kubernetes.apply import apply_service
 from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF, diagnose
 from modelport.service import states
 from modelport.service.states import ServiceError
-from tests.k8s.node import FAULT_ANNOTATION, SimulatedNode
-from tests.k8s.specs import TESTBED_PDB_API, make_inputs, make_spec
+from tests.compute.kubernetes.node import FAULT_ANNOTATION, SimulatedNode
+from tests.compute.kubernetes.specs import TESTBED_PDB_API, make_inputs, make_spec
 
 pytestmark = pytest.mark.k8s
 

@@ -1,7 +1,7 @@
 """Tier 1, end to end: real replicas on the testbed, scored through the in-cluster front end.
 
 The services namespace is labelled for the simulated node to run its pods as local processes
-(tests/k8s/kubelet.py): the init container really fetches the model from the S3-protocol store
+(tests/compute/kubernetes/kubelet.py): the init container really fetches the model from the S3-protocol store
 (moto) and `modelport serve` really serves it; logs come through the API server from the
 simulated kubelet's log endpoint. The front end is `python -m modelport.compute.kubernetes.frontend`
 run on this machine with the testbed kubeconfig (no pod network here), and the target is attached
@@ -31,9 +31,9 @@ from modelport.service import states
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.k8s.kubelet import RUN_LABEL, RUN_PROCESS
-from tests.k8s.node import SimulatedNode
-from tests.k8s.testbed import ControlPlane
+from tests.compute.kubernetes.kubelet import RUN_LABEL, RUN_PROCESS
+from tests.compute.kubernetes.node import SimulatedNode
+from tests.compute.kubernetes.testbed import ControlPlane
 from tests.servers import free_port, wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.s3]

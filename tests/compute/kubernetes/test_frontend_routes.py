@@ -28,7 +28,7 @@ from modelport.compute.kubernetes.routes import (
 )
 from modelport.frontend.autoscaler import AutoscaleSettings
 from modelport.frontend.routes import AuthPolicy, ReplicaTarget
-from tests.k8s.specs import make_inputs, make_spec
+from tests.compute.kubernetes.specs import make_inputs, make_spec
 
 Obj = dict[str, Any]
 

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.k8s.testbed import ControlPlane, bin_dir_from_env
+from tests.compute.kubernetes.testbed import ControlPlane, bin_dir_from_env
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the Kubernetes tiers out of runs that have no testbed (``k8s``: no control-plane
-    binaries; ``k8s_node``: not asked for with MODELPORT_K8S_NODE=1, see tests/k8s/realnode)."""
+    binaries; ``k8s_node``: not asked for with MODELPORT_K8S_NODE=1, see
+    tests/compute/kubernetes/realnode)."""
     markers = []
     if bin_dir_from_env() is None:
         markers.append("k8s")
@@ -57,10 +58,11 @@ def kube(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def node(control_plane: ControlPlane, kube):  # type: ignore[no-untyped-def]
     """A simulated Ready node: scheduled pods become Running and Ready (no container runs), except in
-    namespaces labelled for process runs (``tests.k8s.node.run_processes_in``), where they run."""
+    namespaces labelled for process runs (``tests.compute.kubernetes.node.run_processes_in``), where
+    they run."""
     from lightkube import Client, KubeConfig
 
-    from tests.k8s.node import SimulatedNode
+    from tests.compute.kubernetes.node import SimulatedNode
 
     simulated = SimulatedNode(
         lambda: Client(config=KubeConfig.from_file(control_plane.kubeconfig)), api_server=control_plane.server

@@ -14,8 +14,8 @@ from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 
-from tests.k8s.realnode.conftest import RealNode, run_testbed
-from tests.k8s.testbed import netns, node
+from tests.compute.kubernetes.realnode.conftest import RealNode, run_testbed
+from tests.compute.kubernetes.testbed import netns, node
 from tests.servers import wait_until
 
 pytestmark = [pytest.mark.k8s_node]

@@ -1,8 +1,8 @@
 """The process part of the simulated node: runs a pod's containers as real local processes.
 
 Opt-in per namespace: pods in a namespace labelled ``sim.modelport.io/run=process``
-(``RUN_LABEL``/``RUN_PROCESS``) are run for real by ``tests/k8s/node.py``; all other pods keep the
-node's status-only behaviour. What runs, and how it differs from a kubelet with a container runtime:
+(``RUN_LABEL``/``RUN_PROCESS``) are run for real by ``tests/compute/kubernetes/node.py``; all other pods keep
+the node's status-only behaviour. What runs, and how it differs from a kubelet with a container runtime:
 
 * **Images are ignored.** Every container runs in this virtualenv: the executable ``python`` (or
   ``python3``) is this interpreter (``sys.executable``), whose folder comes first on ``PATH``. A

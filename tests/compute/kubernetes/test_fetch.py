@@ -16,7 +16,7 @@ import pytest
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.workspace.artifacts import ArtifactStore
-from tests.k8s.specs import make_spec
+from tests.compute.kubernetes.specs import make_spec
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.s3
