@@ -78,7 +78,8 @@ def _read_metadata(path: str, workspace: str | None) -> str:
         raise UserErrorException(
             f"--model-metadata-file {path} is for workspace {data['workspaceName']!r}, not {workspace!r}."
         )
-    return data["modelId"]
+    model_id: str = data["modelId"]  # checked above
+    return model_id
 
 
 def translate(args: list[str]) -> tuple[list[str], list[str], str | None]:

@@ -123,7 +123,7 @@ def _base(environment: Environment, base_image: str | None) -> tuple[str | None,
     own = docker.base_image
     if base_image is not None:
         if docker.base_dockerfile is not None or docker.build_context is not None:
-            own_base = (
+            own_base: str | None = (
                 "docker.base_dockerfile" if docker.base_dockerfile is not None else "docker.build_context"
             )
         else:
