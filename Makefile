@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps quickstart test test-k8s lint bench clean
+.PHONY: install system-deps quickstart test test-k8s test-k8s-node lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ test: system-deps install lint
 # With MODELPORT_K8S_BIN set, a testbed that cannot start fails the tier (tests/k8s/conftest.py).
 test-k8s: install
 	@bin=$$(scripts/k8s-testbed build) && MODELPORT_K8S_BIN="$$bin" $(BIN)/pytest -q -m k8s tests/k8s
+
+# The real-node tier: the control plane plus kubelet, kube-proxy, containerd, runc and a registry,
+# all inside a network namespace the testbed makes (k8s/testbed/node.py), as root. Builds the
+# node's binaries and images once (cached under $$MODELPORT_K8S_CACHE, keyed by what made them),
+# then runs the tests marked k8s_node; a node that cannot start fails them.
+test-k8s-node: install
+	@bin=$$(scripts/k8s-testbed build) && nodebin=$$(scripts/k8s-testbed build --real-node) && \
+		MODELPORT_K8S_BIN="$$bin" MODELPORT_K8S_NODE_BIN="$$nodebin" MODELPORT_K8S_NODE=1 \
+		$(BIN)/pytest -q -p no:cacheprovider -m k8s_node tests/k8s/realnode
 
 bench: install
 	$(BIN)/python bench/registry_bench.py

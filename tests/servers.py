@@ -143,12 +143,16 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """Start moto's S3-protocol server on loopback for the duration of the ``with`` block."""
+def s3_server(host: str = "127.0.0.1") -> Iterator[S3Server]:
+    """Start moto's S3-protocol server on loopback for the duration of the ``with`` block.
+
+    ``host``: the address it listens on; the real-node tier gives 0.0.0.0 inside the node's network
+    namespace, so that pods reach it at the node's address (which exists only there).
+    """
     port = free_port()
     moto = Path(sys.executable).with_name("moto_server")
     process = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        [str(moto), "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -132,6 +132,10 @@ class ControlPlane:
     api_port: int = 0
     detached: bool = False
     state_path: Path | None = None
+    # The real node's address (k8s/testbed/node.py): the apiserver then listens on every address of
+    # the node's network namespace and advertises this one, so that pods reach it through the
+    # `kubernetes` Service, and the node lifecycle controller runs (it lifts the not-ready taint).
+    node_ip: str | None = None
     kubeconfig: Path = field(init=False)
     start_seconds: float = 0.0
     etcd_client_port: int = 0
@@ -140,8 +144,9 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        """The apiserver's URL."""
-        return f"https://127.0.0.1:{self.api_port}"
+        """The apiserver's URL (on the node's address when there is one: the certificate the
+        apiserver makes itself names the advertised address, not loopback, then)."""
+        return f"https://{self.node_ip or '127.0.0.1'}:{self.api_port}"
 
     def _spawn(self, name: str, *args: str) -> None:
         with open(self.work_dir / f"{name}.log", "wb") as log:
@@ -197,13 +202,9 @@ class ControlPlane:
             self._spawn(
                 "kube-apiserver",
                 f"--etcd-servers=http://127.0.0.1:{client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *self._address_flags(),
                 f"--secure-port={self.api_port}",
                 "--insecure-port=0",
-                # The `kubernetes` Endpoints object refuses loopback addresses; without this the
-                # apiserver logs an error every few seconds.
-                "--endpoint-reconciler-type=none",
                 f"--cert-dir={d / 'certs'}",
                 f"--token-auth-file={d / 'tokens.csv'}",
                 "--authorization-mode=RBAC",
@@ -226,7 +227,8 @@ class ControlPlane:
                     "--secure-port=0",
                     f"--service-account-private-key-file={d / 'sa.key'}",
                     f"--root-ca-file={d / 'certs' / 'apiserver.crt'}",
-                    "--controllers=*,-nodelifecycle,-nodeipam,-route,-cloud-node-lifecycle",
+                    f"--controllers=*,{'' if self.node_ip else '-nodelifecycle,'}"
+                    "-nodeipam,-route,-cloud-node-lifecycle",
                 )
                 self._spawn(
                     "kube-scheduler",
@@ -241,6 +243,18 @@ class ControlPlane:
         self.start_seconds = time.monotonic() - started
         self._save_state("running")
         return self
+
+    def _address_flags(self) -> list[str]:
+        if self.node_ip is not None:
+            # Inside the node's network namespace: its addresses exist nowhere else.
+            return ["--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}"]
+        # The `kubernetes` Endpoints object refuses loopback addresses; without the reconciler
+        # set to none the apiserver logs an error every few seconds.
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+        ]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_DEADLINE_S

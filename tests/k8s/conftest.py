@@ -7,6 +7,7 @@ set, a control plane that cannot start fails the tests; it never skips them.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -16,13 +17,18 @@ from tests.k8s.testbed import ControlPlane, bin_dir_from_env
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the Kubernetes tier out of runs that have no testbed."""
-    if bin_dir_from_env() is not None:
-        return
-    deselected = [item for item in items if item.get_closest_marker("k8s")]
+    """Leave the Kubernetes tiers out of runs that have no testbed (``k8s``: no control-plane
+    binaries; ``k8s_node``: not asked for with MODELPORT_K8S_NODE=1, see tests/k8s/realnode)."""
+    markers = []
+    if bin_dir_from_env() is None:
+        markers.append("k8s")
+    if os.environ.get("MODELPORT_K8S_NODE") != "1":
+        markers.append("k8s_node")
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in markers)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("k8s")]
+        dropped = {id(item) for item in deselected}
+        items[:] = [item for item in items if id(item) not in dropped]
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,11 @@ def _load() -> ModuleType:
 
 
 controlplane = _load()
+# The real node's modules sit beside controlplane.py and find it under MODULE_NAME (node.py).
+sys.path.insert(0, str(MODULE_PATH.parent))
+netns: ModuleType = importlib.import_module("netns")
+image: ModuleType = importlib.import_module("image")
+node: ModuleType = importlib.import_module("node")
 ADMIN_TOKEN: str = controlplane.ADMIN_TOKEN
 BINARIES: tuple[str, ...] = controlplane.BINARIES
 STATE_FILE: str = controlplane.STATE_FILE

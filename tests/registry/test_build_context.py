@@ -371,7 +371,9 @@ def test_a_folder_that_is_not_empty_needs_force_which_keeps_other_files(tmp_path
 
 
 def test_runtime_python_matches_the_runtime_dockerfile() -> None:
-    base = re.search(r"^FROM python:(\d+\.\d+)-", (ROOT / "k8s" / "Dockerfile").read_text(), re.MULTILINE)
+    base = re.search(
+        r"^ARG BASE_IMAGE=python:(\d+\.\d+)-", (ROOT / "k8s" / "Dockerfile").read_text(), re.MULTILINE
+    )
     assert base is not None and base.group(1) == RUNTIME_IMAGE_PYTHON
     assert f"USER {RUNTIME_UID}" in (ROOT / "k8s" / "Dockerfile").read_text()
 

@@ -41,7 +41,7 @@ CONDA = "conda.yml"
 README = "README.md"
 # Every file this module may write: --force replaces these and keeps anything else in the folder.
 WRITTEN = (DOCKERFILE, REQUIREMENTS, CONDA, README)
-# The runtime image's Python (k8s/Dockerfile: FROM python:3.11-slim-bookworm; a test keeps the
+# The runtime image's Python (k8s/Dockerfile: ARG BASE_IMAGE=python:3.11-slim-bookworm; a test keeps the
 # two in step) and its non-root user.
 RUNTIME_IMAGE_PYTHON = "3.11"
 RUNTIME_UID = 10001

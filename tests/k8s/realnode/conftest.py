@@ -1,0 +1,106 @@
+"""Fixtures of the real-node tier: one real-node testbed per session, this process inside its
+network namespace.
+
+``scripts/k8s-testbed start --real-node`` starts the control plane, containerd, kubelet,
+kube-proxy and the registry inside a network namespace of their own (k8s/testbed/node.py). The
+session then moves its main thread into that namespace (``netns.entered``): every client socket,
+server (moto) and subprocess the tests make afterwards is there too, so the node, pod and Service
+addresses the tests use exist only there. Teardown leaves the namespace and stops the testbed,
+which checks that nothing is left behind.
+
+Tests here are marked ``k8s_node`` and deselected unless ``MODELPORT_K8S_NODE=1`` (``make
+test-k8s-node`` sets it); once selected, a node that cannot start fails them with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s.testbed import netns
+from tests.servers import S3Server, s3_server
+
+ROOT = Path(__file__).resolve().parents[3]
+TESTBED = ROOT / "scripts" / "k8s-testbed"
+# The first start may build the images (minutes, cold); `make test-k8s-node` builds them first.
+START_DEADLINE_S = 1800
+
+
+def run_testbed(*args: str | Path, timeout: float = START_DEADLINE_S) -> subprocess.CompletedProcess[str]:
+    """Run scripts/k8s-testbed in the host's network namespace (it makes and removes its own)."""
+    return subprocess.run(
+        [sys.executable, str(TESTBED), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@dataclass(frozen=True)
+class RealNode:
+    """A running real-node testbed, as its state file (DIR/node.json) describes it."""
+
+    folder: Path
+    state: dict[str, Any]
+    outside: tuple[str, ...]  # runs a command back in the host's network namespace (image builds)
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The admin kubeconfig (server on 127.0.0.1 of the namespace)."""
+        return Path(self.state["kubeconfig"])
+
+    @property
+    def node_ip(self) -> str:
+        """The node's address (on a dummy interface of the namespace)."""
+        return str(self.state["nodeIP"])
+
+    @property
+    def registry(self) -> str:
+        """The testbed registry, ``host:port``, plain HTTP."""
+        return str(self.state["registry"])
+
+    @property
+    def runtime_image(self) -> str:
+        """The runtime image (k8s/Dockerfile) as pushed to the testbed registry by ``start``."""
+        return f"{self.registry}/modelport/runtime:0.1.0"
+
+
+@pytest.fixture(scope="session")
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    """The real-node testbed; the session's main thread runs inside its network namespace."""
+    folder = tmp_path_factory.mktemp("real-node")
+    started = run_testbed("start", "--real-node", "--dir", folder)
+    assert started.returncode == 0, f"the real node did not start:\n{started.stderr[-8000:]}"
+    state = json.loads((folder / "node.json").read_text())
+    try:
+        with netns.entered(state["netns"]) as outside:
+            yield RealNode(folder, state, tuple(outside))
+    finally:
+        stopped = run_testbed("stop", "--dir", folder, timeout=300)
+        assert stopped.returncode == 0, f"stop failed:\n{stopped.stderr}"
+
+
+@pytest.fixture(scope="session")
+def s3(real_node: RealNode) -> Iterator[S3Server]:
+    """The S3-protocol server (moto), listening on every address of the node's namespace, so that
+    pods reach it at the node's address; this process uses it on 127.0.0.1."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with s3_server(host="0.0.0.0") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def node_kube(real_node: RealNode):  # type: ignore[no-untyped-def]
+    """A lightkube client for the real-node testbed."""
+    from lightkube import Client, KubeConfig
+
+    client = Client(config=KubeConfig.from_file(real_node.kubeconfig))
+    yield client
+    client.close()
