@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check src tests bench examples k8s scripts/k8s-testbed
 	$(BIN)/ruff format --check src tests bench examples k8s scripts/k8s-testbed
 	$(BIN)/lint-imports
+	$(BIN)/mypy src
 
 test: system-deps install lint
 	$(BIN)/pytest -q
@@ -53,4 +54,4 @@ bench: install
 	$(BIN)/python bench/registry_bench.py
 
 clean:
-	rm -rf $(VENV) quickstart-workspace .pytest_cache .ruff_cache
+	rm -rf $(VENV) quickstart-workspace .pytest_cache .ruff_cache .mypy_cache

@@ -53,7 +53,8 @@ def _inference_view(config: InferenceConfig, output: OutputFormat) -> dict[str, 
         view["environment"] = (
             f"{config.environment.name} (version {config.environment.version or 'unregistered'})"
         )
-    return _masked(view)
+    masked: dict[str, Any] = _masked(view)
+    return masked
 
 
 @app.command("validate")

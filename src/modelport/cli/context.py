@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
 
 WORKSPACE_OPTION = typer.Option(
     None,
@@ -20,7 +24,7 @@ PATH_OPTION = typer.Option(
 )
 
 
-def open_workspace(name: str | None, path: Path | None):  # -> Workspace (import kept lazy)
+def open_workspace(name: str | None, path: Path | None) -> Workspace:
     """Open the workspace the user means: by name if given, else from the config found from ``path``."""
     from modelport.workspace import Workspace
 

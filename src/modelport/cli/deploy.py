@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,10 +13,16 @@ from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.params import parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 
+if TYPE_CHECKING:
+    from modelport.config import InferenceConfig
+    from modelport.workspace import Workspace
+
 SERVICE_COLUMNS = ["name", "state", "computeType", "machine", "models", "scoringUri", "generation"]
 
 
-def load_inference(path: Path | None, env_name: str | None, env_version: str | None, ws):  # type: ignore[no-untyped-def]
+def load_inference(
+    path: Path | None, env_name: str | None, env_version: str | None, ws: Workspace
+) -> InferenceConfig | None:
     """The inference config from ``path``, with ``-e/--ev`` naming a registered environment."""
     from modelport.config import load_inference_config
     from modelport.registry.environment import Environment

@@ -54,10 +54,12 @@ def new_group(name: str) -> typer.Typer:
 
 def group(name: str) -> typer.Typer:
     """The typer group ``name`` with its commands (its module imported)."""
-    return importlib.import_module(GROUPS[name].module).app
+    app: typer.Typer = importlib.import_module(GROUPS[name].module).app
+    return app
 
 
 def command(name: str) -> Callable[..., object]:
     """The function of top-level command ``name``."""
     module, function = COMMANDS[name]
-    return getattr(importlib.import_module(module), function)
+    found: Callable[..., object] = getattr(importlib.import_module(module), function)
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,10 +12,13 @@ from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.groups import new_group
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
+if TYPE_CHECKING:
+    from modelport.compute.local.driver import LocalDriver
+
 app = new_group("local")
 
 
-def _driver():  # type: ignore[no-untyped-def]
+def _driver() -> LocalDriver:
     from modelport.compute.local.driver import LocalDriver
 
     return LocalDriver()

@@ -78,7 +78,8 @@ def _read_metadata(path: str, workspace: str | None) -> str:
         raise UserErrorException(
             f"--model-metadata-file {path} is for workspace {data['workspaceName']!r}, not {workspace!r}."
         )
-    return data["modelId"]
+    model_id: str = data["modelId"]  # checked above
+    return model_id
 
 
 def translate(args: list[str]) -> tuple[list[str], list[str], str | None]:
@@ -120,6 +121,7 @@ def _has_output_option(command: Any) -> bool:
 
 def _command(app_: typer.Typer, name: str) -> Any:
     """Command ``name`` of typer group ``app_`` (typer's own, vendored, click Group)."""
+    # typer types get_command() as returning a plain Command; for a Typer with commands it is a group.
     return typer.main.get_command(app_).commands[name]  # type: ignore[attr-defined]
 
 

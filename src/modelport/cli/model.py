@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,6 +13,10 @@ from modelport.cli.deploy import deploy
 from modelport.cli.groups import new_group
 from modelport.cli.params import BarProgress, parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
+
+if TYPE_CHECKING:
+    from modelport.registry.model import Model
+    from modelport.workspace import Workspace
 
 app = new_group("model")
 app.command("deploy")(deploy)
@@ -24,7 +29,7 @@ MODEL_NAME_OPTION = typer.Option(
 VERSION_OPTION = typer.Option(None, "--version", help="Model version (with --model-name).")
 
 
-def _find(ws, model_id: str | None, name: str | None, version: int | None):  # type: ignore[no-untyped-def]
+def _find(ws: Workspace, model_id: str | None, name: str | None, version: int | None) -> Model:
     from modelport.registry.model import Model
 
     if model_id is None and name is None:

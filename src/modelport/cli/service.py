@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,11 +16,14 @@ from modelport.cli.groups import new_group
 from modelport.cli.params import parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 
+if TYPE_CHECKING:
+    from modelport.service.webservice import Webservice
+
 app = new_group("service")
 NAME_OPTION = typer.Option(..., "--name", "-n", help="Service name.")
 
 
-def _service(name: str, workspace: str | None, path: Path | None):  # type: ignore[no-untyped-def]
+def _service(name: str, workspace: str | None, path: Path | None) -> Webservice:
     from modelport.service.webservice import Webservice
 
     return Webservice(open_workspace(workspace, path), name)

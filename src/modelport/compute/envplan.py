@@ -155,6 +155,8 @@ def runtime_fingerprint(requirements: tuple[str, ...]) -> str:
 
 def minimum_runtime_python() -> tuple[int, int]:
     """The oldest ``major.minor`` modelport runs on (``Requires-Python: >=3.11`` of its metadata)."""
-    declared = importlib.metadata.metadata("modelport").get("Requires-Python") or ""
+    # PackageMetadata promises get() only from Python 3.12; membership and indexing work on 3.11.
+    metadata = importlib.metadata.metadata("modelport")
+    declared = metadata["Requires-Python"] if "Requires-Python" in metadata else ""  # noqa: SIM401
     match = re.search(r">=\s*(\d+)\.(\d+)", declared)
     return (int(match.group(1)), int(match.group(2))) if match else (3, 0)

@@ -211,7 +211,7 @@ class DeploymentConfig(BaseModel):
         # wrong type is skipped, since its comparison would be meaningless.
         labels: Mapping[str, str] = (info.context or {}).get("labels", {})
         try:
-            config = handler(data)
+            config: Self = handler(data)
         except ValidationError as exc:
             type_errors, bad_fields = cls._describe_type_errors(exc, labels)
             given = data if isinstance(data, Mapping) else {}

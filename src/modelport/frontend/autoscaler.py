@@ -114,6 +114,7 @@ class Autoscaler:
         low, high = settings.min_replicas, settings.max_replicas
         clamped = min(max(needed, low), high)
 
+        reason: Reason
         if not settings.enabled:
             self._below_since = None
             desired, reason = settings.num_replicas, "fixed"

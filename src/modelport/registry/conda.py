@@ -169,12 +169,14 @@ class CondaDependencies:
     # -- reading ---------------------------------------------------------------------------
 
     def _dependencies(self) -> list[Any]:
-        return self._spec.setdefault(_PACKAGES, [])
+        packages: list[Any] = self._spec.setdefault(_PACKAGES, [])
+        return packages
 
     def _pip_section(self) -> list[str] | None:
         for item in self._spec.get(_PACKAGES) or []:
             if isinstance(item, dict):
-                return item[_PIP]
+                pip: list[str] = item[_PIP]
+                return pip
         return None
 
     @property

@@ -9,6 +9,7 @@ removed, so no row, file or version is left behind.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -358,7 +359,7 @@ class Model:
         return result
 
     # ------------------------------------------------------------------ files
-    def stored_files(self) -> list[Any]:
+    def stored_files(self) -> Sequence[Any]:
         """The model's files as stored: rows of (path, digest, size, mode), by path."""
         with self.workspace.metadata_store.read() as conn:
             return conn.execute(
@@ -462,7 +463,7 @@ class Model:
 
         self._modify(change)
 
-    def remove_tags(self, tags: str | list[str]) -> None:
+    def remove_tags(self, tags: str | builtins.list[str]) -> None:
         """Remove tags by key (missing keys are reported, not an error)."""
         keys = [tags] if isinstance(tags, str) else list(tags)
 
@@ -487,7 +488,7 @@ class Model:
     def update_tags_properties(
         self,
         add_tags: dict[str, Any] | None = None,
-        remove_tags: str | list[str] | None = None,
+        remove_tags: str | builtins.list[str] | None = None,
         add_properties: dict[str, Any] | None = None,
     ) -> None:
         """Add tags, remove tags and add properties in one atomic change."""
@@ -531,7 +532,7 @@ class Model:
             self._reload(conn)
 
     # ------------------------------------------------------------------ delete
-    def services_using(self) -> list[str]:
+    def services_using(self) -> builtins.list[str]:
         """Names of the services deployed with this model version."""
         with self.workspace.metadata_store.read() as conn:
             return list(

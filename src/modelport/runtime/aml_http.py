@@ -15,12 +15,14 @@ import io
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, overload
 from urllib.parse import parse_qsl
 
 RAWHTTP_ATTRIBUTE = "__modelport_rawhttp__"
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 def rawhttp(func: F) -> F:
@@ -90,6 +92,15 @@ class Headers:
             items = items.items()
         for key, value in items or ():
             self._items.append((str(key), str(value)))
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: D) -> str | D: ...
+    @overload
+    def get(self, key: str, default: D, type: Callable[[str], T]) -> T | D: ...
+    @overload
+    def get(self, key: str, *, type: Callable[[str], T]) -> T | None: ...
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
         """The first value of ``key`` (any case), converted by ``type`` if given, else ``default``."""
@@ -346,7 +357,11 @@ def _parse_form(content_type: str, mimetype: str, body: bytes) -> tuple[MultiDic
         if not isinstance(name, str):
             continue
         filename = part.get_filename()
-        payload = part.get_payload(decode=True) or b""
+        # Decoded, a non-multipart part's payload is bytes (None when empty); typeshed's union
+        # also names the nested-message case, which iter_parts() of a form does not yield.
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            payload = b""
         if filename is None:
             charset = part.get_content_charset() or "utf-8"
             fields.append((name, payload.decode(charset, "replace")))

@@ -288,7 +288,7 @@ class WorkerPool:
             else:
                 self._disarm(worker)
             self._refill(worker)
-            job.future.set_result(message[1:])  # type: ignore[arg-type]
+            job.future.set_result(message[1:])
 
     def _on_deadline(self, worker: _Worker) -> None:
         worker.deadline = None
@@ -471,9 +471,7 @@ class WorkerPool:
             elif worker.transport is not None:
                 worker.transport.close()
         deadline = time.monotonic() + STOP_GRACE_S
-        for worker in self._workers:
-            if worker is None:
-                continue
+        for worker in [w for w in self._workers if w is not None]:
             # Its channel is read to the end (the last replies and CLOSED messages) before the
             # requests it left are answered.
             while not worker.lost and time.monotonic() < deadline:

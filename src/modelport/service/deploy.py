@@ -6,20 +6,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from modelport._notes import note
 from modelport.compute import targets as attached_targets
 from modelport.config.deployment import DeploymentConfig, EffectiveDeploymentConfig, LocalDeploymentConfig
 from modelport.config.inference import InferenceConfig
-from modelport.errors import UserErrorException
+from modelport.errors import UserErrorException, WebserviceException
 from modelport.names import check_service_name
 from modelport.registry.environment import Environment
 from modelport.registry.environment_store import register_environment
 from modelport.registry.model import Model
 from modelport.service.driver import driver_for
 from modelport.service.machine import this_machine
-from modelport.service.spec import LOCAL_TARGET, EnvironmentRef, ModelRef, ServiceSpec, SourceRef
+from modelport.service.spec import LOCAL_TARGET, ComputeType, EnvironmentRef, ModelRef, ServiceSpec, SourceRef
 from modelport.service.store import write_service
 from modelport.service.webservice import Webservice
 from modelport.workspace.artifacts import NoProgress
@@ -100,13 +100,16 @@ def snapshot_source(
 
     Returns the reference, the stored files and the digests this call created (for cleanup).
     """
+    entry_script = config.entry_script
+    if not entry_script:  # checked when the config was made; a caller may have cleared it since
+        raise WebserviceException("Error, need to specify entry_script.")
     if config.source_directory:
         folder = Path(config.source_directory)
         files = collect_files(folder, "source_directory", skip_dirs=SKIPPED_SOURCE_DIRS)
-        entry = f"{folder.name}/{Path(config.entry_script).as_posix()}"
+        entry = f"{folder.name}/{Path(entry_script).as_posix()}"
         directory: str | None = folder.name
     else:
-        script = Path(config.entry_script)
+        script = Path(entry_script)
         files = collect_files(script, "entry_script")
         entry = script.name
         directory = None
@@ -177,7 +180,8 @@ def deploy(
     source, files, created = snapshot_source(workspace, inference_config)
     spec = ServiceSpec(
         name=name,
-        compute_type=compute_type,
+        # ServiceSpec checks the stored type at run time; driver_for above refused one without a driver.
+        compute_type=cast(ComputeType, compute_type),
         compute_target=target,
         models=refs,
         source=source,

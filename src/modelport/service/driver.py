@@ -167,8 +167,8 @@ def _lazy(module: str, attribute: str) -> DriverBuilder:
     """A builder that imports ``module`` on first use (a target's dependencies load only when used)."""
 
     def build(target: str) -> TargetDriver:
-        driver_class = getattr(importlib.import_module(module), attribute)
-        return driver_class(target)  # type: ignore[no-any-return]
+        driver: TargetDriver = getattr(importlib.import_module(module), attribute)(target)
+        return driver
 
     return build
 

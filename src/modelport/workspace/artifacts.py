@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import time
@@ -61,7 +62,7 @@ class StoredBlob:
     created: bool
 
 
-class _FsspecProgress(Callback):
+class _FsspecProgress(Callback):  # type: ignore[misc]  # fsspec ships no types: Callback is Any
     def __init__(self, progress: Progress) -> None:
         super().__init__()
         self._progress = progress
@@ -126,7 +127,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _copy_and_hash(src: BinaryIO, dst: BinaryIO, progress: Progress) -> tuple[str, int]:
+def _copy_and_hash(src: io.RawIOBase, dst: BinaryIO, progress: Progress) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` reading each byte once, hashing in a second thread meanwhile.
 
     SHA-256 costs about as much as the copy itself; hashlib releases the GIL on large updates,

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text
@@ -22,6 +22,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from modelport.errors import WorkspaceException
 from modelport.workspace.tables import version_counters
+
+if TYPE_CHECKING:
+    import sqlite3
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The newest migration; a test checks it against alembic's own view of the scripts.
@@ -56,7 +59,7 @@ def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # pysqlite's own transaction handling would defer BEGIN and hide lock upgrades; we
         # issue BEGIN ourselves in the "begin" hook below.
         dbapi_connection.isolation_level = None

@@ -123,7 +123,7 @@ def _base(environment: Environment, base_image: str | None) -> tuple[str | None,
     own = docker.base_image
     if base_image is not None:
         if docker.base_dockerfile is not None or docker.build_context is not None:
-            own_base = (
+            own_base: str | None = (
                 "docker.base_dockerfile" if docker.base_dockerfile is not None else "docker.build_context"
             )
         else:
@@ -158,8 +158,8 @@ def _split_directives(environment: Environment, dockerfile: str) -> tuple[list[s
     """The base Dockerfile's parser directives (they must stay the file's first lines) and the rest."""
     lines = dockerfile.rstrip("\n").splitlines()
     count = 0
-    while count < len(lines) and _DIRECTIVE.match(lines[count]):
-        if _DIRECTIVE.match(lines[count]).group(1).lower() == "escape":  # type: ignore[union-attr]
+    while count < len(lines) and (directive := _DIRECTIVE.match(lines[count])):
+        if directive.group(1).lower() == "escape":
             raise _refuse(
                 environment,
                 "docker.base_dockerfile directive",

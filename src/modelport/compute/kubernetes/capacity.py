@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from modelport.errors import ComputeTargetException
 
-FAST_PROD = "FastProd"
-DEV_TEST = "DevTest"
+FAST_PROD: Final = "FastProd"
+DEV_TEST: Final = "DevTest"
 PURPOSES = (FAST_PROD, DEV_TEST)
 FAST_PROD_MIN_CPUS = 12.0
 FAST_PROD_MIN_NODES = 3

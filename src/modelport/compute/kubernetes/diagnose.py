@@ -29,7 +29,8 @@ _FIXES = {
 
 
 def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
+    conditions: list[Mapping[str, Any]] = (pod.get("status") or {}).get("conditions") or []
+    for condition in conditions:
         if condition.get("type") == kind:
             return condition
     return None

@@ -248,7 +248,7 @@ class KubernetesDriver:
         applied = int(previous.extras.get(APPLIED_GENERATION) or 0)
         found_deployment = get_or_none(client, Deployment, name, target.namespace)
         if found_deployment is None:
-            error = ServiceError(
+            error: ServiceError | None = ServiceError(
                 code=states.DEPLOYMENT_FAILED,
                 message=f"The service's Deployment {target.namespace}/{name} is missing from the cluster "
                 "(deleted by hand?). Fix: update the service to apply it again, or delete the service.",

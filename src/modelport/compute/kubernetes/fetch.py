@@ -58,12 +58,11 @@ def run_plan(plan: dict[str, Any], app_root: Path | None = None, out: Any = None
                 "again so that the blob is stored anew."
             )
         print(f"  {entry['path']} ({dest.stat().st_size} bytes)", file=out, flush=True)
-    inline_root = plan.get("inlineSource")
     for relative in plan.get("inlinePaths", []):
         # ConfigMap volumes expose files through symlinks; copy the content, not the link.
         dest = _target(root, relative)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(os.path.join(inline_root, relative), dest)
+        shutil.copyfile(os.path.join(plan["inlineSource"], relative), dest)
         print(f"  {relative} (source)", file=out, flush=True)
     count = len(files) + len(plan.get("inlinePaths", []))
     elapsed = time.monotonic() - started

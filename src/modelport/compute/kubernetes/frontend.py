@@ -77,6 +77,7 @@ from typing import Any
 import uvloop
 from lightkube import AsyncClient, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
+from lightkube.core.client import LabelSelector
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
@@ -98,6 +99,8 @@ PORT_ENV = "MODELPORT_FRONTEND_PORT"
 FIELD_MANAGER = FRONTEND_NAME  # names the writer of scale changes (audit log; managedFields from 1.22)
 EVENT_REASON = "Autoscale"
 RESYNC_S = 300.0
+# lightkube types a selector as a dict of wider values (strings, None, operators); dict is invariant.
+_SELECTOR: LabelSelector = dict(SERVICE_SELECTOR)
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 LOOP_S = 0.25  # how often the autoscaler runs at most (each planner keeps its own refresh period)
@@ -201,7 +204,7 @@ class Watched:
         log.warning("%s: %s; listing again in %.1f s", self.kind.__name__, why, self._delay)
 
     async def _list_and_watch(self) -> None:
-        listing = self.client.list(self.kind, namespace=self.namespace, labels=SERVICE_SELECTOR)
+        listing = self.client.list(self.kind, namespace=self.namespace, labels=_SELECTOR)
         # The whole list replaces the cache: objects deleted while the watch was down disappear.
         self.objects = {obj.metadata.name: obj.to_dict() async for obj in listing}
         self.synced = True
@@ -210,7 +213,7 @@ class Watched:
         watch = self.client.watch(
             self.kind,
             namespace=self.namespace,
-            labels=SERVICE_SELECTOR,
+            labels=_SELECTOR,
             resource_version=listing.resourceVersion,
         )
         async for kind, obj in watch:

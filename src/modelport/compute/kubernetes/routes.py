@@ -26,11 +26,18 @@ from modelport.compute.kubernetes.manifests import (
     LABEL_MANAGED_BY,
     LABEL_NAME,
     LABEL_SERVICE,
-    RUNTIME_PORT,
 )
 from modelport.errors import UserErrorException
 from modelport.frontend.autoscaler import AutoscaleSettings
-from modelport.frontend.routes import AuthPolicy, ReplicaTarget, ServiceRoute, auth_policy, service_route
+from modelport.frontend.routes import (
+    AuthMode,
+    AuthPolicy,
+    ReplicaTarget,
+    ServiceRoute,
+    auth_policy,
+    service_route,
+)
+from modelport.service.replica_contract import RUNTIME_PORT
 
 Obj = Mapping[str, Any]
 
@@ -39,7 +46,7 @@ Obj = Mapping[str, Any]
 SERVICE_SELECTOR = {LABEL_MANAGED_BY: FIELD_MANAGER, LABEL_NAME: "modelport-service"}
 SCORER_CONTAINER = "scorer"
 SCORER_PORT_NAME = "http"
-_AUTH_MODES = ("none", "key", "token")
+_AUTH_MODES: tuple[AuthMode, ...] = ("none", "key", "token")
 
 
 class ServiceNotRoutable(ValueError):

@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvloop
@@ -57,6 +57,9 @@ from modelport.service.states import ErrorDetail, ServiceError
 from modelport.workspace import Workspace
 from modelport.workspace.config import WorkspaceLocation
 
+if TYPE_CHECKING:
+    from modelport.compute.local.envbuild import EnvironmentBuilder
+
 log = logging.getLogger("modelport.agent")
 
 LOOP_INTERVAL_S = 0.2
@@ -76,7 +79,8 @@ class LocalAgent:
         self.machine = this_machine()
         self.cpu_limiter = find_cpu_limiter()
         self.deploy_timeout_s = float(os.environ.get(DEPLOY_TIMEOUT_ENV, DEFAULT_DEPLOY_TIMEOUT_S))
-        self._builder: Any = None  # created on first need: most services reuse a built environment
+        # Created on first need: most services reuse a built environment.
+        self._builder: EnvironmentBuilder | None = None
         self.runners: dict[str, ServiceRunner] = {}
         self.records: dict[str, service_store.ServiceRecord] = {}
         self.planners: dict[str, ReplicaPlanner] = {}
@@ -275,7 +279,9 @@ class LocalAgent:
             self._push_routes()
             await runner.stop_all()
 
-    async def _emit(self, name: str, generation: int, kind: str, message: str, data: dict | None) -> None:
+    async def _emit(
+        self, name: str, generation: int, kind: str, message: str, data: dict[str, Any] | None
+    ) -> None:
         log.info("%s g%d %s: %s", name, generation, kind, message.splitlines()[0] if message else "")
         await asyncio.to_thread(service_store.add_event, self.ws, name, generation, kind, message, data)
 

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,8 +30,8 @@ FAILED_STARTS_LIMIT = 2
 DRAIN_TIMEOUT_S = 30.0
 DEFAULT_DEPLOY_TIMEOUT_S = 600.0
 
-Prepare = Callable[[ServiceSpec, int], Awaitable[ReplicaLaunch]]
-Emit = Callable[[str, int, str, str, dict | None], Awaitable[None]]
+Prepare = Callable[[ServiceSpec, int], Coroutine[Any, Any, ReplicaLaunch]]
+Emit = Callable[[str, int, str, str, dict[str, Any] | None], Awaitable[None]]
 
 
 class PreparationError(Exception):

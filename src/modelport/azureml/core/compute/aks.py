@@ -322,7 +322,7 @@ class AksCompute(ComputeTarget, reads=COMPUTE_TYPE):
     attach_configuration = staticmethod(AksAttachConfiguration)
 
     @staticmethod
-    def attach(workspace: Any, name: str, attach_configuration: Any) -> Any:  # type: ignore[override]
+    def attach(workspace: Any, name: str, attach_configuration: Any) -> Any:
         """Azure ML's deprecated ``AksCompute.attach(ws, name, resource_id)`` form is refused.
 
         Given an attach configuration it does what ``ComputeTarget.attach`` does.

@@ -23,6 +23,7 @@ options by name.
 
 from __future__ import annotations
 
+import builtins
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,9 +180,16 @@ class ComputeTarget:
     """
 
     type: str | None = None
+    # Set by each subclass's _load from the target's record.
+    workspace: Any
+    name: str
+    provisioning_state: str
+    is_attached: bool
+    _operation: _Operation | None  # the last attach, create or detach of this object
     # modelport's compute type of a target record -> the class it reads back as; each subclass that
     # reads records back registers itself (``class AksCompute(ComputeTarget, reads="kubernetes")``).
-    _READS: ClassVar[dict[str, type[ComputeTarget]]] = {}
+    # (``builtins.type``: the class attribute ``type`` above shadows the built-in in this body.)
+    _READS: ClassVar[dict[str, builtins.type[ComputeTarget]]] = {}
 
     def __init_subclass__(cls, reads: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -31,8 +31,10 @@ class AciServiceDeploymentConfiguration(KubernetesDeploymentConfig):
 class AciWebservice(AksWebservice):
     """Azure ML's ``AciWebservice``: its configs deploy to the default (local) target as one replica."""
 
+    # Azure ML's classes each have their own factory arguments; the facade mirrors them, so this
+    # one does not accept the AksWebservice factory's.
     @staticmethod
-    def deploy_configuration(
+    def deploy_configuration(  # type: ignore[override]
         cpu_cores: float | None = None,
         memory_gb: float | None = None,
         tags: dict[str, str] | None = None,

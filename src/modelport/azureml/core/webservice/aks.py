@@ -134,8 +134,10 @@ register_type("AKS", _as_aks)
 class AksEndpoint(AksWebservice):
     """Azure ML's ``AksEndpoint``: accepted as one service; no versions or traffic split yet."""
 
+    # Azure ML's classes each have their own factory arguments; the facade mirrors them, so this
+    # one does not accept the AksWebservice factory's.
     @staticmethod
-    def deploy_configuration(
+    def deploy_configuration(  # type: ignore[override]
         version_name: str | None = None, traffic_percentile: float | None = None, **knobs: Any
     ) -> KubernetesDeploymentConfig:
         """Validate as Azure ML did, then return a plain deployment config (one warning)."""

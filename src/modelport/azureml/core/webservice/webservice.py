@@ -45,7 +45,7 @@ class Webservice(_Webservice):
         return super().__new__(cls)
 
     @staticmethod
-    def list(  # type: ignore[override]
+    def list(
         workspace: Any,
         compute_type: str | None = None,
         image_name: str | None = None,

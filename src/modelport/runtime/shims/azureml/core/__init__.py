@@ -1,5 +1,5 @@
 """``azureml.core`` inside a modelport scoring worker: only what entry scripts use (``Model``)."""
 
-from azureml.core.model import Model
+from .model import Model
 
 __all__ = ["Model"]
