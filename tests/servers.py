@@ -46,13 +46,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
     raise RuntimeError(f"{what} did not listen on port {port} within {STARTUP_DEADLINE_S}s")
 
 
-def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``deadline_s``."""
+def wait_until(
+    condition: Callable[[], bool], what: str, deadline_s: float = 60.0, interval_s: float = 0.02
+) -> None:
+    """Poll ``condition`` every ``interval_s`` until it holds; fail naming ``what`` after ``deadline_s``."""
     end = time.monotonic() + deadline_s
     while not condition():
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.02)  # poll interval of the check, not a readiness stand-in
+        time.sleep(interval_s)  # poll interval of the check, not a readiness stand-in
 
 
 def postgres_bin_dir() -> Path | None:

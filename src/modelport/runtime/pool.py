@@ -12,7 +12,9 @@ JSON (on our copy of the connection when it was handed over) and is replaced; it
 connections are taken back. A worker still inside ``run()`` past the hard deadline (scoring
 timeout plus a grace period, or ``WORKER_TIMEOUT``) is killed and its request answered with the
 timeout message. A worker that exits before it finished ``init()`` is fatal: the whole server
-stops with its exit status.
+stops with its exit status. A worker the kernel's OOM killer took (``oom.py``) is not replaced:
+its request gets the out-of-memory answer and the server drains and exits with
+``oom.EXIT_STATUS``, so that the cluster sees the replica ran out of memory and restarts it.
 
 Graceful stop: :meth:`WorkerPool.drain` replaces no worker any more and sends each ready worker
 SIGTERM, on which it closes its idle connections and closes the others once answered (the same
@@ -41,6 +43,7 @@ from modelport.runtime.config import ServeConfig
 from modelport.runtime.http_server import Request, serialize
 from modelport.runtime.listen import has_unread_input
 from modelport.runtime.metrics import ServerMetrics, forget_process
+from modelport.runtime.oom import EXIT_STATUS, MemoryCgroup, killed_for_memory, out_of_memory_reply
 from modelport.runtime.scoring import SHUTTING_DOWN_MESSAGE, Reply, error_reply, timeout_message
 from modelport.runtime.slot import Slot
 
@@ -159,12 +162,24 @@ class _Channel(asyncio.Protocol):
 
 
 class WorkerPool:
-    """``config.worker_count`` worker processes and the queue of requests waiting for one."""
+    """``config.worker_count`` worker processes and the queue of requests waiting for one.
 
-    def __init__(self, config: ServeConfig, metrics: ServerMetrics, on_fatal: Callable[[int], None]) -> None:
+    ``on_fatal(status, drain)`` stops the server with exit ``status``, draining first or not;
+    ``memory`` is the replica's memory cgroup (``MemoryCgroup.find()``, None outside one).
+    """
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        metrics: ServerMetrics,
+        on_fatal: Callable[[int, bool], None],
+        memory: MemoryCgroup | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.on_fatal = on_fatal
+        self.memory = memory
+        self._oom_kills = memory.oom_kills() if memory is not None else None
         self.style: str | None = None
         self.documents: dict[str, str] = {}
         # Resolved when the first worker finished init(); GET / waits on it.
@@ -319,9 +334,15 @@ class WorkerPool:
         code = await asyncio.get_running_loop().run_in_executor(None, worker.process.wait)
         forget_process(worker.process.pid)
         busy, _started = worker.shared.busy()
-        # Killed by stop() at the end of the grace period, or crashed on its own.
+        # Killed by stop() at the end of the grace period, by the OOM killer, or crashed on its own.
         stopped = self._closed
-        reply = shutdown_reply(self.config.graceful_timeout_s) if stopped else _crash_reply(code)
+        out_of_memory = not stopped and was_ready and self._killed_for_memory(code)
+        if stopped:
+            reply = shutdown_reply(self.config.graceful_timeout_s)
+        elif out_of_memory and self.memory is not None:
+            reply = out_of_memory_reply(self.memory.limit_bytes)
+        else:
+            reply = _crash_reply(code)
         for connection_id, connection in worker.connections.items():
             if connection_id in worker.answered:
                 connection.close()
@@ -347,7 +368,17 @@ class WorkerPool:
                 worker.process.pid,
                 code,
             )
-            self.on_fatal(code if code > 0 else 3)
+            self.on_fatal(code if code > 0 else 3, False)
+            return
+        if out_of_memory:
+            log.error(
+                "Worker %d (pid %d) was killed by the kernel's OOM killer (the replica's memory "
+                "limit is %.0f MiB); stopping so that the replica is restarted and reported out of memory",
+                worker.index,
+                worker.process.pid,
+                (self.memory.limit_bytes if self.memory else 0) / 2**20,
+            )
+            self.on_fatal(EXIT_STATUS, True)
             return
         log.error(
             "Worker %d (pid %d) exited with code %d; starting a replacement",
@@ -357,6 +388,12 @@ class WorkerPool:
         )
         self.metrics.worker_restarts.inc()
         await self._spawn(worker.index)
+
+    def _killed_for_memory(self, code: int) -> bool:
+        if self.memory is None:
+            return False
+        before, self._oom_kills = self._oom_kills, self.memory.oom_kills()
+        return killed_for_memory(code, before, self._oom_kills)
 
     def hand_over(self, connection: socket.socket) -> bool:
         """Give a client connection to the ready worker serving the fewest; False if none can take it.

@@ -38,6 +38,7 @@ from modelport.runtime.config import ServeConfig, ServeFlags, load_config
 from modelport.runtime.http_server import ConnectionSet, protocol_factory
 from modelport.runtime.listen import bind, bind_unix, remove_unix_socket
 from modelport.runtime.metrics import MULTIPROC_VARIABLE, ServerMetrics
+from modelport.runtime.oom import MemoryCgroup
 from modelport.runtime.pool import WorkerPool
 
 log = logging.getLogger("modelport.runtime.server")
@@ -97,23 +98,25 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[int] = loop.create_future()
     signalled: list[int] = []
+    drain_first: list[bool] = []  # a signal or an OOM kill drains; a worker failing init() does not
     cut_short = asyncio.Event()
 
-    def finish(code: int) -> None:
+    def finish(code: int, drain: bool) -> None:
         if not finished.done():
+            drain_first.append(drain)
             finished.set_result(code)
 
     def on_signal(signum: int) -> None:
         signalled.append(signum)
         if len(signalled) == 1:
-            finish(0)
+            finish(0, True)
         elif signum == signal.SIGINT:
             cut_short.set()  # Ctrl-C again: the person at the terminal does not want to wait
         else:
             log.info("Already stopping; the requests in flight get the rest of the graceful timeout")
 
     metrics = ServerMetrics()
-    pool = WorkerPool(config, metrics, on_fatal=finish)
+    pool = WorkerPool(config, metrics, on_fatal=finish, memory=MemoryCgroup.find())
     app = ScoringApp(config, pool, metrics)
     connections = ConnectionSet()
     factory = connections.track(protocol_factory(app, config.max_request_bytes))
@@ -128,7 +131,7 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
         log.warning("%s", warning)
     await pool.start()
     code = await finished
-    if signalled:
+    if drain_first[0]:
         await _drain(config, pool, acceptor, connections, cut_short)
     log.info("Stopping (exit status %d)", code)
     acceptor.close()

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ from typing import Any
 
 import pytest
 
+from modelport import Model
+from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
+from modelport.config.deployment import KubernetesDeploymentConfig
+from modelport.config.inference import InferenceConfig
+from modelport.registry.environment import Environment
+from modelport.service.webservice import Webservice
+from modelport.workspace import Workspace
 from tests.compute.kubernetes.testbed import netns
 from tests.servers import S3Server, s3_server
 
@@ -104,3 +112,70 @@ def node_kube(real_node: RealNode):  # type: ignore[no-untyped-def]
     client = Client(config=KubeConfig.from_file(real_node.kubeconfig))
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def ws_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's workspace folder (the CLI finds the workspace there with --path)."""
+    return tmp_path_factory.mktemp("ws")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    real_node: RealNode, s3: S3Server, ws_folder: Path
+) -> Iterator[tuple[Workspace, KubernetesTarget]]:
+    """A workspace on the S3 store, target ``prod`` attached to the real node with a NodePort front end."""
+    suffix = uuid.uuid4().hex[:8]
+    ws = Workspace.create(
+        "ws",
+        path=ws_folder,
+        artifact_url=f"s3://bucket-{suffix}/artifacts",
+        storage_options=s3.storage_options(),
+    )
+    port = s3.endpoint_url.rsplit(":", 1)[1]
+    target = KubernetesTarget(
+        kubeconfig=str(real_node.kubeconfig),
+        namespace=f"svc-{suffix}",
+        system_namespace=f"sys-{suffix}",
+        cluster_purpose="DevTest",
+        image=real_node.runtime_image,
+        frontend_service_type="NodePort",
+        store_endpoint_url=f"http://{real_node.node_ip}:{port}",
+    )
+    attach(ws, "prod", target)
+    try:
+        yield ws, target
+    finally:
+        for service in Webservice.list(ws):
+            service.delete()
+        detach(ws, "prod")
+
+
+def deploy(
+    ws: Workspace,
+    name: str,
+    models: list[Model],
+    script: str,
+    tmp_path: Path,
+    environment: Environment | None = None,
+    **knobs: object,
+) -> Webservice:
+    """Deploy ``script`` with ``models`` to target ``prod`` (0.1 core, 256 MiB, one fixed replica
+    unless ``knobs`` say otherwise); returns at once (follow with ``wait_for_deployment``)."""
+    source = tmp_path / f"src-{name}"
+    source.mkdir()
+    (source / "score.py").write_text(script)
+    config = KubernetesDeploymentConfig(
+        **{
+            "cpu_cores": 0.1,
+            "memory_gb": 0.25,
+            "autoscale_enabled": False,
+            "num_replicas": 1,
+            "compute_target_name": "prod",
+            **knobs,
+        }
+    )
+    inference = InferenceConfig(
+        entry_script="score.py", source_directory=str(source), environment=environment
+    )
+    return Model.deploy(ws, name, models, inference, config)

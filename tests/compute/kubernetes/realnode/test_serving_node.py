@@ -10,8 +10,6 @@ address. Every address used here exists only inside that namespace (conftest.py)
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,28 +19,24 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 from lightkube.resources.core_v1 import Service as KubeService
 
+from modelport import Model
 from modelport.compute.kubernetes import diagnose
 from modelport.compute.kubernetes.build_context import write_build_context
-from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
-from modelport.config.deployment import KubernetesDeploymentConfig
-from modelport.config.inference import InferenceConfig
+from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.errors import WebserviceException
 from modelport.registry.environment import Environment
-from modelport.registry.model import Model
 from modelport.service import states
-from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.compute.kubernetes.realnode.conftest import RealNode
+from tests.compute.kubernetes.realnode.conftest import RealNode, deploy
 from tests.compute.kubernetes.test_serving_testbed import FAILING_INIT, IRIS_SCORE, SAMPLE
 from tests.compute.kubernetes.testbed import image
-from tests.servers import S3Server
+from tests.servers import wait_until
 
 pytestmark = [pytest.mark.k8s_node]
 
 DEPLOY_TIMEOUT_S = 300
-# Allocates about 1 GiB in init(): above the 256 MiB limit the OOM test sets. (In run() the kernel
-# kills the scoring worker, not the container's main process: see the OOM test.)
+# Allocates about 1 GiB in init(): above the 256 MiB limit the OOM tests set.
 GREEDY = """\
 def init():
     global hog
@@ -50,6 +44,16 @@ def init():
 
 
 def run(raw_data):
+    return len(hog)
+"""
+# Starts fine; each request allocates about 1 GiB in run(), in the scoring worker.
+GREEDY_RUN = """\
+def init():
+    print("greedy run() ready", flush=True)
+
+
+def run(raw_data):
+    hog = bytearray(1024 * 1024 * 1024)
     return len(hog)
 """
 
@@ -96,71 +100,6 @@ def iris_image(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) ->
     return reference
 
 
-@pytest.fixture(scope="module")
-def ws_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The module's workspace folder (the CLI finds the workspace there with --path)."""
-    return tmp_path_factory.mktemp("ws")
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    real_node: RealNode, s3: S3Server, ws_folder: Path
-) -> Iterator[tuple[Workspace, KubernetesTarget]]:
-    """A workspace on the S3 store, target ``prod`` attached to the real node with a NodePort front end."""
-    suffix = uuid.uuid4().hex[:8]
-    ws = Workspace.create(
-        "ws",
-        path=ws_folder,
-        artifact_url=f"s3://bucket-{suffix}/artifacts",
-        storage_options=s3.storage_options(),
-    )
-    port = s3.endpoint_url.rsplit(":", 1)[1]
-    target = KubernetesTarget(
-        kubeconfig=str(real_node.kubeconfig),
-        namespace=f"svc-{suffix}",
-        system_namespace=f"sys-{suffix}",
-        cluster_purpose="DevTest",
-        image=real_node.runtime_image,
-        frontend_service_type="NodePort",
-        store_endpoint_url=f"http://{real_node.node_ip}:{port}",
-    )
-    attach(ws, "prod", target)
-    try:
-        yield ws, target
-    finally:
-        for service in Webservice.list(ws):
-            service.delete()
-        detach(ws, "prod")
-
-
-def _deploy(
-    ws: Workspace,
-    name: str,
-    models: list[Model],
-    script: str,
-    tmp_path: Path,
-    environment: Environment | None = None,
-    **knobs: object,
-) -> Webservice:
-    source = tmp_path / f"src-{name}"
-    source.mkdir()
-    (source / "score.py").write_text(script)
-    config = KubernetesDeploymentConfig(
-        **{
-            "cpu_cores": 0.1,
-            "memory_gb": 0.25,
-            "autoscale_enabled": False,
-            "num_replicas": 1,
-            "compute_target_name": "prod",
-            **knobs,
-        }
-    )
-    inference = InferenceConfig(
-        entry_script="score.py", source_directory=str(source), environment=environment
-    )
-    return Model.deploy(ws, name, models, inference, config)
-
-
 @pytest.mark.timeout(1500)
 def test_iris_from_its_environment_image_is_served_through_the_node_port_front_end(
     cluster: tuple[Workspace, KubernetesTarget],
@@ -172,9 +111,7 @@ def test_iris_from_its_environment_image_is_served_through_the_node_port_front_e
     ws, target = cluster
     model = Model.register(ws, str(iris_file), "iris")
 
-    service = _deploy(
-        ws, "iris-svc", [model], IRIS_SCORE, tmp_path, environment=_iris_environment(iris_image)
-    )
+    service = deploy(ws, "iris-svc", [model], IRIS_SCORE, tmp_path, environment=_iris_environment(iris_image))
     service.wait_for_deployment(timeout_sec=DEPLOY_TIMEOUT_S)
 
     assert service.state == states.HEALTHY
@@ -207,7 +144,7 @@ def test_a_replica_over_its_memory_limit_is_oom_killed_by_the_kernel(
     cluster: tuple[Workspace, KubernetesTarget], tmp_path: Path
 ) -> None:
     ws, _ = cluster
-    service = _deploy(ws, "greedy", [], GREEDY, tmp_path, memory_gb=0.25, memory_gb_limit=0.25)
+    service = deploy(ws, "greedy", [], GREEDY, tmp_path, memory_gb=0.25, memory_gb_limit=0.25)
 
     with pytest.raises(WebserviceException):
         service.wait_for_deployment(timeout_sec=DEPLOY_TIMEOUT_S)
@@ -217,11 +154,40 @@ def test_a_replica_over_its_memory_limit_is_oom_killed_by_the_kernel(
 
 
 @pytest.mark.timeout(900)
+def test_a_run_past_the_memory_limit_is_answered_and_the_replica_restarts_oom_killed(
+    cluster: tuple[Workspace, KubernetesTarget], node_kube: Client, tmp_path: Path
+) -> None:
+    ws, target = cluster
+    service = deploy(ws, "greedy-run", [], GREEDY_RUN, tmp_path, memory_gb=0.25, memory_gb_limit=0.25)
+    service.wait_for_deployment(timeout_sec=DEPLOY_TIMEOUT_S)
+    primary, _ = service.get_keys()
+
+    # The kernel kills the scoring worker (the process that allocates); the server answers for it.
+    answer = httpx.post(
+        service.scoring_uri, json=SAMPLE, headers={"Authorization": f"Bearer {primary}"}, timeout=120
+    )
+
+    assert answer.status_code == 502, answer.text
+    assert "ran out of memory (limit 256 MiB)" in answer.json()["message"]
+
+    def restarted_oom_killed() -> bool:
+        pods = node_kube.list(Pod, namespace=target.namespace, labels={"modelport.io/service": "greedy-run"})
+        statuses = [s for p in pods for s in (p.status.containerStatuses or [])]
+        last = [s.lastState.terminated for s in statuses if s.lastState and s.lastState.terminated]
+        return any(t.reason == "OOMKilled" and t.exitCode == 137 for t in last)
+
+    wait_until(restarted_oom_killed, "the scorer restarted, recorded OOMKilled", DEPLOY_TIMEOUT_S, 0.5)
+    service.update_deployment_state()
+    assert service.error["code"] == states.OOM_KILLED
+    service.delete()
+
+
+@pytest.mark.timeout(900)
 def test_an_init_that_raises_is_entry_script_init_failed_with_the_traceback_from_the_container(
     cluster: tuple[Workspace, KubernetesTarget], tmp_path: Path
 ) -> None:
     ws, _ = cluster
-    service = _deploy(ws, "bad-init", [], FAILING_INIT, tmp_path)
+    service = deploy(ws, "bad-init", [], FAILING_INIT, tmp_path)
 
     with pytest.raises(WebserviceException) as caught:
         service.wait_for_deployment(timeout_sec=DEPLOY_TIMEOUT_S)
@@ -241,7 +207,7 @@ def test_an_image_that_does_not_exist_is_image_pull_back_off(
     env = Environment("missing-image")
     env.docker.base_image = f"{real_node.registry}/modelport/does-not-exist:1"
 
-    service = _deploy(ws, "no-image", [], FAILING_INIT, tmp_path, environment=env)
+    service = deploy(ws, "no-image", [], FAILING_INIT, tmp_path, environment=env)
     with pytest.raises(WebserviceException):
         service.wait_for_deployment(timeout_sec=DEPLOY_TIMEOUT_S)
 
