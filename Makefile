@@ -32,8 +32,10 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy src
 
+# The local-target suite runs a second time on the code paths of macOS (modelport/host.py).
 test: system-deps install lint
 	$(BIN)/pytest -q
+	MODELPORT_LOCAL_PORTABLE=1 $(BIN)/pytest -q -m local_target
 
 # The Kubernetes tier: builds the 1.20.2 control plane once into $$MODELPORT_K8S_CACHE (default
 # ~/.cache/modelport-k8s; ~5 min cold, then cached) and runs the tests marked k8s against it.

@@ -17,6 +17,9 @@ from modelport.azureml.core.webservice import LocalWebservice, Webservice
 from modelport.azureml.exceptions import UserErrorException, WebserviceException
 from modelport.compute.local.ports import free_port
 
+# The local-target suite: make test runs it again with the portable (non-Linux) paths forced.
+pytestmark = pytest.mark.local_target
+
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
 
 SCORE = textwrap.dedent(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
 from modelport.frontend.routes import ReplicaTarget, ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
+from modelport.host import current as current_host
 from tests.frontend.support import (
     Gate,
     ReplicaFactory,
@@ -44,11 +45,15 @@ def test_forwards_body_query_and_id_headers(frontend: BackgroundFrontEnd, pair: 
     assert got.status_code == 200, got.text
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="abstract Unix socket names are Linux's")
+@pytest.mark.parametrize("kind", ["abstract", "path"])
 def test_replica_with_a_unix_socket_is_reached_through_it(
-    frontend: BackgroundFrontEnd, replicas: ReplicaFactory
+    frontend: BackgroundFrontEnd, replicas: ReplicaFactory, kind: str, tmp_path: Path
 ) -> None:
-    replica = replicas.start("uds", unix_socket=f"@modelport-test-{os.getpid()}-uds")
+    if kind == "abstract" and not current_host().linux_features:
+        pytest.skip("abstract Unix socket names are Linux's")
+    # A path socket is what the local target uses where Linux's abstract namespace is missing.
+    address = f"@modelport-test-{os.getpid()}-uds" if kind == "abstract" else str(tmp_path / "uds.sock")
+    replica = replicas.start("uds", unix_socket=address)
     # The URL's port is closed: only the Unix socket can carry the request.
     target = ReplicaTarget(replica.replica_id, f"http://127.0.0.1:{free_port()}", replica.unix_socket)
     frontend.set_routes({"echo": ServiceRoute("echo", replicas=(target,))})

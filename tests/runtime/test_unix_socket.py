@@ -6,12 +6,12 @@ import os
 import shutil
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from modelport.host import current as current_host
 from tests.runtime.conftest import SCRIPTS_DIR, ServerFactory, free_port
 from tests.runtime.test_config import _serve
 from tests.servers import wait_until
@@ -25,7 +25,9 @@ def _unix_client(address: str) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(uds=path), base_url="http://replica", timeout=30)
 
 
-LINUX_ONLY = pytest.mark.skipif(sys.platform != "linux", reason="abstract Unix socket names are Linux's")
+LINUX_ONLY = pytest.mark.skipif(
+    not current_host().linux_features, reason="abstract Unix socket names are Linux's"
+)
 
 
 @LINUX_ONLY
@@ -72,8 +74,8 @@ def test_unusable_socket_addresses_are_clear_errors(tmp_path: Path) -> None:
     too_long = "/tmp/" + "x" * 120
     result = _serve("--entry_script", str(script), "--unix_socket", too_long, env=env)
     assert result.returncode == 1
-    assert "MODELPORT_UNIX_SOCKET / --unix_socket" in result.stderr and "abstract @name" in result.stderr
-    if sys.platform != "linux":
+    assert "MODELPORT_UNIX_SOCKET / --unix_socket" in result.stderr and "a shorter path" in result.stderr
+    if not current_host().linux_features:
         return  # the rest uses an abstract name
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as taken:
         name = f"@modelport-test-{os.getpid()}-taken"

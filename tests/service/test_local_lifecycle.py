@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,9 +14,13 @@ import pytest
 from modelport import Model
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
+from modelport.host import current as current_host
 from modelport.service.webservice import Webservice
 from tests.servers import wait_until
 from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE
+
+# The local-target suite: make test runs it again with the portable (non-Linux) paths forced.
+pytestmark = pytest.mark.local_target
 
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
 
@@ -56,11 +61,14 @@ def test_deploy_reaches_healthy_and_scores_with_the_key(iris_service) -> None:
     assert wrong.status_code == 401
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="abstract Unix socket names are Linux's")
+@pytest.mark.skipif(sys.platform != "linux", reason="the test reads Linux's /proc/net/unix")
 def test_front_end_reaches_the_replicas_over_their_unix_socket(iris_service) -> None:
     replica = next(r for r in iris_service.observed["replicas"] if r["state"] == "ready")
     name = replica["unixSocket"]
-    assert name.startswith("@modelport-iris-svc-")
+    if current_host().linux_features:
+        assert name.startswith("@modelport-iris-svc-")
+    else:  # the macOS path: a socket file, within the 104 bytes sun_path holds there
+        assert Path(name).is_socket() and len(name.encode()) < 104
     assert iris_service.run(SAMPLE) == [0, 2]
     # /proc/net/unix lists the listener and every connection it accepted under the same name;
     # probes use the TCP port, so an accepted one is the front end's.
@@ -130,6 +138,8 @@ def test_killed_replica_is_replaced(local_ws, iris_service) -> None:
 
     wait_until(replaced, "a new ready replica", 60)
     assert iris_service.run(SAMPLE) == [0, 2]
+    if not replica["unixSocket"].startswith("@"):  # a killed replica's socket file is the agent's to remove
+        wait_until(lambda: not Path(replica["unixSocket"]).exists(), "the killed replica's socket file", 30)
 
 
 def test_failing_init_fails_the_deployment_with_the_traceback(local_ws, iris_model, write_source) -> None:

@@ -17,12 +17,18 @@ import pytest
 from modelport import Model
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.driver import LocalDriver, agent_pid
+from modelport.compute.local.limits import LimitNotEnforcedWarning
 from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.frontend.auth import issue_token
+from modelport.host import current as current_host
 from modelport.service.webservice import Webservice
+from tests.clirun import modelport
 from tests.servers import wait_until
 from tests.service.conftest import IRIS_SCORE
+
+# The local-target suite: make test runs it again with the portable (non-Linux) paths forced.
+pytestmark = pytest.mark.local_target
 
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
 
@@ -234,7 +240,10 @@ def test_memory_limit_kills_the_replica_as_oomkilled(local_ws, write_source) -> 
     service.delete()
 
 
-@pytest.mark.skipif(find_cpu_limiter() is None, reason="no writable cgroup cpu controller on this machine")
+CPU_LIMITER = find_cpu_limiter(current_host())
+
+
+@pytest.mark.skipif(CPU_LIMITER is None, reason="no writable cgroup cpu controller on this machine")
 def test_cpu_limit_puts_the_replica_in_a_cgroup_with_that_quota(local_ws, write_source) -> None:
     service = _deploy(
         local_ws,
@@ -254,6 +263,34 @@ def test_cpu_limit_puts_the_replica_in_a_cgroup_with_that_quota(local_ws, write_
     assert replica["pid"] in members and len(members) >= 2  # the replica and its scoring worker
     service.delete()
     wait_until(lambda: not group.exists(), "the replica's cgroup to be removed", 30)
+
+
+@pytest.mark.skipif(CPU_LIMITER is not None, reason="this machine enforces CPU quotas (the test above)")
+def test_a_cpu_limit_that_cannot_be_enforced_is_said_at_deploy_in_the_log_and_in_service_show(
+    local_ws, write_source, tmp_path: Path
+) -> None:
+    # Runs where no cgroup is writable, and always with MODELPORT_LOCAL_PORTABLE=1 (macOS's paths).
+    with pytest.warns(LimitNotEnforcedWarning) as said:
+        service = _deploy(
+            local_ws,
+            "cpu-uncapped",
+            SLOW_RUN_SCORE,
+            write_source,
+            auth_enabled=False,
+            cpu_cores=0.25,
+            cpu_cores_limit=0.5,
+        )
+    messages = [str(w.message) for w in said if w.category is LimitNotEnforcedWarning]
+    assert len(messages) == 1, messages  # once per deploy
+    assert messages[0].startswith(f"cpu_cores_limit=0.5 is not enforced on {current_host().name}: ")
+    service.wait_for_deployment(timeout_sec=120)
+    assert service.observed["limitsNotEnforced"] == messages
+    assert all(r["cgroup"] is None for r in service.observed["replicas"])
+    assert f"Warning: {messages[0]}" in service.get_logs(init=True)
+    local_ws.write_config(path=tmp_path)
+    shown = modelport("service", "show", "-n", "cpu-uncapped", cwd=tmp_path).stdout
+    assert "limitsNotEnforced" in shown and "cpu_cores_limit=0.5 is not enforced" in shown
+    service.delete()
 
 
 def test_more_gpus_than_the_machine_has_are_refused_before_anything_is_stored(

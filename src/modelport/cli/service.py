@@ -75,6 +75,7 @@ def show(
             "error": json.dumps(data["error"]) if data["error"] else None,
             "replicas": f"{observed.get('readyReplicas', 0)} ready of {observed.get('desiredReplicas', '?')}",
             "autoscale": _decision_line(observed.get("autoscale")),
+            "limitsNotEnforced": "; ".join(observed.get("limitsNotEnforced") or []) or None,
             "authEnabled": data["authEnabled"],
             "tokenAuthEnabled": data["aadAuthEnabled"],
         }

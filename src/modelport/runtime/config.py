@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from modelport import __version__
 from modelport.errors import ConfigValidationError
+from modelport.host import current as current_host
 from modelport.runtime.swagger import ServiceIdentity
 
 DEFAULT_PORT = 5001
@@ -33,7 +33,6 @@ SERVER_VERSION = f"modelport/{__version__}"
 JSON_ENCODINGS = ("standard", "numpy")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # sun_path's size: 108 bytes on Linux, 104 on macOS and the BSDs.
-UNIX_PATH_MAX = 108 if sys.platform == "linux" else 104
 
 # Keys config.json may set (the environment-variable names), docs/scoring.md, "Settings".
 CONFIG_FILE_KEYS = (
@@ -76,6 +75,7 @@ class ServeFlags:
     json_encoding: str | None = None
     unix_socket: str | None = None
     graceful_timeout: int | None = None
+    parent_fd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ class ServeConfig:
     unix_socket: str | None = None  # a second listener, for a front end on the same machine
     # After SIGTERM/SIGINT: how long requests in flight may take to finish before they get a 503.
     graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
+    # An inherited pipe's read end: its end-of-file means the parent has gone (runtime/lifeline.py).
+    parent_fd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
     unix_socket = flags.unix_socket or env.get("MODELPORT_UNIX_SOCKET") or None
     if unix_socket is not None:
         _check_unix_socket(unix_socket, errors)
+    if flags.parent_fd is not None:
+        _check_parent_fd(flags.parent_fd, errors)
     if errors:
         raise ConfigValidationError(errors, header="modelport serve: invalid settings")
     if env.get("AML_MODEL_DC_STORAGE_ENABLED") and not env.get("AML_MDC_STORAGE_ENABLED"):
@@ -235,6 +239,7 @@ def load_config(flags: ServeFlags, environ: Mapping[str, str] | None = None) -> 
         warnings=tuple(warnings),
         unix_socket=unix_socket,
         graceful_timeout_s=graceful,
+        parent_fd=flags.parent_fd,
     )
 
 
@@ -257,16 +262,28 @@ def graceful_timeout(flag: int | None, env: Mapping[str, str], errors: list[str]
 
 
 def _check_unix_socket(value: str, errors: list[str]) -> None:
-    # sun_path holds 108 bytes with the terminating NUL (an abstract name: its leading NUL).
-    if len(value.encode()) > UNIX_PATH_MAX - 1:
+    host = current_host()
+    # sun_path holds the address and its terminating NUL (an abstract name: its leading NUL).
+    if len(value.encode()) > host.unix_path_max - 1:
         errors.append(
             f"MODELPORT_UNIX_SOCKET / --unix_socket: {value!r} is {len(value.encode())} bytes, more than the "
-            f"{UNIX_PATH_MAX - 1} a Unix socket address holds; use a shorter path or an abstract @name."
+            f"{host.unix_path_max - 1} a Unix socket address holds on {host.name}; use a shorter path"
+            + (" or an abstract @name." if host.linux_features else ".")
         )
-    elif value.startswith("@") and sys.platform != "linux":
+    elif value.startswith("@") and not host.linux_features:
         errors.append(
             f"MODELPORT_UNIX_SOCKET / --unix_socket: {value!r} is an abstract socket name, which only Linux "
-            "has; give a file path instead."
+            f"has (this is {host.name}); give a file path instead."
+        )
+
+
+def _check_parent_fd(fd: int, errors: list[str]) -> None:
+    try:
+        os.fstat(fd)
+    except OSError:
+        errors.append(
+            f"--parent_fd: {fd} is not an open file descriptor of this process; pass one inherited from "
+            "the parent (the local agent does), or leave the flag out."
         )
 
 

@@ -70,6 +70,12 @@ FLAGS = (
         "503 (MODELPORT_GRACEFUL_TIMEOUT; default 30; 0 stops at once).",
     ),
     Flag(
+        "parent_fd",
+        int,
+        "Stop (with the workers) when this inherited file descriptor reaches end of file: how the local "
+        "agent's replicas die with it where there is no parent-death signal.",
+    ),
+    Flag(
         "json_encoding",
         str,
         "'standard' (json.dumps, as Azure ML) or 'numpy' (numpy/pandas-aware); MODELPORT_JSON_ENCODING.",

@@ -31,7 +31,7 @@ from typing import NoReturn
 import uvloop
 
 from modelport.errors import ModelportError
-from modelport.runtime import logs
+from modelport.runtime import lifeline, logs
 from modelport.runtime.acceptor import Acceptor
 from modelport.runtime.app import ScoringApp
 from modelport.runtime.config import ServeConfig, ServeFlags, load_config
@@ -115,6 +115,8 @@ async def _serve(config: ServeConfig, sockets: list[socket.socket]) -> int:
         else:
             log.info("Already stopping; the requests in flight get the rest of the graceful timeout")
 
+    if config.parent_fd is not None:
+        lifeline.watch(loop, config.parent_fd)
     metrics = ServerMetrics()
     pool = WorkerPool(config, metrics, on_fatal=finish, memory=MemoryCgroup.find())
     app = ScoringApp(config, pool, metrics)

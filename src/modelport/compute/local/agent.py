@@ -32,6 +32,7 @@ import httpx
 import uvloop
 
 from modelport.compute.local.cgroups import find_cpu_limiter
+from modelport.compute.local.limits import unenforced_limits
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.ports import PortListeners
 from modelport.compute.local.replica import ReplicaLaunch, free_port
@@ -44,6 +45,7 @@ from modelport.compute.local.runner import (
 from modelport.errors import ModelportError
 from modelport.frontend.routes import ServiceRoute, auth_policy, service_route
 from modelport.frontend.server import FrontEnd
+from modelport.host import current as current_host
 from modelport.registry.environment import Environment
 from modelport.registry.model import Model
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S
@@ -77,7 +79,8 @@ class LocalAgent:
         self.ws = workspace
         self.paths = paths
         self.machine = this_machine()
-        self.cpu_limiter = find_cpu_limiter()
+        self.host = current_host()
+        self.cpu_limiter = find_cpu_limiter(self.host)
         self.deploy_timeout_s = float(os.environ.get(DEPLOY_TIMEOUT_ENV, DEFAULT_DEPLOY_TIMEOUT_S))
         # Created on first need: most services reuse a built environment.
         self._builder: EnvironmentBuilder | None = None
@@ -254,6 +257,9 @@ class LocalAgent:
             extras.update(self.ports.describe(name))
         if name in self._port_errors:
             extras["portError"] = self._port_errors[name]
+        unenforced = unenforced_limits(record.spec.deployment, self.host, self.cpu_limiter)
+        if unenforced:
+            extras["limitsNotEnforced"] = list(unenforced)
         observation = observation.model_copy(
             update={"auth_digest": record.spec.auth_digest, "extras": extras}
         )
@@ -300,19 +306,12 @@ class LocalAgent:
                 service_store.add_event(self.ws, spec.name, generation, "build", line.rstrip("\n"))
 
             app_root = self.paths.generation_dir(spec.name, generation)
+            for warning in unenforced_limits(spec.deployment, self.host, self.cpu_limiter):
+                say(f"Warning: {warning}")
             python = self._python_for(spec, say)
             self._materialise(spec, generation, app_root, say)
         memory_limit = spec.deployment.memory_gb_limit
         cpu_limit = spec.deployment.cpu_cores_limit
-        if cpu_limit and self.cpu_limiter is None:
-            service_store.add_event(
-                self.ws,
-                spec.name,
-                generation,
-                "build",
-                f"cpu_cores_limit={cpu_limit} is not enforced: this machine offers no writable cgroup "
-                "cpu controller",
-            )
         return ReplicaLaunch(
             python=python,
             app_root=app_root,
@@ -323,6 +322,7 @@ class LocalAgent:
             memory_limit_bytes=int(memory_limit * GIB) if memory_limit else None,
             cpu_limit_cores=cpu_limit,
             cpu_limiter=self.cpu_limiter,
+            socket_dir=self.paths.sockets,
         )
 
     def _python_for(self, spec: ServiceSpec, say: Any) -> Path:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelport.host import Host
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
 
@@ -50,8 +52,10 @@ class CpuLimiter:
             group.rmdir()
 
 
-def find_cpu_limiter(root: Path = CGROUP_ROOT) -> CpuLimiter | None:
+def find_cpu_limiter(host: Host, root: Path = CGROUP_ROOT) -> CpuLimiter | None:
     """A limiter for this machine, or None when no writable cpu controller is available."""
+    if not host.linux_features:
+        return None
     controllers = root / "cgroup.controllers"
     if controllers.is_file() and "cpu" in controllers.read_text().split():
         subtree = root / "cgroup.subtree_control"

@@ -11,12 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelport.compute.local.cgroups import find_cpu_limiter
+from modelport.compute.local.limits import LimitNotEnforcedWarning, unenforced_limits
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
+from modelport.host import current as current_host
 from modelport.service import store as service_store
 from modelport.service.machine import agent_setting, frontend_port_setting, this_machine
 from modelport.service.spec import LOCAL_TARGET
@@ -79,7 +83,11 @@ class LocalDriver:
         self.target_name = target
 
     def check(self, workspace: Workspace, config: EffectiveDeploymentConfig) -> None:
-        """Refuse what this machine cannot provide, before anything is stored."""
+        """Refuse what this machine cannot provide, before anything is stored; warn about each
+        accepted limit it cannot enforce (:mod:`.limits`)."""
+        host = current_host()
+        for message in unenforced_limits(config, host, find_cpu_limiter(host)):
+            warnings.warn(message, LimitNotEnforcedWarning, stacklevel=4)
         if config.gpu_cores:
             available = gpu_count()
             if config.gpu_cores > available:

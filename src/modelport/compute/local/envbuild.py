@@ -55,12 +55,12 @@ RUNTIME_REQUIREMENTS = "modelport-runtime.txt"
 # Lines of installer output kept for the error: uv's resolution errors fit well within this.
 _TAIL_LINES = 40
 # What every replica runs (`python -m modelport serve`, its server and worker modules, and the
-# flags the agent passes: an older modelport of a user-managed interpreter lacks --unix_socket): a
-# venv that cannot do this is not an environment for the local target.
+# flags the agent passes: an older modelport of a user-managed interpreter lacks --unix_socket or
+# --parent_fd): a venv that cannot do this is not an environment for the local target.
 _SMOKE_CODE = (
     "import modelport.runtime.server, modelport.runtime.worker\n"
     "from modelport.runtime.serve_cli import parse\n"
-    "parse(['--unix_socket', '@check'])"
+    "parse(['--unix_socket', '@check', '--parent_fd', '0'])"
 )
 
 

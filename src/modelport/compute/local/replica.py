@@ -1,8 +1,12 @@
 """One replica of a local service: a ``modelport serve`` process, its readiness, liveness and memory.
 
 A replica is started in its own process group (so that stopping it also stops its scoring
-workers) and with a parent-death signal (so that a killed agent never leaves replicas behind:
-the restarted agent brings services back from their desired state instead).
+workers) and dies with the agent, so that a killed agent never leaves replicas behind (the
+restarted agent brings services back from their desired state instead). On Linux that is the
+parent-death signal; elsewhere (:mod:`modelport.host`) it is the agent's lifeline: a pipe whose
+write end only the agent holds, so that its death, however it comes, is end-of-file on the read
+end every replica watches (``--parent_fd``). Both work even for SIGKILL, which no handler sees.
+Memory and process trees come from psutil, which reads them the same way on every platform.
 """
 
 from __future__ import annotations
@@ -10,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
-import secrets
 import signal
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from modelport.compute.local.cgroups import CpuLimiter
+from modelport.compute.local.paths import replica_socket
+from modelport.host import Host
+from modelport.host import current as current_host
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV
 from modelport.service.replica_contract import LIVENESS_PATH, READINESS_PATH
 
@@ -35,16 +42,28 @@ LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(cgroup: Path | None) -> Callable[[], None]:
+def _child_setup(cgroup: Path | None, parent_death_signal: bool) -> Callable[[], None]:
     """What the replica's process does between fork and exec: die with the agent, join its cgroup."""
 
     def setup() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if parent_death_signal:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if cgroup is not None:
             CpuLimiter.join(cgroup)
 
     return setup
+
+
+@functools.cache
+def lifeline_fd() -> int:
+    """The read end of this process's lifeline: replicas get it, the write end stays here alone.
+
+    Both ends are created non-inheritable; a replica is handed the read end explicitly, so no
+    child ever holds the write end and end-of-file means this process has gone.
+    """
+    read_end, _write_end = os.pipe()
+    return read_end
 
 
 def free_port() -> int:
@@ -63,20 +82,21 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def _group_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (the replica and its workers)."""
+def _process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (the replica and its workers); [] once it is gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants."""
     total = 0
-    pending = [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/statm") as handle:
-                total += int(handle.read().split()[1]) * page
-            with open(f"/proc/{current}/task/{current}/children") as handle:
-                pending.extend(int(child) for child in handle.read().split())
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue
+    for process in _process_tree(pid):
+        with contextlib.suppress(psutil.Error):  # a worker that exits meanwhile holds no memory
+            total += process.memory_info().rss
     return total
 
 
@@ -93,6 +113,7 @@ class ReplicaLaunch:
     memory_limit_bytes: int | None = None
     cpu_limit_cores: float | None = None
     cpu_limiter: CpuLimiter | None = None
+    socket_dir: Path | None = None  # where path-based Unix sockets go (no abstract namespace)
 
 
 @dataclass
@@ -111,9 +132,10 @@ class Replica:
     exit_reason: str | None = None  # "OOMKilled", "LivenessProbeFailed", "Stopped", or None
     ever_ready: bool = False
     cgroup: Path | None = None
-    # Where the front end sends requests (its probes use the TCP port); None where Linux's abstract
-    # socket namespace is missing. The random part keeps agents of different workspaces apart.
+    # Where the front end sends requests (its probes use the TCP port): an abstract name or a socket
+    # file (:func:`replica_socket`); None when neither fits, and then requests go over TCP.
     unix_socket: str | None = None
+    host: Host = field(default_factory=current_host)
     _liveness_failures: int = 0
 
     @property
@@ -124,10 +146,11 @@ class Replica:
     async def start(self) -> None:
         """Spawn ``python -m modelport serve`` for this replica."""
         self.port = free_port()
-        if sys.platform == "linux":
-            self.unix_socket = f"@modelport-{self.replica_id}-{secrets.token_hex(6)}"
-        listeners = ["--unix_socket", self.unix_socket] if self.unix_socket else []
         launch = self.launch
+        self.unix_socket = replica_socket(self.host, self.replica_id, launch.socket_dir)
+        listeners = ["--unix_socket", self.unix_socket] if self.unix_socket else []
+        lifeline: tuple[int, ...] = () if self.host.linux_features else (lifeline_fd(),)
+        listeners += [arg for fd in lifeline for arg in ("--parent_fd", str(fd))]
         if launch.cpu_limiter is not None and launch.cpu_limit_cores:
             self.cgroup = launch.cpu_limiter.create(self.replica_id, launch.cpu_limit_cores)
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +177,8 @@ class Replica:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_child_setup(self.cgroup),
+                pass_fds=lifeline,
+                preexec_fn=_child_setup(self.cgroup, self.host.linux_features),
             )
         self.state = "starting"
         self.started_at = time.monotonic()
@@ -177,6 +201,10 @@ class Replica:
     def _release(self) -> None:
         if self.cgroup is not None:
             CpuLimiter.remove(self.cgroup)
+        if self.unix_socket is not None and not self.unix_socket.startswith("@"):
+            # A killed replica cannot remove its socket file itself.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_socket)
 
     async def check_ready(self, client: httpx.AsyncClient) -> bool:
         """While starting: True once ``/health/ready`` answers 200 (every worker's init() returned)."""
@@ -214,17 +242,25 @@ class Replica:
         limit = self.launch.memory_limit_bytes
         if limit is None or self.pid is None or self.state in ("exited", "stopping"):
             return True
-        if _group_rss_bytes(self.pid) > limit:
+        if _tree_rss_bytes(self.pid) > limit:
             self.kill("OOMKilled")
             return False
         return True
 
     def kill(self, reason: str) -> None:
-        """SIGKILL the replica's process group at once, remembering why."""
+        """SIGKILL the replica's process group at once, remembering why.
+
+        Descendants that left the group (a worker that called ``setsid``) are found in the process
+        tree first and killed too: nothing the replica started outlives it.
+        """
         self.exit_reason = reason
         if self.process is not None and self.process.returncode is None:
+            tree = _process_tree(self.process.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            for process in tree[1:]:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
 
     @property
     def stop_grace_s(self) -> float:
