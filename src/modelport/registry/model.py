@@ -1,7 +1,8 @@
-"""The model registry: ``Model.register``, lookup, listing, download, tags and properties, delete.
+"""``Model``, the model registry's API: register, look up, list, download, tags and properties, delete.
 
-Files are stored content-addressed (see :mod:`modelport.workspace.artifacts`); a model version
-is a row plus the list of its files. A registration uploads first and then, in one
+A model version is a row plus the list of its files: the rows live in the metadata store
+(:mod:`modelport.registry.model_store`), the files content-addressed in the artifact store
+(:mod:`modelport.registry.model_artifacts`). A registration uploads first and then, in one
 transaction, takes the next version number and inserts the rows: if anything fails, the
 transaction rolls back (the version number goes back too) and the blobs this call created are
 removed, so no row, file or version is left behind.
@@ -10,81 +11,23 @@ removed, so no row, file or version is left behind.
 from __future__ import annotations
 
 import builtins
-import hashlib
-import json
 import os
-import shutil
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-
 from modelport._notes import note
-from modelport.errors import (
-    ModelNotFoundException,
-    UserErrorException,
-    WebserviceException,
-)
+from modelport.errors import ModelNotFoundException, UserErrorException, WebserviceException
 from modelport.names import check_model_name
+from modelport.registry import model_artifacts, model_store
 from modelport.registry import tags as tag_rules
 from modelport.runtime.model_path import get_model_path as local_model_path
 from modelport.runtime.model_path import model_roots
-from modelport.workspace.artifacts import NoProgress, Progress
+from modelport.workspace.artifacts import Progress
 from modelport.workspace.blobs import discard_unreferenced_blobs
-from modelport.workspace.filesets import (
-    MissingPathError,
-    check_readable,
-    collect_files,
-    restore_collected,
-    store_files,
-)
-from modelport.workspace.store import only_latest_versions
-from modelport.workspace.tables import model_files, models, service_models
-from modelport.workspace.workspace import current_user
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
-
-# Columns of `models` read for listing (no file lists: listing 10 000 models stays fast).
-_MODEL_COLUMNS = tuple(models.c)
-
-
-def _check_mapping(value: object, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise WebserviceException(
-            f"Invalid {field}: expected a dict of str to str, got {type(value).__name__} {value!r}."
-        )
-    try:
-        json.dumps(dict(value))
-    except (TypeError, ValueError) as exc:
-        raise WebserviceException(f"Invalid {field}: values must be JSON-serialisable ({exc}).") from exc
-    for key in value:
-        if not isinstance(key, str) or not key:
-            raise WebserviceException(f"Invalid {field}: keys must be non-empty strings, got {key!r}.")
-    return dict(value)
-
-
-def _manifest_digest(entries: Iterable[tuple[str, str, int]]) -> str:
-    canonical = json.dumps(sorted(entries), separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class _ByteProgress:
-    """Forwards byte counts to the caller's progress, ignoring the store's per-file phases."""
-
-    def __init__(self, target: Progress) -> None:
-        self._target = target
-
-    def start(self, description: str, total: int) -> None:
-        return None
-
-    def advance(self, amount: int) -> None:
-        self._target.advance(amount)
 
 
 class Model:
@@ -128,22 +71,10 @@ class Model:
         assert name is not None
         tag_filters = tag_rules.normalise_filters(tags, "tags")
         property_filters = tag_rules.normalise_filters(properties, "properties")
-        query = select(*_MODEL_COLUMNS).where(models.c.name == name)
-        if version is not None:
-            query = query.where(models.c.version == int(version))
-        if model_framework is not None:
-            query = query.where(models.c.framework == model_framework)
-        with workspace.metadata_store.read() as conn:
-            rows = conn.execute(query.order_by(models.c.version.desc())).all()
-        for row in rows:
-            matched = tag_rules.matches_filters(row.tags, tag_filters)
-            if matched and tag_rules.matches_filters(row.properties, property_filters):
-                self._load(workspace, row)
-                return
-        shown = version if version is not None else "latest"
-        raise ModelNotFoundException(
-            f"ModelNotFound: Model with name {name}, version {shown} not found in provided workspace"
-        )
+        row = model_store.find_model(workspace, name, version, model_framework, tag_filters, property_filters)
+        if row is None:
+            raise model_store.not_found(name, version if version is not None else "latest")
+        self._load(workspace, row)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -164,8 +95,8 @@ class Model:
     sample_output_dataset = None
 
     def _load(self, workspace: Workspace, row: Any) -> None:
-        # Unpacked by position: listing builds thousands of these, and attribute access on
-        # rows by name costs more than the rest of the work.
+        # Unpacked by position (model_store.MODEL_COLUMNS): listing builds thousands of these,
+        # and attribute access on rows by name costs more than the rest of the work.
         (
             self.db_id,
             self.name,
@@ -207,14 +138,14 @@ class Model:
         """Ids of models derived from this one (always empty here)."""
         return []
 
-    def _reload(self, conn: Connection) -> None:
-        row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == self.db_id)).first()
+    def _reload(self, row: Any) -> None:
+        """Take the row a change returned (None: the version is no longer registered)."""
         if row is None:
-            raise ModelNotFoundException(
-                f"ModelNotFound: Model with name {self.name}, version {self.version} not found in provided "
-                "workspace"
-            )
+            raise self._not_found()
         self._load(self.workspace, row)
+
+    def _not_found(self) -> ModelNotFoundException:
+        return model_store.not_found(self.name, self.version)
 
     def __repr__(self) -> str:
         return f"Model(workspace={self.workspace!r}, name={self.name}, id={self.id}, version={self.version})"
@@ -249,66 +180,33 @@ class Model:
                 "model_framework_version cannot be given without model_framework. Fix: pass "
                 "model_framework as well (e.g. Model.Framework.SCIKITLEARN)."
             )
-        tags = _check_mapping(tags, "tags")
-        properties = _check_mapping(properties, "properties")
+        tags = tag_rules.check_mapping(tags, "tags")
+        properties = tag_rules.check_mapping(properties, "properties")
         if description is not None and not isinstance(description, str):
             raise WebserviceException(f"Invalid description: expected a string, got {description!r}.")
+        files = model_artifacts.collect_model_files(model_path, child_paths)
+        action = f"Registering model {model_name}"
+        note(action)
+        stored, created = model_artifacts.upload_model_files(workspace, files, action, progress)
         path = Path(model_path)
-        if not path.exists():
-            raise MissingPathError(
-                f"model_path {str(model_path)!r} does not exist (resolved against {os.getcwd()}). Fix: pass "
-                "the path of the model file or folder."
-            )
-        files = collect_files(path, "model_path", child_paths)
-        check_readable(files, "model file")
-        note(f"Registering model {model_name}")
-
-        store = workspace.artifact_store
-        total = sum(f.size for f in files)
-        progress = progress or NoProgress()
-        progress.start(f"Registering model {model_name}", total * (1 if store.is_local else 2))
-        stored, created = store_files(workspace, files, _ByteProgress(progress))
         try:
-            digest = _manifest_digest((f.path, f.digest, f.size) for f in stored)
-            now = datetime.now(UTC)
-            with workspace.metadata_store.write() as conn:
-                workspace.metadata_store.lock_blobs(conn)
-                restore_collected(workspace, files, stored, created)
-                version = workspace.metadata_store.next_version(conn, "model", model_name)
-                model_id = conn.execute(
-                    insert(models)
-                    .values(
-                        name=model_name,
-                        version=version,
-                        description=description,
-                        tags=tags,
-                        properties=properties,
-                        framework=model_framework,
-                        framework_version=model_framework_version,
-                        created_time=now,
-                        created_by=current_user(),
-                        kind="file" if path.is_file() else "folder",
-                        root=path.name,
-                        size_bytes=total,
-                        file_count=len(files),
-                        content_digest=digest,
-                    )
-                    .returning(models.c.id)
-                ).scalar_one()
-                conn.execute(
-                    insert(model_files),
-                    [
-                        {
-                            "model_id": model_id,
-                            "path": f.path,
-                            "digest": f.digest,
-                            "size": f.size,
-                            "mode": f.mode,
-                        }
-                        for f in stored
-                    ],
-                )
-                row = conn.execute(select(*_MODEL_COLUMNS).where(models.c.id == model_id)).one()
+            row = model_store.insert_model(
+                workspace,
+                model_name,
+                files,
+                stored,
+                created,
+                description=description,
+                tags=tags,
+                properties=properties,
+                framework=model_framework,
+                framework_version=model_framework_version,
+                kind="file" if path.is_file() else "folder",
+                root=path.name,
+                size_bytes=sum(f.size for f in files),
+                file_count=len(files),
+                content_digest=model_artifacts.manifest_digest(stored),
+            )
         except BaseException:
             discard_unreferenced_blobs(workspace, created)
             raise
@@ -333,40 +231,17 @@ class Model:
             raise UserErrorException(f"Invalid page_count {page_count!r}: it must be between 20 and 255.")
         tag_filters = tag_rules.normalise_filters(tags, "tags")
         property_filters = tag_rules.normalise_filters(properties, "properties")
-        query = select(*_MODEL_COLUMNS)
-        if name is not None:
-            query = query.where(models.c.name == name)
-        if model_framework is not None:
-            query = query.where(models.c.framework == model_framework)
         if run_id is not None or dataset_id is not None:
             return []  # models registered here never come from a training run or a dataset
-        if latest and not tag_filters and not property_filters:
-            query = only_latest_versions(query, models)
-        with workspace.metadata_store.read() as conn:
-            rows = conn.execute(query.order_by(models.c.name, models.c.version.desc())).all()
-        result: list[Model] = []
-        seen: set[str] = set()
-        for row in rows:
-            if tag_filters and not tag_rules.matches_filters(row.tags, tag_filters):
-                continue
-            if property_filters and not tag_rules.matches_filters(row.properties, property_filters):
-                continue
-            if latest:
-                if row.name in seen:
-                    continue
-                seen.add(row.name)
-            result.append(Model._from_row(workspace, row))
-        return result
+        rows = model_store.list_models(
+            workspace, name, model_framework, latest, tag_filters, property_filters
+        )
+        return [Model._from_row(workspace, row) for row in rows]
 
     # ------------------------------------------------------------------ files
     def stored_files(self) -> Sequence[Any]:
         """The model's files as stored: rows of (path, digest, size, mode), by path."""
-        with self.workspace.metadata_store.read() as conn:
-            return conn.execute(
-                select(model_files.c.path, model_files.c.digest, model_files.c.size, model_files.c.mode)
-                .where(model_files.c.model_id == self.db_id)
-                .order_by(model_files.c.path)
-            ).all()
+        return model_store.file_rows(self.workspace, self.db_id)
 
     def download(
         self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False, exists_ok: bool | None = None
@@ -381,36 +256,12 @@ class Model:
                 raise WebserviceException("Error, 'exists_ok' is deprecated; pass only 'exist_ok'.")
             exist_ok = exists_ok
         target = Path(target_dir)
-        files = self.stored_files()
-        clashes = [str(target / f.path) for f in files if (target / f.path).exists()]
-        if clashes and not exist_ok:
-            raise WebserviceException(
-                "File already exists. To overwrite, set exist_ok to True. "
-                f"Existing: {', '.join(clashes[:5])}{' ...' if len(clashes) > 5 else ''}"
-            )
-        target.mkdir(parents=True, exist_ok=True)
-        staging = target / f".modelport-download-{uuid.uuid4().hex[:12]}"
-        try:
-            for f in files:
-                self.workspace.artifact_store.fetch(f.digest, staging / f.path, f.mode)
-            for f in files:
-                destination = target / f.path
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                if destination.is_dir():
-                    raise WebserviceException(f"Cannot overwrite folder {destination} with a model file.")
-                os.replace(staging / f.path, destination)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        model_artifacts.download_model_files(self.workspace, self.stored_files(), target, exist_ok)
         return str(target / self.root)
 
     def get_sas_urls(self) -> dict[str, str]:
         """Relative file name → a URL the file can be read from (presigned for object stores)."""
-        store = self.workspace.artifact_store
-        urls: dict[str, str] = {}
-        for f in self.stored_files():
-            blob = store.blob_path(f.digest)
-            urls[f.path] = f"file://{blob}" if store.is_local else store.fs.sign(blob)
-        return urls
+        return model_artifacts.file_urls(self.workspace, self.stored_files())
 
     @staticmethod
     def get_model_path(
@@ -434,56 +285,24 @@ class Model:
         return str(version_dir / model.root)
 
     # ------------------------------------------------------------------ tags and properties
-    def _modify(self, change: Any) -> None:
+    def _modify(self, change: model_store.TagChange) -> None:
         """Run ``change(tags, properties) -> (tags, properties)`` on the stored row, atomically."""
-        with self.workspace.metadata_store.write() as conn:
-            row = conn.execute(
-                select(models.c.tags, models.c.properties).where(models.c.id == self.db_id).with_for_update()
-            ).first()
-            if row is None:
-                raise ModelNotFoundException(
-                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
-                    "provided workspace"
-                )
-            tags, properties = change(dict(row.tags or {}), dict(row.properties or {}))
-            conn.execute(
-                update(models).where(models.c.id == self.db_id).values(tags=tags, properties=properties)
-            )
-            self._reload(conn)
+        self._reload(model_store.change_tags_properties(self.workspace, self.db_id, change))
 
     def add_tags(self, tags: dict[str, Any]) -> None:
         """Add or replace tags."""
-        new = _check_mapping(tags, "tags")
-
-        def change(current: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            for key, value in new.items():
-                if key in current and current[key] != value:
-                    note(f"Replacing tag {key} -> {current[key]} with {key} -> {value}")
-            return {**current, **new}, props
-
-        self._modify(change)
+        new = tag_rules.check_mapping(tags, "tags")
+        self._modify(lambda current, props: (tag_rules.add_tags(current, new, report=True), props))
 
     def remove_tags(self, tags: str | builtins.list[str]) -> None:
         """Remove tags by key (missing keys are reported, not an error)."""
         keys = [tags] if isinstance(tags, str) else list(tags)
-
-        def change(current: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            for key in keys:
-                if key not in current:
-                    note(f"Tag with key {key} not found, will not be removed")
-                current.pop(key, None)
-            return current, props
-
-        self._modify(change)
+        self._modify(lambda current, props: (tag_rules.remove_tags(current, keys, report=True), props))
 
     def add_properties(self, properties: dict[str, Any]) -> None:
         """Add properties; existing keys cannot be changed (properties are immutable, as in Azure ML)."""
-        new = _check_mapping(properties, "properties")
-
-        def change(tags: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            return tags, tag_rules.add_properties(current, new)
-
-        self._modify(change)
+        new = tag_rules.check_mapping(properties, "properties")
+        self._modify(lambda tags, current: (tags, tag_rules.add_properties(current, new)))
 
     def update_tags_properties(
         self,
@@ -492,14 +311,14 @@ class Model:
         add_properties: dict[str, Any] | None = None,
     ) -> None:
         """Add tags, remove tags and add properties in one atomic change."""
-        new_tags = _check_mapping(add_tags, "tags")
-        new_props = _check_mapping(add_properties, "properties")
+        new_tags = tag_rules.check_mapping(add_tags, "tags")
+        new_props = tag_rules.check_mapping(add_properties, "properties")
         removed = [remove_tags] if isinstance(remove_tags, str) else list(remove_tags or [])
 
         def change(tags: dict[str, Any], props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            tags = {**tags, **new_tags}
-            for key in removed:
-                tags.pop(key, None)
+            tags = tag_rules.remove_tags(
+                tag_rules.add_tags(tags, new_tags, report=False), removed, report=False
+            )
             return tags, tag_rules.add_properties(props, new_props)
 
         self._modify(change)
@@ -515,66 +334,28 @@ class Model:
         """Replace the whole tag dict and/or the description (Azure ML semantics)."""
         values: dict[str, Any] = {}
         if tags is not None:
-            values["tags"] = _check_mapping(tags, "tags")
+            values["tags"] = tag_rules.check_mapping(tags, "tags")
         if description is not None:
             if not isinstance(description, str):
                 raise WebserviceException(f"Invalid description: expected a string, got {description!r}.")
             values["description"] = description
         if not values:
             return
-        with self.workspace.metadata_store.write() as conn:
-            result = conn.execute(update(models).where(models.c.id == self.db_id).values(**values))
-            if result.rowcount == 0:
-                raise ModelNotFoundException(
-                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
-                    "provided workspace"
-                )
-            self._reload(conn)
+        self._reload(model_store.update_model(self.workspace, self.db_id, values))
 
     # ------------------------------------------------------------------ delete
     def services_using(self) -> builtins.list[str]:
         """Names of the services deployed with this model version."""
-        with self.workspace.metadata_store.read() as conn:
-            return list(
-                conn.execute(
-                    select(service_models.c.service_name)
-                    .where(service_models.c.model_id == self.db_id)
-                    .order_by(service_models.c.service_name)
-                ).scalars()
-            )
+        return model_store.services_using(self.workspace, self.db_id)
 
     def delete(self) -> None:
         """Delete this version and the stored files no other version shares.
 
         Refused while a service uses the model; the error names the services.
         """
-        digests: list[str] = []
-        with self.workspace.metadata_store.write() as conn:
-            users = list(
-                conn.execute(
-                    select(service_models.c.service_name)
-                    .where(service_models.c.model_id == self.db_id)
-                    .order_by(service_models.c.service_name)
-                ).scalars()
-            )
-            if users:
-                raise WebserviceException(
-                    f"Model {self.id} cannot be deleted: it is used by service(s) {', '.join(users)}. "
-                    "Fix: delete those services or update them to another model version first.",
-                    status_code=412,
-                )
-            digests = list(
-                conn.execute(
-                    select(model_files.c.digest).where(model_files.c.model_id == self.db_id)
-                ).scalars()
-            )
-            conn.execute(delete(model_files).where(model_files.c.model_id == self.db_id))
-            result = conn.execute(delete(models).where(models.c.id == self.db_id))
-            if result.rowcount == 0:
-                raise ModelNotFoundException(
-                    f"ModelNotFound: Model with name {self.name}, version {self.version} not found in "
-                    "provided workspace"
-                )
+        digests = model_store.delete_model(self.workspace, self.db_id, self.id)
+        if digests is None:
+            raise self._not_found()
         discard_unreferenced_blobs(self.workspace, digests)
 
     # ------------------------------------------------------------------ serialisation
