@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
 import sys
-import time
 import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -13,25 +11,17 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from modelport.errors import WebserviceException
-from modelport.service import states
+from modelport.registry import tags as tag_rules
+from modelport.service import keys, listing, serialization, states, wait
 from modelport.service import store as service_store
 from modelport.service.driver import TargetDriver, driver_for
 from modelport.service.machine import require_here
 from modelport.service.spec import ServiceSpec
-from modelport.service.states import ServiceError
 
 if TYPE_CHECKING:
+    from modelport.frontend.auth import Token
     from modelport.workspace import Workspace
 
-POLL_S = 0.5
-APPLY_DEADLINE_S = 30.0
-# wait_for_deployment() without timeout_sec gives up after this long (the deployment continues):
-# well past both targets' own rollout deadlines (600 s by default), after which a stuck rollout is
-# already a terminal DeploymentTimedOut, so only a target refusing every apply runs into it.
-DEFAULT_WAIT_TIMEOUT_S = 1800.0
-# Compute types as Azure ML's Webservice.list accepted them, mapped to modelport's targets.
-_COMPUTE_TYPE_ALIASES = {"LOCAL": "local", "KUBERNETES": "kubernetes", "AKS": "kubernetes"}
-_TERMINAL_ERROR_CODES = {states.DEPLOYMENT_TIMED_OUT}
 _UNREAD = object()  # the front end's address, not read since the last refresh
 
 
@@ -47,6 +37,19 @@ class Webservice:
         self._pending_generation: int | None = None
         self._driver: TargetDriver | None = None
         self._load(record, observe=False)
+
+    @classmethod
+    def _from_record(
+        cls, workspace: Workspace, record: service_store.ServiceRecord, driver: TargetDriver
+    ) -> Webservice:
+        """The service ``record`` describes, on ``driver`` (shared by the services of its target)."""
+        service = cls.__new__(cls)
+        service.workspace = workspace
+        service.name = record.spec.name
+        service._pending_generation = None
+        service._driver = driver
+        service._load(record, observe=False)
+        return service
 
     def _load(self, record: service_store.ServiceRecord, *, observe: bool) -> None:
         """Take ``record`` and the status last recorded; ``observe``: let the target reconcile and
@@ -231,66 +234,23 @@ class Webservice:
         """Follow the last deploy/update until the service is Healthy, or raise with the error object.
 
         Always ends: at a terminal state (Healthy, Failed, DeploymentTimedOut), or after
-        ``timeout_sec`` (default ``DEFAULT_WAIT_TIMEOUT_S``, 30 minutes) with the current state; the
-        deployment itself continues. With ``show_output`` the target's progress (environment build,
-        replicas starting) is printed as it happens.
+        ``timeout_sec`` (default ``wait.DEFAULT_WAIT_TIMEOUT_S``, 30 minutes) with the current
+        state; the deployment itself continues. With ``show_output`` the target's progress
+        (environment build, replicas starting) is printed as it happens.
         """
         self.check_machine("wait for")
         self.update_deployment_state()
         if self._target_problem is not None:  # e.g. no local agent: hand the service to the target again
             self.driver.submit(self.workspace, self.name)
-        limit = DEFAULT_WAIT_TIMEOUT_S if timeout_sec is None else timeout_sec
         if show_output:
             print(f"Tip: you can follow the service with `modelport service show -n {self.name}`", flush=True)
         generation = self._pending_generation or self._record.generation
-        start = time.monotonic()
-        seen = 0
-        while True:
-            self.update_deployment_state()
-            if show_output:
-                seen = self._print_events(seen, generation)
-            state = self.state
-            if self._record.generation == generation and self._status is not None:
-                observed = self._status.observed_generation >= generation
-                if observed and state == states.HEALTHY:
-                    break
-                error = self._status.error
-                terminal = state == states.FAILED or (
-                    error is not None and error.code in _TERMINAL_ERROR_CODES
-                )
-                if observed and terminal:
-                    self._pending_generation = None
-                    raise WebserviceException(self._failure_message(generation, error))
-            if time.monotonic() - start > limit:
-                kind = "default timeout" if timeout_sec is None else "timeout override"
-                raise WebserviceException(
-                    f"Deployment polling exceeded {kind} of {limit}s. Current status: "
-                    f"{state} (the deployment continues)."
-                )
-            time.sleep(POLL_S)
+        wait.follow_deployment(self, generation, show_output, timeout_sec)
         self._pending_generation = None
         if show_output:
             print(
                 f'{self.compute_type} service creation operation finished, operation "Succeeded"', flush=True
             )
-
-    def _print_events(self, after: int, generation: int) -> int:
-        for event in service_store.read_events(self.workspace, self.name, after):
-            if event.generation == generation and event.kind != "autoscale":
-                stamp = event.time.astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
-                print(f"{stamp} {event.message}", flush=True)
-            after = event.id
-        return after
-
-    def _failure_message(self, generation: int, error: ServiceError | None) -> str:
-        hint = "More information can be found using '.get_logs()'"
-        if error is not None and error.code == states.ENVIRONMENT_BUILD_FAILED:
-            hint = "More information can be found using '.get_logs(init=True)'"
-        body = json.dumps(error.to_dict() if error else {}, indent=2)
-        return (
-            "Service deployment polling reached non-successful terminal state, current service state: "
-            f"{self.state}\nOperation ID: {self.name}-g{generation}\n{hint}\nError:\n{body}"
-        )
 
     # ------------------------------------------------------------------ using
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
@@ -307,41 +267,15 @@ class Webservice:
 
         Returns once the front end accepts only the new value; the other key keeps working.
         """
-        kind = str(key).capitalize() if key is not None else ""
-        if kind not in ("Primary", "Secondary"):
-            raise WebserviceException(
-                f"Error, invalid value provided for key: {key}.\nValid options are: Primary, Secondary"
-            )
-        value = set_key or secrets.token_urlsafe(24)
-        field = "primary_key" if kind == "Primary" else "secondary_key"
-        deployment = self._spec.deployment.model_copy(update={field: value})
-        self._replace(self._spec.model_copy(update={"deployment": deployment}), f"{kind} key regenerated")
-
-    def _replace(self, spec: ServiceSpec, message: str) -> None:
-        """Store settings that need no new replicas, and wait until the target applies them."""
-        service_store.replace_spec(self.workspace, spec, message)
+        spec, kind = keys.with_new_key(self._spec, key, set_key)
+        # Settings that need no new replicas: stored, handed to the target, applied in place.
+        service_store.replace_spec(self.workspace, spec, f"{kind} key regenerated")
         self.driver.submit(self.workspace, self.name)
-        self.update_deployment_state()
-        deadline = time.monotonic() + APPLY_DEADLINE_S
-        while self.observed.get("authDigest") != spec.auth_digest:
-            if time.monotonic() > deadline:
-                raise WebserviceException(
-                    f'Error, key regeneration operation "TimedOut" with message "the {self.compute_name} '
-                    f'target did not apply the change within {APPLY_DEADLINE_S:.0f} s"'
-                )
-            time.sleep(POLL_S / 5)
-            self.update_deployment_state()
+        wait.until_auth_applied(self, spec.auth_digest)
 
-    def get_access_token(self) -> Any:
+    def get_access_token(self) -> Token:
         """A signed token (token auth): ``access_token``, ``token_type``, ``refresh_after``, ``expiry_on``."""
-        from modelport.frontend.auth import issue_token
-
-        if self._spec.auth_mode != "token":
-            raise WebserviceException(
-                f"Service {self.name} does not use token auth. Fix: deploy or update it with "
-                "token_auth_enabled=True (tokenAuthEnabled in deploymentconfig.json), or use get_keys()."
-            )
-        return issue_token(bytes.fromhex(self._spec.token_secret), self.name)
+        return keys.access_token(self._spec)
 
     def get_token(self) -> tuple[str, datetime]:
         """Deprecated form of :meth:`get_access_token`: ``(access_token, refresh_after)``."""
@@ -351,34 +285,25 @@ class Webservice:
 
     def add_tags(self, tags: dict[str, str]) -> None:
         """Add or replace tags."""
-        self._replace_meta(tags={**self._spec.tags, **tags}, message="Tags added")
+        self._replace_meta(tags=tag_rules.add_tags(self._spec.tags, tags, report=False), message="Tags added")
 
     def remove_tags(self, tags: list[str] | str) -> None:
         """Remove tags by key."""
-        keys = {tags} if isinstance(tags, str) else set(tags)
+        removed = [tags] if isinstance(tags, str) else list(tags)
         self._replace_meta(
-            tags={k: v for k, v in self._spec.tags.items() if k not in keys}, message="Tags removed"
+            tags=tag_rules.remove_tags(self._spec.tags, removed, report=False), message="Tags removed"
         )
 
     def add_properties(self, properties: dict[str, str]) -> None:
         """Add properties; existing keys cannot change."""
-        from modelport.registry.tags import add_properties
-
         self._replace_meta(
-            properties=add_properties(dict(self._spec.properties), properties), message="Properties added"
+            properties=tag_rules.add_properties(dict(self._spec.properties), properties),
+            message="Properties added",
         )
 
     def _replace_meta(self, message: str, **changes: Any) -> None:
         service_store.replace_spec(self.workspace, self._spec.model_copy(update=changes), message)
         self.update_deployment_state()
-
-    def _authorization(self) -> dict[str, str]:
-        mode = self._spec.auth_mode
-        if mode == "key":
-            return {"Authorization": f"Bearer {self._spec.deployment.primary_key}"}
-        if mode == "token":
-            return {"Authorization": f"Bearer {self.get_access_token().access_token}"}
-        return {}
 
     def run(self, input_data: Any) -> Any:
         """POST ``input_data`` to the scoring URI with the key or token; return the parsed JSON answer."""
@@ -392,11 +317,13 @@ class Webservice:
             )
         body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        response = httpx.post(uri, content=body, headers={**headers, **self._authorization()}, timeout=None)
+        response = httpx.post(
+            uri, content=body, headers={**headers, **keys.authorization(self._spec)}, timeout=None
+        )
         if response.status_code == 401:  # keys may have been regenerated meanwhile
             self.update_deployment_state()
             response = httpx.post(
-                uri, content=body, headers={**headers, **self._authorization()}, timeout=None
+                uri, content=body, headers={**headers, **keys.authorization(self._spec)}, timeout=None
             )
         if response.status_code != 200:
             raise WebserviceException(
@@ -409,53 +336,7 @@ class Webservice:
 
     def serialize(self) -> dict[str, Any]:
         """The Azure ML dict form (what ``modelport service show -o json`` prints)."""
-        config = self._spec.deployment
-        return {
-            "name": self.name,
-            "description": self.description,
-            "tags": self.tags,
-            "properties": self.properties,
-            "state": self.state,
-            "createdTime": self.created_time.isoformat(),
-            "updatedTime": self.updated_time.isoformat(),
-            "error": self.error,
-            "computeType": self.compute_type,
-            "computeName": self.compute_name,
-            "machine": self.machine,
-            "workspaceName": self.workspace.name,
-            "scoringUri": self.scoring_uri,
-            "swaggerUri": self.swagger_uri,
-            "authEnabled": self.auth_enabled,
-            "aadAuthEnabled": self.token_auth_enabled,
-            "appInsightsEnabled": config.enable_app_insights,
-            "autoScaler": config.autoscaler_json(),
-            "containerResourceRequirements": {
-                "cpu": config.cpu_cores,
-                "cpuLimit": config.cpu_cores_limit,
-                "memoryInGB": config.memory_gb,
-                "memoryInGBLimit": config.memory_gb_limit,
-                "gpu": config.gpu_cores,
-            },
-            "dataCollection": {"eventHubEnabled": False, "storageEnabled": config.collect_model_data},
-            "maxConcurrentRequestsPerContainer": config.replica_max_concurrent_requests,
-            "maxQueueWaitMs": config.max_request_wait_time,
-            "livenessProbeRequirements": {
-                "periodSeconds": config.period_seconds,
-                "initialDelaySeconds": config.initial_delay_seconds,
-                "timeoutSeconds": config.timeout_seconds,
-                "successThreshold": config.success_threshold,
-                "failureThreshold": config.failure_threshold,
-            },
-            "numReplicas": config.num_replicas,
-            "scoringTimeoutMs": config.scoring_timeout_ms,
-            "namespace": config.namespace,
-            "generation": self.generation,
-            "models": [m.id for m in self._spec.models],
-            "modelDetails": [m.model_dump() for m in self._spec.models],
-            "environmentDetails": self._spec.environment.model_dump() if self._spec.environment else None,
-            "entryScript": self._spec.source.entry_script,
-            "deploymentStatus": self.observed,
-        }
+        return serialization.service_dict(self, self._spec)
 
     # ------------------------------------------------------------------ update
     def update(
@@ -543,38 +424,5 @@ class Webservice:
         image_digest: str | None = None,
     ) -> list[Webservice]:
         """Services of the workspace, filtered as Azure ML's ``Webservice.list`` filtered them."""
-        from modelport.registry.tags import matches_filters, normalise_filters
-
-        kind = None
-        if compute_type is not None:
-            kind = _COMPUTE_TYPE_ALIASES.get(compute_type.upper())
-            if kind is None:
-                raise WebserviceException(
-                    f'Invalid compute type "{compute_type}". Valid options are "LOCAL,KUBERNETES,AKS"'
-                )
-        tag_filters = normalise_filters(tags, "tags")
-        property_filters = normalise_filters(properties, "properties")
-        result = []
-        # One driver per target, shared by its services: a cluster's is a connection (kubeconfig).
-        drivers: dict[tuple[str, str], TargetDriver] = {}
-        for record in service_store.list_services(workspace, kind):
-            spec = record.spec
-            if model_name is not None and model_name not in {m.name for m in spec.models}:
-                continue
-            if model_id is not None and model_id not in {m.id for m in spec.models}:
-                continue
-            if not (
-                matches_filters(spec.tags, tag_filters) and matches_filters(spec.properties, property_filters)
-            ):
-                continue
-            service = Webservice.__new__(Webservice)
-            service.workspace = workspace
-            service.name = spec.name
-            service._pending_generation = None
-            target = (spec.compute_type, spec.compute_target)
-            if target not in drivers:
-                drivers[target] = driver_for(*target)
-            service._driver = drivers[target]
-            service._load(record, observe=False)
-            result.append(service)
-        return result
+        found = listing.matching_services(workspace, compute_type, model_name, model_id, tags, properties)
+        return [Webservice._from_record(workspace, record, driver) for record, driver in found]
