@@ -162,7 +162,8 @@ def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
     from lightkube.resources.core_v1 import Pod
 
     from modelport import Model
-    from modelport.compute.kubernetes.cluster import KubernetesTarget, attach
+    from modelport.compute.kubernetes.cluster import attach
+    from modelport.compute.kubernetes.target import KubernetesTarget
     from modelport.config.deployment import KubernetesDeploymentConfig
     from modelport.config.inference import InferenceConfig
     from modelport.workspace import Workspace

@@ -20,7 +20,7 @@ from modelport.azureml.core.model import InferenceConfig
 from modelport.azureml.core.webservice import AciWebservice, AksEndpoint, AksWebservice, LocalWebservice
 from modelport.azureml.exceptions import UserErrorException, WebserviceException, WorkspaceException
 from modelport.compute import targets
-from modelport.compute.kubernetes.cluster import KubernetesTarget
+from modelport.compute.kubernetes.target import KubernetesTarget
 
 SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
 

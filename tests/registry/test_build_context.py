@@ -28,7 +28,7 @@ from modelport.compute.kubernetes.build_context import (
     render_build_context,
     write_build_context,
 )
-from modelport.compute.kubernetes.manifests import DEFAULT_IMAGE
+from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import EnvironmentException
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import ContainerRegistry, Environment

@@ -48,7 +48,7 @@ DEADLINE_OPTION = typer.Option(
 
 
 def _target(**options: Any) -> Any:
-    from modelport.compute.kubernetes.cluster import target_from_options
+    from modelport.compute.kubernetes.target import target_from_options
 
     return target_from_options(**options)
 
@@ -78,7 +78,8 @@ def kubernetes(
     ``create`` is attach into an existing context that records the requested size; provisioning
     clusters from a cloud is not built in.
     """
-    from modelport.compute.kubernetes.cluster import attach, create, describe
+    from modelport.compute.kubernetes.cluster import attach, create
+    from modelport.compute.kubernetes.target_status import describe
     from modelport.errors import UserErrorException
 
     creating = ctx.parent is not None and ctx.parent.info_name == "create"
@@ -162,7 +163,7 @@ def show(
 ) -> None:
     """A target with what the cluster reports now: nodes, CPUs, front end readiness and address."""
     from modelport.compute import targets
-    from modelport.compute.kubernetes.cluster import describe
+    from modelport.compute.kubernetes.target_status import describe
 
     ws = open_workspace(workspace, path)
     emit(describe(ws, targets.require_target(ws, name)), output)

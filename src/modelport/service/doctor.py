@@ -19,15 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.capacity import DEV_TEST, check_purpose
-from modelport.compute.kubernetes.cluster import (
-    KubernetesTarget,
-    cluster_errors,
-    connect,
-    frontend_url,
-    load_target,
-)
+from modelport.compute.kubernetes.connection import cluster_errors, connect
+from modelport.compute.kubernetes.frontend_manifests import FRONTEND_NAME
+from modelport.compute.kubernetes.target import KubernetesTarget, load_target
+from modelport.compute.kubernetes.target_status import frontend_url
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import ModelportError
@@ -138,7 +134,7 @@ def _front_end(probe: _Probe) -> str:
 
     target, client = probe.cluster()
     with cluster_errors(target, "reading the front end"):
-        deployment = client.get(Deployment, m.FRONTEND_NAME, namespace=target.system_namespace)
+        deployment = client.get(Deployment, FRONTEND_NAME, namespace=target.system_namespace)
         ready = (deployment.status.readyReplicas or 0) if deployment.status else 0
         base = frontend_url(client, target)
     if not ready:

@@ -48,7 +48,7 @@ def kube(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
     """A lightkube client for the testbed, applying as field manager ``modelport``."""
     from lightkube import Client, KubeConfig
 
-    from modelport.compute.kubernetes.manifests import FIELD_MANAGER
+    from modelport.compute.kubernetes.objects import FIELD_MANAGER
 
     client = Client(config=KubeConfig.from_file(control_plane.kubeconfig), field_manager=FIELD_MANAGER)
     yield client

@@ -96,7 +96,7 @@ from typing import Any
 from lightkube import Client
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
-from modelport.compute.kubernetes.cluster import get_or_none
+from modelport.compute.kubernetes.connection import get_or_none
 
 # A namespace with this label (value ``RUN_PROCESS``) has its pods run as real processes.
 RUN_LABEL = "sim.modelport.io/run"

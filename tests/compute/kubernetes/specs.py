@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelport.compute.kubernetes.manifests import ArtifactAccess, FetchFile, ServiceInputs
+from modelport.compute.kubernetes.fetch_plan import ArtifactAccess, FetchFile
+from modelport.compute.kubernetes.manifests import ServiceInputs
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.service.deploy import with_keys
 from modelport.service.spec import ModelRef, ServiceSpec, SourceRef

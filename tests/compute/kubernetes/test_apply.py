@@ -21,8 +21,10 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret, Service
 from lightkube.types import CascadeType
 
+from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_all, apply_service, disruption_budget_resource
+from modelport.compute.kubernetes.objects import FIELD_MANAGER
 from tests.compute.kubernetes.rbac import can
 from tests.compute.kubernetes.specs import TESTBED_PDB_API, make_inputs, make_spec
 
@@ -53,7 +55,7 @@ def stable_view(obj: Any) -> dict[str, Any]:
     managed = metadata.pop("managedFields", [])
     # The entry's time is left out: 1.20 refreshes it on an apply that changes nothing.
     metadata["modelportFields"] = [
-        {k: v for k, v in e.items() if k != "time"} for e in managed if e["manager"] == m.FIELD_MANAGER
+        {k: v for k, v in e.items() if k != "time"} for e in managed if e["manager"] == FIELD_MANAGER
     ]
     return {**data, "metadata": metadata}
 
@@ -75,7 +77,7 @@ def test_service_objects_apply_with_the_modelport_field_manager(kube: Client, na
 
     deployment = kube.get(Deployment, spec.name, namespace=namespace)
     managers = {entry.manager for entry in deployment.metadata.managedFields}
-    assert m.FIELD_MANAGER in managers
+    assert FIELD_MANAGER in managers
     # Server defaults were filled in; the container is what modelport asked for.
     assert deployment.spec.strategy.type == "RollingUpdate"
     scorer = deployment.spec.template.spec.containers[0]
@@ -196,14 +198,14 @@ def test_the_server_refuses_what_schema_validation_cannot_see(kube: Client, name
 
 def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Client) -> None:
     suffix = uuid.uuid4().hex[:8]
-    cluster = m.ClusterInputs(
+    cluster = fm.ClusterInputs(
         services_namespace=f"svc-{suffix}", system_namespace=f"sys-{suffix}", service_type="NodePort"
     )
     other = f"other-{suffix}"
     try:
-        apply_all(kube, m.attach_manifests(cluster, "s" * 48))
+        apply_all(kube, fm.attach_manifests(cluster, "s" * 48))
         kube.create(Namespace(metadata={"name": other}))
-        account = f"{cluster.system_namespace}:{m.FRONTEND_NAME}"
+        account = f"{cluster.system_namespace}:{fm.FRONTEND_NAME}"
         svc, sys_ns = cluster.services_namespace, cluster.system_namespace
 
         assert can(kube, account, "list", "pods", svc)
@@ -211,7 +213,7 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
         assert not can(kube, account, "watch", "endpoints", svc)  # discovery is from pods
         assert can(kube, account, "get", "secrets", svc)
         assert can(kube, account, "patch", "deployments", svc, group="apps", subresource="scale")
-        assert not can(kube, account, "get", "secrets", sys_ns, name=m.TOKEN_SECRET_NAME)
+        assert not can(kube, account, "get", "secrets", sys_ns, name=fm.TOKEN_SECRET_NAME)
 
         assert not can(kube, account, "get", "secrets", other)
         assert not can(kube, account, "list", "secrets", sys_ns)
@@ -220,7 +222,7 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
         assert not can(kube, account, "patch", "deployments", svc, group="apps")
         assert not can(kube, account, "create", "pods", svc)
 
-        front = kube.get(Service, m.FRONTEND_NAME, namespace=sys_ns)
+        front = kube.get(Service, fm.FRONTEND_NAME, namespace=sys_ns)
         assert front.spec.type == "NodePort" and front.spec.ports[0].nodePort  # allocated by the server
     finally:
         for space in (cluster.services_namespace, cluster.system_namespace, other):
@@ -230,10 +232,10 @@ def test_attach_objects_apply_and_the_front_end_gets_only_what_it_needs(kube: Cl
 
 def test_attach_reapplied_is_a_no_op(kube: Client) -> None:
     suffix = uuid.uuid4().hex[:8]
-    cluster = m.ClusterInputs(services_namespace=f"svc-{suffix}", system_namespace=f"sys-{suffix}")
+    cluster = fm.ClusterInputs(services_namespace=f"svc-{suffix}", system_namespace=f"sys-{suffix}")
     try:
-        first = apply_all(kube, m.attach_manifests(cluster, "s" * 48))
-        second = apply_all(kube, m.attach_manifests(cluster, "s" * 48))
+        first = apply_all(kube, fm.attach_manifests(cluster, "s" * 48))
+        second = apply_all(kube, fm.attach_manifests(cluster, "s" * 48))
         for before, after in zip(first, second, strict=True):
             assert differences(stable_view(before), stable_view(after)) == [], before.kind
     finally:

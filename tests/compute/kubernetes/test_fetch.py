@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes import fetch_plan as fp
 from modelport.workspace.artifacts import ArtifactStore
 from tests.compute.kubernetes.specs import make_spec
 from tests.servers import S3Server
@@ -29,10 +29,10 @@ def _store(s3: S3Server, prefix: str) -> ArtifactStore:
 
 
 def _plan(
-    s3: S3Server, prefix: str, files: list[m.FetchFile], app_root: Path, inline: dict[str, bytes]
+    s3: S3Server, prefix: str, files: list[fp.FetchFile], app_root: Path, inline: dict[str, bytes]
 ) -> dict:
     # Credentials reach the pod as environment variables from a Secret; the plan only names them.
-    access = m.ArtifactAccess(
+    access = fp.ArtifactAccess(
         f"s3://fetch-tests/{prefix}",
         credentials_secret="store-credentials",
         storage_options={
@@ -41,10 +41,7 @@ def _plan(
             "secret": "${STORE_SECRET}",
         },
     )
-    inputs = m.ServiceInputs(
-        namespace="ml", generation=1, artifacts=access, files=tuple(files), inline_source=inline
-    )
-    plan = m.fetch_plan(make_spec(), inputs)
+    plan = fp.fetch_plan(make_spec(), access, files, inline)
     plan["appRoot"] = str(app_root)
     return plan
 
@@ -86,8 +83,8 @@ def test_models_and_inline_source_land_in_the_azureml_layout(s3: S3Server, tmp_p
     _kubelet_config_map_volume(volume, inline)
     app = tmp_path / "app"
     files = [
-        m.FetchFile("azureml-models/model0/1/model.pkl", blob_model.digest, 0o644),
-        m.FetchFile("src/run.sh", blob_script.digest, 0o755),
+        fp.FetchFile("azureml-models/model0/1/model.pkl", blob_model.digest, 0o644),
+        fp.FetchFile("src/run.sh", blob_script.digest, 0o755),
     ]
     plan = _plan(s3, "ok", files, app, inline)
     plan["inlineSource"] = str(volume)
@@ -111,7 +108,7 @@ def test_a_damaged_blob_fails_the_pod_with_the_fix(s3: S3Server, tmp_path: Path)
     # The blob under this digest holds other bytes, as after corruption in the store.
     store.fs.pipe_file(store.blob_path(digest), b"tampered")
     app = tmp_path / "app"
-    plan = _plan(s3, "damaged", [m.FetchFile("azureml-models/model0/1/model.pkl", digest)], app, {})
+    plan = _plan(s3, "damaged", [fp.FetchFile("azureml-models/model0/1/model.pkl", digest)], app, {})
 
     result = _run(plan, tmp_path)
 
@@ -126,7 +123,7 @@ def test_a_path_leaving_the_app_root_is_refused(s3: S3Server, tmp_path: Path) ->
     model = tmp_path / "model.pkl"
     model.write_bytes(b"x")
     blob = store.put_file(model)
-    plan = _plan(s3, "escape", [m.FetchFile("../outside.pkl", blob.digest)], tmp_path / "app", {})
+    plan = _plan(s3, "escape", [fp.FetchFile("../outside.pkl", blob.digest)], tmp_path / "app", {})
 
     result = _run(plan, tmp_path)
 
@@ -140,7 +137,7 @@ def test_a_missing_credential_variable_names_it(s3: S3Server, tmp_path: Path) ->
     model.write_bytes(b"x")
     blob = store.put_file(model)
     plan = _plan(
-        s3, "nocreds", [m.FetchFile("azureml-models/m/1/model.pkl", blob.digest)], tmp_path / "a", {}
+        s3, "nocreds", [fp.FetchFile("azureml-models/m/1/model.pkl", blob.digest)], tmp_path / "a", {}
     )
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from modelport.compute.kubernetes import frontend as cluster_frontend
+from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.objects import find
 from modelport.compute.kubernetes.routes import (
     ServiceNotRoutable,
     auth_of,
@@ -49,7 +51,7 @@ def service_objects(name: str = "iris-svc", **knobs: Any) -> tuple[Obj, Obj]:
     """(Deployment, keys Secret) of a service as stored."""
     spec = make_spec(name, **knobs)
     objects = m.service_manifests(spec, make_inputs(namespace="ml"))
-    return as_stored(m.find(objects, "Deployment")), as_stored(m.find(objects, "Secret"), uid="s-uid")
+    return as_stored(find(objects, "Deployment")), as_stored(find(objects, "Secret"), uid="s-uid")
 
 
 def pod(
@@ -226,12 +228,12 @@ def test_keys_left_empty_never_match() -> None:
 
 # -- options ----------------------------------------------------------------------------------
 def test_options_come_from_the_environment_the_manifest_sets() -> None:
-    container = m.frontend_deployment(m.ClusterInputs(services_namespace="ml"))["spec"]["template"]["spec"]
+    container = fm.frontend_deployment(fm.ClusterInputs(services_namespace="ml"))["spec"]["template"]["spec"]
     environ = {e["name"]: e["value"] for e in container["containers"][0]["env"] if "value" in e}
 
     options = cluster_frontend.parse_options([], environ)
 
-    assert options == cluster_frontend.Options(namespace="ml", host="0.0.0.0", port=m.FRONTEND_PORT)
+    assert options == cluster_frontend.Options(namespace="ml", host="0.0.0.0", port=fm.FRONTEND_PORT)
 
 
 def test_flags_override_the_environment() -> None:

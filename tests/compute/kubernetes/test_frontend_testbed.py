@@ -36,6 +36,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Namespace, Node, Pod, Secret, ServiceAccount
 from lightkube.types import CascadeType, PatchType
 
+from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_all, apply_service
 from modelport.frontend.auth import issue_token
@@ -85,14 +86,14 @@ def frontend_kubeconfig(
     kube: Client, namespace: str, control_plane: ControlPlane, tmp_path: Path
 ) -> Iterator[Path]:
     """A kubeconfig with the token of the front end's ServiceAccount, as attach installs it."""
-    cluster = m.ClusterInputs(services_namespace=namespace, system_namespace=f"{namespace}-sys")
-    installed = [m.namespace(cluster.system_namespace), m.frontend_service_account(cluster)]
-    apply_all(kube, [*installed, *m.frontend_roles(cluster)])
+    cluster = fm.ClusterInputs(services_namespace=namespace, system_namespace=f"{namespace}-sys")
+    installed = [fm.namespace(cluster.system_namespace), fm.frontend_service_account(cluster)]
+    apply_all(kube, [*installed, *fm.frontend_roles(cluster)])
     # On 1.20 the token controller gives every ServiceAccount a token Secret.
     account: list[Any] = []
 
     def has_token() -> bool:
-        found = kube.get(ServiceAccount, m.FRONTEND_NAME, namespace=cluster.system_namespace)
+        found = kube.get(ServiceAccount, fm.FRONTEND_NAME, namespace=cluster.system_namespace)
         account[:] = found.secrets or []
         return bool(account)
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from modelport.compute.kubernetes import fetch_plan as fp
 from modelport.compute.kubernetes import manifests as m
-from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.compute.kubernetes.inputs import artifact_access, image_for, service_inputs
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.registry.environment import Environment
 from modelport.workspace import Workspace
 from tests.compute.kubernetes.specs import make_spec
@@ -35,14 +36,14 @@ def test_credentials_go_to_the_secret_and_the_plan_only_names_them(ws: Workspace
     access, secret = artifact_access(ws, KubernetesTarget())
 
     assert secret == {"MODELPORT_STORE_KEY": "testing", "MODELPORT_STORE_SECRET": "from-the-environment"}
-    assert access.credentials_secret == m.ARTIFACT_CREDENTIALS_SECRET
+    assert access.credentials_secret == fp.ARTIFACT_CREDENTIALS_SECRET
     assert dict(access.storage_options) == {
         "endpoint_url": s3.endpoint_url,
         "key": "${MODELPORT_STORE_KEY}",
         "secret": "${MODELPORT_STORE_SECRET}",
         "region": "eu-west-1",
     }
-    plan = json.dumps(m.fetch_plan(make_spec(), _inputs(access)))
+    plan = json.dumps(fp.fetch_plan(make_spec(), access, (), ()))
     assert "testing" not in plan and "from-the-environment" not in plan
 
 
@@ -100,10 +101,6 @@ def test_an_environment_with_its_own_image_runs_on_it() -> None:
     assert image_for(own, KubernetesTarget(image="rt:1")) == "registry.example/sk-env:3"
 
 
-def _inputs(access: m.ArtifactAccess) -> m.ServiceInputs:
-    return m.ServiceInputs(namespace="ml", generation=1, artifacts=access, files=())
-
-
 def test_a_large_source_folder_is_fetched_like_the_models(ws: Workspace, tmp_path: Path) -> None:
     from modelport.config.inference import InferenceConfig
     from modelport.service.deploy import snapshot_source
@@ -112,7 +109,7 @@ def test_a_large_source_folder_is_fetched_like_the_models(ws: Workspace, tmp_pat
     src = tmp_path / "big"
     src.mkdir()
     (src / "score.py").write_text("def init(): pass\n")
-    (src / "vocabulary.bin").write_bytes(b"\x01" * (m.INLINE_SOURCE_LIMIT + 1))
+    (src / "vocabulary.bin").write_bytes(b"\x01" * (fp.INLINE_SOURCE_LIMIT + 1))
     source, files, _ = snapshot_source(
         ws, InferenceConfig(entry_script="score.py", source_directory=str(src))
     )

@@ -9,7 +9,11 @@ from dataclasses import replace
 import kubernetes_validate
 import pytest
 
+from modelport.compute.kubernetes import fetch_plan as fp
+from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.objects import Manifest, find, owner_reference, with_owner
+from modelport.compute.kubernetes.termination import PRESTOP_DELAY_S
 from modelport.errors import ComputeTargetException, UserErrorException
 from tests.compute.kubernetes.specs import DIGEST_A, make_inputs, make_spec
 
@@ -17,8 +21,8 @@ VERSIONS = ("1.25", "1.30", "1.37")
 SIGNING_KEY = "k" * 48
 
 
-def _all_manifests() -> dict[str, list[m.Manifest]]:
-    cluster = m.ClusterInputs(services_namespace="ml", service_type="NodePort")
+def _all_manifests() -> dict[str, list[Manifest]]:
+    cluster = fm.ClusterInputs(services_namespace="ml", service_type="NodePort")
     return {
         "service-fetched-source": m.service_manifests(make_spec(), make_inputs()),
         "service-inline-source": m.service_manifests(
@@ -28,7 +32,7 @@ def _all_manifests() -> dict[str, list[m.Manifest]]:
         "service-fixed-replicas": m.service_manifests(
             make_spec(autoscale_enabled=False, num_replicas=3), make_inputs()
         ),
-        "attach": m.attach_manifests(cluster, SIGNING_KEY),
+        "attach": fm.attach_manifests(cluster, SIGNING_KEY),
     }
 
 
@@ -48,7 +52,7 @@ def test_strict_validation_catches_an_unknown_field() -> None:
         kubernetes_validate.validate(broken, "1.37", strict=True)
 
 
-def _scorer(manifest: m.Manifest) -> dict:
+def _scorer(manifest: Manifest) -> dict:
     return manifest["spec"]["template"]["spec"]["containers"][0]
 
 
@@ -88,9 +92,9 @@ def test_model_dir_layout_for_one_and_several_models() -> None:
     several = _scorer(m.deployment(make_spec(models=2), make_inputs()))
     env_one = {e["name"]: e["value"] for e in one["env"]}
     env_several = {e["name"]: e["value"] for e in several["env"]}
-    assert env_one["AZUREML_MODEL_DIR"] == f"{m.APP_ROOT}/azureml-models/model0/1"
-    assert env_several["AZUREML_MODEL_DIR"] == f"{m.APP_ROOT}/azureml-models"
-    assert f"{m.APP_ROOT}/src/score.py" in one["command"]
+    assert env_one["AZUREML_MODEL_DIR"] == f"{fp.APP_ROOT}/azureml-models/model0/1"
+    assert env_several["AZUREML_MODEL_DIR"] == f"{fp.APP_ROOT}/azureml-models"
+    assert f"{fp.APP_ROOT}/src/score.py" in one["command"]
 
 
 def test_init_container_fetches_into_the_shared_empty_dir() -> None:
@@ -99,8 +103,8 @@ def test_init_container_fetches_into_the_shared_empty_dir() -> None:
     init = pod["initContainers"][0]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["app"]
-    assert {"name": "app", "mountPath": m.APP_ROOT} in init["volumeMounts"]
-    assert {"name": "app", "mountPath": m.APP_ROOT} in pod["containers"][0]["volumeMounts"]
+    assert {"name": "app", "mountPath": fp.APP_ROOT} in init["volumeMounts"]
+    assert {"name": "app", "mountPath": fp.APP_ROOT} in pod["containers"][0]["volumeMounts"]
     assert init["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
     plan_map = m.fetch_config_map(make_spec(), make_inputs())
     assert volumes["fetch"]["configMap"]["name"] == plan_map["metadata"]["name"]
@@ -133,8 +137,8 @@ def test_small_source_ships_in_a_config_map_with_paths_restored() -> None:
 
 
 def test_large_source_is_refused_for_a_config_map() -> None:
-    inline = {"src/big.bin": b"x" * (m.INLINE_SOURCE_LIMIT + 1)}
-    assert not m.inline_source_fits(inline)
+    inline = {"src/big.bin": b"x" * (fp.INLINE_SOURCE_LIMIT + 1)}
+    assert not fp.inline_source_fits(inline)
     with pytest.raises(ComputeTargetException):
         m.source_config_map(make_spec(), make_inputs(inline=inline))
 
@@ -156,13 +160,13 @@ def test_changed_plan_is_a_new_config_map_and_a_new_pod_template() -> None:
 def test_a_local_artifact_store_is_refused_with_the_fix() -> None:
     inputs = make_inputs()
     local = m.ServiceInputs(
-        namespace="ml", generation=1, artifacts=m.ArtifactAccess("/home/me/ws/artifacts"), files=inputs.files
+        namespace="ml", generation=1, artifacts=fp.ArtifactAccess("/home/me/ws/artifacts"), files=inputs.files
     )
     with pytest.raises(UserErrorException, match="s3://"):
         m.service_manifests(make_spec(), local)
     with pytest.raises(UserErrorException):
-        m.check_artifact_url("file:///tmp/store")
-    assert m.check_artifact_url("s3://bucket/prefix") == "s3://bucket/prefix"
+        fp.check_artifact_url("file:///tmp/store")
+    assert fp.check_artifact_url("s3://bucket/prefix") == "s3://bucket/prefix"
 
 
 def test_progress_deadline_defaults_to_kubernetes_and_is_configurable() -> None:
@@ -193,13 +197,13 @@ def test_labels_select_the_service_pods_and_owner_references_point_at_the_deploy
     for manifest in objects:
         assert manifest["metadata"]["labels"][m.LABEL_SERVICE] == spec.name
         assert manifest["metadata"]["namespace"] == "ml"
-    dep = m.find(objects, "Deployment")
+    dep = find(objects, "Deployment")
     assert (
         dep["spec"]["selector"]["matchLabels"].items()
         <= dep["spec"]["template"]["metadata"]["labels"].items()
     )
-    assert m.find(objects, "Service")["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
-    owned = m.with_owner(m.find(objects, "Secret"), m.owner_reference(dep, "1234"))
+    assert find(objects, "Service")["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    owned = with_owner(find(objects, "Secret"), owner_reference(dep, "1234"))
     assert owned["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "apps/v1",
@@ -221,42 +225,8 @@ def test_keys_secret_holds_the_resolved_keys() -> None:
     assert secret["stringData"]["tokenSecret"] == spec.token_secret
 
 
-@pytest.mark.parametrize("kind", ["LoadBalancer", "NodePort", "ClusterIP"])
-def test_front_end_service_type_is_configurable(kind: m.FrontendServiceType) -> None:
-    cluster = m.ClusterInputs(services_namespace="ml", service_type=kind)
-    assert m.frontend_service(cluster)["spec"]["type"] == kind
-
-
-def test_front_end_roles_are_namespaced_and_minimal() -> None:
-    cluster = m.ClusterInputs(services_namespace="ml")
-    objects = m.attach_manifests(cluster, SIGNING_KEY)
-    assert not [o for o in objects if o["kind"].startswith("Cluster")]
-    roles = [o for o in objects if o["kind"] == "Role"]
-    verbs = {verb for role in roles for rule in role["rules"] for verb in rule["verbs"]}
-    assert verbs <= {"get", "list", "watch", "patch", "update", "create"}
-    creates = [rule for role in roles for rule in role["rules"] if "create" in rule["verbs"]]
-    assert [rule["resources"] for rule in creates] == [["events"]]
-    assert [r["metadata"]["namespace"] for r in roles] == ["ml"]  # nothing in its own namespace
-    services = next(r for r in roles if r["metadata"]["namespace"] == "ml")
-    scale = next(rule for rule in services["rules"] if rule["resources"] == ["deployments/scale"])
-    assert "delete" not in scale["verbs"] and "create" not in scale["verbs"]
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-    assert [b["metadata"]["namespace"] for b in bindings] == ["ml"]
-    assert all(b["subjects"][0]["namespace"] == m.DEFAULT_SYSTEM_NAMESPACE for b in bindings)
-
-
-def test_token_signing_key_must_be_long() -> None:
-    with pytest.raises(ComputeTargetException):
-        m.token_signing_secret(m.ClusterInputs(services_namespace="ml"), "short")
-
-
-def test_attach_creates_each_namespace_once() -> None:
-    same = m.attach_manifests(m.ClusterInputs(services_namespace="modelport-system"), SIGNING_KEY)
-    assert [o["metadata"]["name"] for o in same if o["kind"] == "Namespace"] == ["modelport-system"]
-
-
 def test_a_disruption_budget_lets_one_replica_go_at_a_time() -> None:
-    budget = m.find(m.service_manifests(make_spec(), make_inputs()), "PodDisruptionBudget")
+    budget = find(m.service_manifests(make_spec(), make_inputs()), "PodDisruptionBudget")
     assert budget["apiVersion"] == "policy/v1"
     assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {m.LABEL_SERVICE: "iris-svc"}}}
     older = m.disruption_budget(make_spec(), make_inputs(pdb_api_version="policy/v1beta1"))
@@ -303,22 +273,7 @@ def test_replicas_drain_within_a_grace_period_that_covers_the_longest_run(
     assert _env(scorer)["MODELPORT_GRACEFUL_TIMEOUT"] == str(graceful_s)
     # ... after a preStop delay that lets the front end and kube-proxy stop sending it work, ...
     prestop = scorer["lifecycle"]["preStop"]["exec"]["command"]
-    assert prestop[:2] == ["python", "-c"] and f"sleep({m.PRESTOP_DELAY_S})" in prestop[2]
+    assert prestop[:2] == ["python", "-c"] and f"sleep({PRESTOP_DELAY_S})" in prestop[2]
     # ... and Kubernetes waits for both before it kills the container.
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > m.PRESTOP_DELAY_S + graceful_s
-
-
-def test_the_front_end_drains_within_its_grace_period() -> None:
-    cluster = m.ClusterInputs(services_namespace="ml", graceful_timeout_s=45)
-    deployment = m.frontend_deployment(cluster)
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert _env(container)["MODELPORT_GRACEFUL_TIMEOUT"] == "45"
-    assert container["lifecycle"]["preStop"] == m.PRESTOP_HOOK
-    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace > m.PRESTOP_DELAY_S + 45
-
-
-def test_the_prestop_hook_is_valid_python() -> None:
-    command = m.PRESTOP_HOOK["exec"]["command"]
-    compile(command[2], "<preStop>", "exec")  # a syntax error would fail every pod's termination
+    assert pod["terminationGracePeriodSeconds"] > PRESTOP_DELAY_S + graceful_s

@@ -23,7 +23,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from modelport import Model
-from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
+from modelport.compute.kubernetes.cluster import attach, detach
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import WebserviceException

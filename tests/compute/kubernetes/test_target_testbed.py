@@ -21,10 +21,13 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Servi
 
 from modelport import Model
 from modelport.compute import targets
+from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import disruption_budget_resource
-from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
+from modelport.compute.kubernetes.cluster import attach, detach
 from modelport.compute.kubernetes.diagnose import IMAGE_PULL_BACK_OFF
+from modelport.compute.kubernetes.objects import FIELD_MANAGER, LABEL_MANAGED_BY
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.errors import ComputeTargetException, UserErrorException, WebserviceException
@@ -100,18 +103,18 @@ def test_attach_installs_the_front_end_and_detach_removes_it(
 
     assert record.state == targets.SUCCEEDED
     assert record.definition["created_namespaces"] == [target.system_namespace]
-    front = kube.get(Deployment, m.FRONTEND_NAME, namespace=target.system_namespace)
+    front = kube.get(Deployment, fm.FRONTEND_NAME, namespace=target.system_namespace)
     assert front.status.readyReplicas == 1
-    assert front.metadata.annotations[m.ANNOTATION_OWNER] == f"{ws.name}/prod"
+    assert front.metadata.annotations[fm.ANNOTATION_OWNER] == f"{ws.name}/prod"
     managers = {entry.manager for entry in front.metadata.managedFields}
-    assert m.FIELD_MANAGER in managers
-    assert kube.get(Secret, m.TOKEN_SECRET_NAME, namespace=target.system_namespace)
+    assert FIELD_MANAGER in managers
+    assert kube.get(Secret, fm.TOKEN_SECRET_NAME, namespace=target.system_namespace)
 
     detach(ws, "prod")
 
     assert targets.get_target(ws, "prod") is None
     assert kube.get(Namespace, kept).metadata.name == kept  # the user's namespace stays
-    assert not list(kube.list(Secret, namespace=kept, labels={m.LABEL_MANAGED_BY: m.FIELD_MANAGER}))
+    assert not list(kube.list(Secret, namespace=kept, labels={LABEL_MANAGED_BY: FIELD_MANAGER}))
 
     def system_namespace_gone() -> bool:
         return target.system_namespace not in {n.metadata.name for n in kube.list(Namespace)}
@@ -372,14 +375,14 @@ def test_two_targets_in_two_namespaces_stay_apart(
             )
             Model.deploy(ws, name, [model], source, config).wait_for_deployment(timeout_sec=120)
 
-        labelled = {m.LABEL_MANAGED_BY: m.FIELD_MANAGER}
+        labelled = {LABEL_MANAGED_BY: FIELD_MANAGER}
         assert {
             d.metadata.name for d in kube.list(Deployment, namespace=first.namespace, labels=labelled)
         } == {"one-svc"}
         assert {
             d.metadata.name for d in kube.list(Deployment, namespace=second.namespace, labels=labelled)
         } == {"two-svc"}
-        account = f"{first.system_namespace}:{m.FRONTEND_NAME}"
+        account = f"{first.system_namespace}:{fm.FRONTEND_NAME}"
         assert can(kube, account, "get", "secrets", first.namespace)
         assert not can(kube, account, "get", "secrets", second.namespace)
         assert not can(

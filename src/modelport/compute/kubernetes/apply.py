@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelport.compute.kubernetes.manifests import FIELD_MANAGER, Manifest, owner_reference, with_owner
+from modelport.compute.kubernetes.objects import FIELD_MANAGER, Manifest, owner_reference, with_owner
 from modelport.errors import ComputeTargetException
 
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from modelport import __version__
 from modelport.compute.envplan import minimum_runtime_python, plan_install
-from modelport.compute.kubernetes.manifests import APP_ROOT, DEFAULT_IMAGE
+from modelport.compute.kubernetes.fetch_plan import APP_ROOT
+from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import EnvironmentException
 from modelport.registry.environment import DEFAULT_CPU_IMAGE, Environment
 

@@ -16,18 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_service, disruption_budget_resource
-from modelport.compute.kubernetes.cluster import (
-    KubernetesTarget,
-    cluster_errors,
-    connect,
-    delete_if_present,
-    frontend_url,
-    get_or_none,
-    load_target,
-)
+from modelport.compute.kubernetes.connection import cluster_errors, connect, delete_if_present, get_or_none
 from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, replica_failure
+from modelport.compute.kubernetes.fetch_plan import artifact_credentials_secret, check_artifact_url
 from modelport.compute.kubernetes.inputs import service_inputs
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
+from modelport.compute.kubernetes.target import KubernetesTarget, load_target
+from modelport.compute.kubernetes.target_status import frontend_url
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import (
     ComputeTargetException,
@@ -94,7 +89,7 @@ class KubernetesDriver:
                 f"namespace {target.namespace!r} (its front end serves that one only). Fix: omit namespace, "
                 f"or attach another target with --namespace {config.namespace}."
             )
-        m.check_artifact_url(workspace.artifact_url)
+        check_artifact_url(workspace.artifact_url)
 
     def submit(self, workspace: Workspace, name: str) -> None:
         """Apply the service's newest stored generation now (a rolling update when it changed); a
@@ -143,7 +138,7 @@ class KubernetesDriver:
                     pdb_api_version(client, target.namespace),
                 )
                 if credentials:
-                    apply(client, m.artifact_credentials_secret(target.namespace, credentials))
+                    apply(client, artifact_credentials_secret(target.namespace, credentials))
                 applied = apply_service(client, m.service_manifests(record.spec, inputs))
         except TemporaryTargetError as exc:
             record_observation(workspace, name, _retry(record, target, previous, exc), previous)

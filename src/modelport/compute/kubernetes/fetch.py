@@ -1,7 +1,7 @@
 """The init container of every service pod: fetch models and code into the app root, verified.
 
 ``python -m modelport.compute.kubernetes.fetch PLAN`` reads the plan that
-:func:`modelport.compute.kubernetes.manifests.fetch_plan` wrote into a ConfigMap, fetches each
+:func:`modelport.compute.kubernetes.fetch_plan.fetch_plan` wrote into a ConfigMap, fetches each
 blob from the artifact store into the pod's ``emptyDir`` (the ``AZUREML_MODEL_DIR`` layout),
 checks every file's SHA-256 against its digest, and copies inline source files out of their
 ConfigMap volume. Its output is what ``get_logs(init=True)`` shows, so each step is one line.

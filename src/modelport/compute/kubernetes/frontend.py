@@ -5,7 +5,7 @@ timeouts, status codes, metrics), owned here by a controller that reads the serv
 through the API instead of the workspace store, and the same autoscaler
 (:class:`~modelport.service.autoscaling.ReplicaPlanner`) applied through each Deployment's
 scale subresource. ``attach`` installs it as the ``modelport-frontend`` Deployment in the system
-namespace (``manifests.frontend_deployment``).
+namespace (``frontend_manifests.frontend_deployment``).
 
 Configuration: ``MODELPORT_SERVICES_NAMESPACE`` and ``MODELPORT_FRONTEND_PORT`` (as the manifest
 sets them) or ``--namespace`` / ``--port``; ``--host`` (default ``0.0.0.0``). Credentials: in a
@@ -51,7 +51,7 @@ Decisions, with the reasons:
   each with ``Connection: close``; any still unanswered then gets a 503 JSON, and the process
   exits 0. The Deployment sets the variable, a ``preStop`` delay that lets the Service stop
   sending new connections first, and a termination grace period above both
-  (``manifests.frontend_deployment``).
+  (``frontend_manifests.frontend_deployment``).
 
 Logs (stderr): one line per change of the table (service added or removed, its ready replica
 count, its auth or settings, why a service is not served) and per autoscaling decision.
@@ -84,7 +84,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import PatchType
 
-from modelport.compute.kubernetes.manifests import FRONTEND_NAME, FRONTEND_PORT
+from modelport.compute.kubernetes.frontend_manifests import FRONTEND_NAME, FRONTEND_PORT
 from modelport.compute.kubernetes.routes import SERVICE_SELECTOR, ClusterService, build_table
 from modelport.errors import ModelportError
 from modelport.frontend.routes import ServiceRoute

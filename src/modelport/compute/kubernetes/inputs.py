@@ -11,9 +11,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
-from modelport.compute.kubernetes.cluster import KubernetesTarget
+from modelport.compute.kubernetes.fetch_plan import (
+    ARTIFACT_CREDENTIALS_SECRET,
+    INLINE_SOURCE_LIMIT,
+    ArtifactAccess,
+    FetchFile,
+    check_artifact_url,
+)
+from modelport.compute.kubernetes.manifests import ServiceInputs
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.registry.model import Model
 from modelport.service import store as service_store
 from modelport.service.replica_contract import model_path
@@ -31,15 +38,13 @@ def _env_name(option: str) -> str:
     return "MODELPORT_STORE_" + _ENV_SAFE.sub("_", option.upper())
 
 
-def artifact_access(
-    workspace: Workspace, target: KubernetesTarget
-) -> tuple[m.ArtifactAccess, dict[str, str]]:
+def artifact_access(workspace: Workspace, target: KubernetesTarget) -> tuple[ArtifactAccess, dict[str, str]]:
     """The store as pods reach it, and the credentials Secret's values (empty: no Secret needed).
 
     ``${VAR}`` references are resolved here, from the deploying user's environment, because pods
     do not have those variables; literal credentials never enter the plan ConfigMap.
     """
-    m.check_artifact_url(workspace.artifact_url)
+    check_artifact_url(workspace.artifact_url)
     # Keys stay in the workspace's form: the pod's ArtifactStore maps them to s3fs's itself.
     resolved = expand_environment_references(dict(workspace.store_location.storage_options))
     options: dict[str, Any] = {}
@@ -53,9 +58,9 @@ def artifact_access(
             options[name] = value
     if target.store_endpoint_url:
         options["endpoint_url"] = target.store_endpoint_url
-    access = m.ArtifactAccess(
+    access = ArtifactAccess(
         url=workspace.artifact_url,
-        credentials_secret=m.ARTIFACT_CREDENTIALS_SECRET if secret else None,
+        credentials_secret=ARTIFACT_CREDENTIALS_SECRET if secret else None,
         storage_options=options,
     )
     return access, secret
@@ -81,17 +86,17 @@ def service_inputs(
     generation: int,
     target: KubernetesTarget,
     pdb_api_version: str = "policy/v1",
-) -> tuple[m.ServiceInputs, dict[str, str]]:
+) -> tuple[ServiceInputs, dict[str, str]]:
     """The inputs of one generation, and the artifact credentials Secret's values."""
     access, secret = artifact_access(workspace, target)
-    files: list[m.FetchFile] = []
+    files: list[FetchFile] = []
     for ref in spec.models:
         for row in Model(workspace, id=ref.id).stored_files():
             path = f"{model_path(ref)}/{row.path}"
-            files.append(m.FetchFile(path, row.digest, row.mode))
+            files.append(FetchFile(path, row.digest, row.mode))
     source = service_store.source_file_list(workspace, spec.name, generation)
     inline: dict[str, bytes] = {}
-    if sum(f.size for f in source) <= m.INLINE_SOURCE_LIMIT:
+    if sum(f.size for f in source) <= INLINE_SOURCE_LIMIT:
         with tempfile.TemporaryDirectory(prefix="modelport-source-") as folder:
             for stored in source:
                 local = Path(folder) / stored.digest
@@ -99,8 +104,8 @@ def service_inputs(
                     workspace.artifact_store.fetch(stored.digest, local)
                 inline[stored.path] = local.read_bytes()
     else:
-        files.extend(m.FetchFile(f.path, f.digest, f.mode) for f in source)
-    inputs = m.ServiceInputs(
+        files.extend(FetchFile(f.path, f.digest, f.mode) for f in source)
+    inputs = ServiceInputs(
         namespace=target.namespace,
         generation=generation,
         artifacts=access,

@@ -20,13 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelport.compute.kubernetes.manifests import (
-    ANNOTATION_FRONTEND,
-    FIELD_MANAGER,
-    LABEL_MANAGED_BY,
-    LABEL_NAME,
-    LABEL_SERVICE,
-)
+from modelport.compute.kubernetes.manifests import ANNOTATION_FRONTEND, LABEL_SERVICE
+from modelport.compute.kubernetes.objects import FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_NAME
 from modelport.errors import UserErrorException
 from modelport.frontend.autoscaler import AutoscaleSettings
 from modelport.frontend.routes import (

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from modelport import Model
-from modelport.compute.kubernetes.cluster import KubernetesTarget, attach, detach
+from modelport.compute.kubernetes.cluster import attach, detach
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.config.deployment import KubernetesDeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.registry.environment import Environment

@@ -26,8 +26,8 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod
 
 from modelport import Model
-from modelport.compute.kubernetes.cluster import KubernetesTarget
 from modelport.compute.kubernetes.manifests import ANNOTATION_GENERATION, LABEL_SERVICE
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.config.inference import InferenceConfig
 from modelport.service import states
 from modelport.service.webservice import Webservice

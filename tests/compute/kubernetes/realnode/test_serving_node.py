@@ -22,7 +22,7 @@ from lightkube.resources.core_v1 import Service as KubeService
 from modelport import Model
 from modelport.compute.kubernetes import diagnose
 from modelport.compute.kubernetes.build_context import write_build_context
-from modelport.compute.kubernetes.cluster import KubernetesTarget
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.errors import WebserviceException
 from modelport.registry.environment import Environment
 from modelport.service import states

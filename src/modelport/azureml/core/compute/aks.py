@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelport.azureml.core.compute.compute import ComputeTarget, TargetConfiguration
 from modelport.compute import targets
-from modelport.compute.kubernetes.cluster import COMPUTE_TYPE
+from modelport.compute.kubernetes.target import COMPUTE_TYPE
 from modelport.errors import ComputeTargetException
 
 if TYPE_CHECKING:
-    from modelport.compute.kubernetes.cluster import KubernetesTarget
+    from modelport.compute.kubernetes.target import KubernetesTarget
 
 
 class SslConfiguration:
@@ -335,7 +335,7 @@ class AksCompute(ComputeTarget, reads=COMPUTE_TYPE):
         return ComputeTarget.attach(workspace, name, attach_configuration)
 
     def _load(self, workspace: Any, record: targets.TargetRecord) -> None:
-        from modelport.compute.kubernetes.cluster import KubernetesTarget
+        from modelport.compute.kubernetes.target import KubernetesTarget
 
         target = KubernetesTarget.model_validate(record.definition)
         self.workspace = workspace
@@ -371,7 +371,7 @@ class AksCompute(ComputeTarget, reads=COMPUTE_TYPE):
     @property
     def cluster_fqdn(self) -> str | None:
         """The cluster's API server URL, from the kubeconfig (None when it cannot be read)."""
-        from modelport.compute.kubernetes.cluster import connect
+        from modelport.compute.kubernetes.connection import connect
 
         try:
             client = connect(self.kubernetes)

@@ -1,7 +1,9 @@
 """``azureml.core.compute.compute``: ``ComputeTarget`` and the base of the target configurations.
 
-A thin layer over modelport's Kubernetes target (:mod:`modelport.compute.kubernetes.cluster`)
-and the workspace's records of targets (:mod:`modelport.compute.targets`):
+A thin layer over modelport's Kubernetes target (its definition in
+:mod:`modelport.compute.kubernetes.target`, attach and detach in
+:mod:`modelport.compute.kubernetes.cluster`) and the workspace's records of targets
+(:mod:`modelport.compute.targets`):
 
 * ``ComputeTarget.attach(ws, name, AksCompute.attach_configuration(resource_group, cluster_name))``
   attaches the kubeconfig context named ``cluster_name`` (kubeconfig: ``$KUBECONFIG``, then
@@ -33,11 +35,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelport.azureml._compat import warn_ignored
 from modelport.compute import targets
-from modelport.compute.kubernetes.cluster import COMPUTE_TYPE
+from modelport.compute.kubernetes.target import COMPUTE_TYPE
 from modelport.errors import ComputeTargetException, ModelportError, UserErrorException
 
 if TYPE_CHECKING:
-    from modelport.compute.kubernetes.cluster import KubernetesTarget
+    from modelport.compute.kubernetes.target import KubernetesTarget
 
 RESERVED_NAMES = targets.RESERVED_NAMES
 # KubernetesTarget fields that attach/create set themselves; the rest are the user's options.
@@ -53,7 +55,7 @@ class TargetConfiguration:
     """Base of the configurations ``ComputeTarget.create``/``attach`` take: modelport's options of the
     Kubernetes target the configuration attaches or creates, and what it does with them.
 
-    Names are those of :class:`~modelport.compute.kubernetes.cluster.KubernetesTarget`
+    Names are those of :class:`~modelport.compute.kubernetes.target.KubernetesTarget`
     (``kubeconfig``, ``context``, ``in_cluster``, ``namespace``, ``system_namespace``, ``image``,
     ``frontend_service_type``, ``scoring_url``, ``store_endpoint_url``, ``progress_deadline_s``,
     ``pod_annotations``); they are validated when the configuration is built.
@@ -78,7 +80,7 @@ class TargetConfiguration:
 
     def _set_kubernetes_options(self, options: dict[str, Any], taken: dict[str, str] | None = None) -> None:
         """Keep and validate ``options``; ``taken`` maps options this class sets to the argument that does."""
-        from modelport.compute.kubernetes.cluster import KubernetesTarget
+        from modelport.compute.kubernetes.target import KubernetesTarget
 
         for name, argument in (taken or {}).items():
             if name in options:
@@ -102,7 +104,7 @@ class TargetConfiguration:
         return dict(self.kubernetes_options)
 
     def _build_target(self, with_purpose: bool = True) -> KubernetesTarget:
-        from modelport.compute.kubernetes.cluster import target_from_options
+        from modelport.compute.kubernetes.target import target_from_options
 
         purpose = {"cluster_purpose": self.cluster_purpose} if with_purpose else {}
         return target_from_options(**self._target_options(), **purpose)

@@ -1,0 +1,94 @@
+"""A Kubernetes compute target's definition: how its cluster is reached and what attach installs.
+
+The definition is what the workspace stores for the target (``compute_targets``); attach options
+are validated into it with errors that name the option, the value and the fix, and the driver
+loads it back for a ready target. Nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from modelport.compute import targets
+from modelport.compute.kubernetes.capacity import FAST_PROD
+from modelport.compute.kubernetes.frontend_manifests import DEFAULT_SYSTEM_NAMESPACE, FrontendServiceType
+from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
+from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.names import namespace_problem
+
+if TYPE_CHECKING:
+    from modelport.workspace import Workspace
+
+COMPUTE_TYPE = "kubernetes"
+DEFAULT_SERVICES_NAMESPACE = "modelport-services"
+
+
+class KubernetesTarget(BaseModel):
+    """How a cluster is reached and what attach installs there (stored as the target's definition)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kubeconfig: str | None = None  # None: $KUBECONFIG, then ~/.kube/config
+    context: str | None = None  # None: the kubeconfig's current context
+    in_cluster: bool = False  # the pod's service-account credentials instead of a kubeconfig
+    namespace: str = DEFAULT_SERVICES_NAMESPACE  # where services run
+    system_namespace: str = DEFAULT_SYSTEM_NAMESPACE  # where the front end runs
+    cluster_purpose: Literal["FastProd", "DevTest"] = FAST_PROD
+    image: str = DEFAULT_IMAGE
+    frontend_service_type: FrontendServiceType = "LoadBalancer"
+    # The front end's address as clients reach it (an ingress, a port-forward); None: read from
+    # the front end's Service (load balancer address, node port, or cluster IP).
+    scoring_url: str | None = None
+    # The artifact store's endpoint as pods reach it, when it differs from this machine's view.
+    store_endpoint_url: str | None = None
+    progress_deadline_s: int = 600
+    pod_annotations: dict[str, str] = {}  # added to every service pod (sidecar switches, scrape hints)
+    created: bool = False  # ComputeTarget.create (True) or attach (False)
+    created_namespaces: tuple[str, ...] = ()  # the namespaces attach created (detach removes them)
+    provisioning: dict[str, Any] = {}  # what create was asked for (agent_count, vm_size, ...)
+
+    @field_validator("namespace", "system_namespace")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        problem = namespace_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("progress_deadline_s")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 10:
+            raise ValueError(f"must be at least 10 seconds, got {value}")
+        return value
+
+    @property
+    def attachment(self) -> str:
+        """Where this target's front end serves services from (for conflict messages)."""
+        return f"{self.system_namespace} (services namespace {self.namespace})"
+
+
+def target_from_options(**options: Any) -> KubernetesTarget:
+    """Validate attach options; errors name the option, the value and the fix."""
+    try:
+        return KubernetesTarget(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserErrorException(f"Invalid Kubernetes compute target options: {problems}.") from exc
+
+
+def load_target(workspace: Workspace, name: str) -> KubernetesTarget:
+    """The attached, ready target ``name`` of ``workspace``."""
+    record = targets.require_target(workspace, name)
+    if record.compute_type != COMPUTE_TYPE:
+        raise ComputeTargetException(f"Compute target {name!r} is a {record.compute_type} target.")
+    if record.state != targets.SUCCEEDED:
+        raise ComputeTargetException(
+            f"Compute target {name!r} is {record.state}, not ready for services. Fix: wait for its attach "
+            f"to finish, or detach and attach it again (`modelport computetarget show -n {name}`)."
+        )
+    return KubernetesTarget.model_validate(record.definition)
