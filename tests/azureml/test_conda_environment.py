@@ -15,7 +15,7 @@ from modelport.azureml.core import Environment, Model
 from modelport.azureml.core.conda_dependencies import CondaDependencies
 from modelport.azureml.core.model import InferenceConfig
 from modelport.azureml.core.webservice import AksWebservice
-from tests.compute.local.test_envbuild import package_index  # noqa: F401 - the shared skip fixture
+from tests.compute.test_envbuild import package_index  # noqa: F401 - the shared skip fixture
 
 SCORE = textwrap.dedent(
     """

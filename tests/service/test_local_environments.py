@@ -11,7 +11,7 @@ from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.registry.conda import CondaDependencies
 from modelport.registry.environment import Environment
-from tests.compute.local.test_envbuild import package_index  # noqa: F401 - the shared skip fixture
+from tests.compute.test_envbuild import package_index  # noqa: F401 - the shared skip fixture
 
 SIX_SCORE = textwrap.dedent(
     """

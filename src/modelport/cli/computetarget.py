@@ -45,6 +45,21 @@ STORE_ENDPOINT_OPTION = typer.Option(
 DEADLINE_OPTION = typer.Option(
     None, "--progress-deadline", help="Seconds a rollout may make no progress before it fails (600)."
 )
+ENV_CACHE_OPTION = typer.Option(
+    None,
+    "--env-cache",
+    help="Where each node keeps built environments: a hostPath (/var/lib/modelport/envs) or pvc:CLAIM.",
+)
+ENV_CACHE_MAX_OPTION = typer.Option(
+    None, "--env-cache-max-gb", help="Size cap of a node's environment cache (20); LRU eviction above it."
+)
+INDEX_URL_OPTION = typer.Option(
+    None, "--index-url", help="Package index pods install environments from (default: uv's, PyPI)."
+)
+EXTRA_INDEX_OPTION = typer.Option(None, "--extra-index-url", help="Another package index (repeatable).")
+TRUSTED_HOST_OPTION = typer.Option(
+    None, "--trusted-host", help="Index host allowed without valid TLS (repeatable)."
+)
 
 
 def _target(**options: Any) -> Any:
@@ -67,6 +82,11 @@ def kubernetes(
     scoring_url: str | None = SCORING_URL_OPTION,
     store_endpoint: str | None = STORE_ENDPOINT_OPTION,
     progress_deadline: int | None = DEADLINE_OPTION,
+    env_cache: str | None = ENV_CACHE_OPTION,
+    env_cache_max_gb: float | None = ENV_CACHE_MAX_OPTION,
+    index_url: str | None = INDEX_URL_OPTION,
+    extra_index_url: list[str] | None = EXTRA_INDEX_OPTION,
+    trusted_host: list[str] | None = TRUSTED_HOST_OPTION,
     agent_count: int | None = typer.Option(None, "--agent-count", help="create: recorded, not provisioned."),
     vm_size: str | None = typer.Option(None, "--vm-size", help="create: recorded, not provisioned."),
     workspace: str | None = WORKSPACE_OPTION,
@@ -98,6 +118,11 @@ def kubernetes(
         scoring_url=scoring_url,
         store_endpoint_url=store_endpoint,
         progress_deadline_s=progress_deadline,
+        env_cache=env_cache,
+        env_cache_max_gb=env_cache_max_gb,
+        package_index_url=index_url,
+        extra_index_urls=tuple(extra_index_url) if extra_index_url else None,
+        trusted_hosts=tuple(trusted_host) if trusted_host else None,
     )
     ws = open_workspace(workspace, path)
     if creating:

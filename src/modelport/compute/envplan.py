@@ -1,7 +1,7 @@
 """What a target installs for an environment: its conda/pip spec in PyPI terms, and the runtime.
 
 Shared by both targets: the local target installs the plan into a virtualenv
-(:mod:`modelport.compute.local.envbuild`), the Kubernetes target writes it into an image's build
+(:mod:`modelport.compute.envbuild`), the Kubernetes target writes it into an image's build
 context (:mod:`modelport.compute.kubernetes.build_context`). There is no conda, only a package
 index, so an environment's spec becomes one pip
 requirements file: pip packages as written, conda packages mapped to the PyPI distribution of the

@@ -77,6 +77,24 @@ def test_failed_model_fetch_points_at_the_init_logs() -> None:
     assert error.code == MODEL_FETCH_FAILED and "get_logs(init=True)" in error.message
 
 
+def test_a_failed_environment_build_is_environment_build_failed_with_the_installer_message() -> None:
+    message = (
+        "Environment 'iris' (0123456789ab): uv could not install the packages (scikit-learnn): not found "
+        "in the package registry. Fix: check the name and version of scikit-learnn\n  uv | error: ..."
+    )
+    backing_off = {
+        "name": "environment",
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "message": message}},
+    }
+    _, error = diagnose([_pod(initContainerStatuses=[backing_off])])
+    assert error.code == states.ENVIRONMENT_BUILD_FAILED
+    assert error.message.startswith("Environment 'iris' (0123456789ab): uv could not install")
+    assert error.message.endswith("The whole build log is get_logs(init=True).")
+    assert error.details[0].message == message  # the installer's own output, whole
+
+
 def test_pods_the_cluster_refuses_to_create_are_a_replica_creation_failure() -> None:
     quota = 'pods "svc-abc-x" is forbidden: exceeded quota: compute, requested: pods=1, limited: pods=0'
     deployment = {

@@ -12,6 +12,7 @@ import pytest
 from modelport.compute.kubernetes import fetch_plan as fp
 from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
+from modelport.compute.kubernetes.envplacement import CachedEnvironment, NodeCache
 from modelport.compute.kubernetes.objects import Manifest, find, owner_reference, with_owner
 from modelport.compute.kubernetes.termination import PRESTOP_DELAY_S
 from modelport.errors import ComputeTargetException, UserErrorException
@@ -31,6 +32,14 @@ def _all_manifests() -> dict[str, list[Manifest]]:
         ),
         "service-fixed-replicas": m.service_manifests(
             make_spec(autoscale_enabled=False, num_replicas=3), make_inputs()
+        ),
+        "service-node-cache": m.service_manifests(
+            make_spec(),
+            replace(
+                make_inputs(),
+                environment=CachedEnvironment("sk:1", "h" * 64, "{}"),
+                env_cache=NodeCache("pvc:envs", 5.0, "modelport-package-index"),
+            ),
         ),
         "attach": fm.attach_manifests(cluster, SIGNING_KEY),
     }

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from modelport.compute.kubernetes.envplacement import ENVIRONMENT_CONTAINER
 from modelport.service import states
 from modelport.service.states import ErrorDetail, ServiceError
 
@@ -71,7 +72,21 @@ def _container_error(pod: Mapping[str, Any], status: Mapping[str, Any], init: bo
             "registry the nodes can reach, check its name, or add an image pull secret.",
             details=(ErrorDetail(code=waiting["reason"], message=f"{where}: {waiting.get('message', '')}"),),
         )
-    if init and (waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode", 0) != 0):
+    failed = waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode", 0) != 0
+    if init and failed and container == ENVIRONMENT_CONTAINER:
+        # The installer's own error, as the init container wrote it (envcache.py): its first line
+        # names the environment, the packages and the fix.
+        text = (terminated.get("message") or last.get("message") or "").strip()
+        return ServiceError(
+            code=states.ENVIRONMENT_BUILD_FAILED,
+            message=(text.splitlines() or ["Building the environment in the node cache failed."])[0]
+            + " The whole build log is get_logs(init=True).",
+            details=(
+                ErrorDetail(code="InstallerOutput", message=text or "(no message)"),
+                ErrorDetail(code="Restarts", message=f"{where}: {restarts}"),
+            ),
+        )
+    if init and failed:
         return ServiceError(
             code=MODEL_FETCH_FAILED,
             message="Fetching the models and code into the pod failed. Its output is "

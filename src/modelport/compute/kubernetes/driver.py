@@ -18,8 +18,9 @@ from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_service, disruption_budget_resource
 from modelport.compute.kubernetes.connection import cluster_errors, connect, delete_if_present, get_or_none
 from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, replica_failure
-from modelport.compute.kubernetes.fetch_plan import artifact_credentials_secret, check_artifact_url
+from modelport.compute.kubernetes.fetch_plan import check_artifact_url
 from modelport.compute.kubernetes.inputs import service_inputs
+from modelport.compute.kubernetes.objects import shared_secret
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
 from modelport.compute.kubernetes.target import KubernetesTarget, load_target
 from modelport.compute.kubernetes.target_status import frontend_url
@@ -130,15 +131,15 @@ class KubernetesDriver:
         try:
             client = self.client(workspace)
             with cluster_errors(target, f"applying service {name}"):
-                inputs, credentials = service_inputs(
+                inputs, secrets = service_inputs(
                     workspace,
                     record.spec,
                     record.generation,
                     target,
                     pdb_api_version(client, target.namespace),
                 )
-                if credentials:
-                    apply(client, artifact_credentials_secret(target.namespace, credentials))
+                for secret, values in secrets.items():
+                    apply(client, shared_secret(secret, target.namespace, values))
                 applied = apply_service(client, m.service_manifests(record.spec, inputs))
         except TemporaryTargetError as exc:
             record_observation(workspace, name, _retry(record, target, previous, exc), previous)
@@ -177,18 +178,20 @@ class KubernetesDriver:
             return None
 
     def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
-        """The replicas' output (``init``: the model-fetching init container's), newest pods first."""
+        """The replicas' output, newest pods first (``init``: the init containers' in their order:
+        the environment's build in the node cache, then the models' fetch)."""
         target = self.target(workspace)
         client = self.client(workspace)
-        container = "fetch-models" if init else "scorer"
         with cluster_errors(target, f"reading the logs of service {name}"):
             pods = self._pods(client, target, name)
             if not pods:
                 return f"(service {name} has no pods in namespace {target.namespace})\n"
             parts = []
             for pod in pods:
-                text = _pod_log(client, target, pod["metadata"]["name"], container, num_lines)
-                parts.append(f"--- pod {pod['metadata']['name']} ({container}) ---\n{text}")
+                init_containers = [c["name"] for c in pod["spec"].get("initContainers") or []]
+                for container in init_containers if init else ["scorer"]:
+                    text = _pod_log(client, target, pod["metadata"]["name"], container, num_lines)
+                    parts.append(f"--- pod {pod['metadata']['name']} ({container}) ---\n{text}")
         return "\n".join(parts)
 
     def delete(self, workspace: Workspace, name: str) -> None:

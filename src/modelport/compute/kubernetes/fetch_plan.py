@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from modelport.compute.kubernetes.objects import FIELD_MANAGER, LABEL_MANAGED_BY, Manifest, object_meta
 from modelport.errors import UserErrorException
 from modelport.service.replica_contract import model_dir
 from modelport.service.spec import ServiceSpec
@@ -90,19 +89,4 @@ def fetch_plan(
         "files": [{"path": f.path, "digest": f.digest, "mode": f.mode} for f in files],
         "inlineSource": SOURCE_MOUNT if inline else None,
         "inlinePaths": inline,
-    }
-
-
-def artifact_credentials_secret(namespace: str, values: Mapping[str, str]) -> Manifest:
-    """The Secret with the artifact store's credentials, as environment variables of the init container.
-
-    Shared by the services of a namespace (the workspace's store is one); the fetch plan refers to
-    its variables as ``${NAME}`` in ``storageOptions``.
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(ARTIFACT_CREDENTIALS_SECRET, namespace, {LABEL_MANAGED_BY: FIELD_MANAGER}),
-        "type": "Opaque",
-        "stringData": dict(values),
     }

@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
+from modelport.compute.kubernetes.envplacement import (
+    PACKAGE_INDEX_SECRET,
+    NodeCache,
+    cached_environment,
+    package_index_secret,
+)
 from modelport.compute.kubernetes.fetch_plan import (
     ARTIFACT_CREDENTIALS_SECRET,
     INLINE_SOURCE_LIMIT,
@@ -86,9 +92,16 @@ def service_inputs(
     generation: int,
     target: KubernetesTarget,
     pdb_api_version: str = "policy/v1",
-) -> tuple[ServiceInputs, dict[str, str]]:
-    """The inputs of one generation, and the artifact credentials Secret's values."""
-    access, secret = artifact_access(workspace, target)
+) -> tuple[ServiceInputs, dict[str, dict[str, str]]]:
+    """The inputs of one generation, and the namespace's shared Secrets it needs (name → values):
+    the artifact store's credentials, the package index settings."""
+    access, credentials = artifact_access(workspace, target)
+    secrets = {ARTIFACT_CREDENTIALS_SECRET: credentials} if credentials else {}
+    image = image_for(spec, target)
+    environment = cached_environment(spec, image_is_the_environments=image != target.image)
+    index = package_index_secret(target.package_index_url, target.extra_index_urls, target.trusted_hosts)
+    if environment is not None and index:
+        secrets[PACKAGE_INDEX_SECRET] = index
     files: list[FetchFile] = []
     for ref in spec.models:
         for row in Model(workspace, id=ref.id).stored_files():
@@ -110,11 +123,15 @@ def service_inputs(
         generation=generation,
         artifacts=access,
         files=tuple(files),
-        image=image_for(spec, target),
+        image=image,
         inline_source=inline,
         progress_deadline_s=target.progress_deadline_s,
         pdb_api_version=pdb_api_version,
         pod_annotations=dict(target.pod_annotations),
         workspace_name=workspace.name,
+        environment=environment,
+        env_cache=NodeCache(
+            target.env_cache, target.env_cache_max_gb, PACKAGE_INDEX_SECRET if index else None
+        ),
     )
-    return inputs, secret
+    return inputs, secrets

@@ -22,6 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.compute.kubernetes.envplacement import (
+    CachedEnvironment,
+    NodeCache,
+    environment_init,
+    replica_command,
+    replica_env,
+    replica_mount,
+)
 from modelport.compute.kubernetes.fetch_plan import (
     APP_ROOT,
     INLINE_SOURCE_LIMIT,
@@ -81,6 +89,9 @@ class ServiceInputs:
     # which modelport reports as DeploymentTimedOut. Kubernetes' default; it must exceed the time
     # a replica needs to become ready (model fetch plus init()).
     progress_deadline_s: int = 600
+    # The environment pods build in (or find in) the node cache; None: the image is the environment.
+    environment: CachedEnvironment | None = None
+    env_cache: NodeCache = field(default_factory=NodeCache)
 
 
 def quantity_cpu(cores: float) -> str:
@@ -194,6 +205,13 @@ def _scorer_env(spec: ServiceSpec, inputs: ServiceInputs) -> list[dict[str, str]
     return [{"name": name, "value": value} for name, value in env.items()]
 
 
+def _scorer_command(inputs: ServiceInputs, *serve_args: str) -> list[str]:
+    """``modelport serve`` with ``serve_args``, in the cached environment when the pod has one."""
+    if inputs.environment is not None:
+        return replica_command(inputs.environment, list(serve_args))
+    return ["python", "-m", "modelport", "serve", *serve_args]
+
+
 def _probes(spec: ServiceSpec) -> dict[str, Any]:
     config = spec.deployment
     return {
@@ -257,11 +275,8 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
     scorer = {
         "name": "scorer",
         "image": inputs.image,
-        "command": [
-            "python",
-            "-m",
-            "modelport",
-            "serve",
+        "command": _scorer_command(
+            inputs,
             "--entry_script",
             f"{APP_ROOT}/{spec.source.entry_script}",
             "--model_dir",
@@ -270,15 +285,20 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
             str(RUNTIME_PORT),
             "--host",
             "0.0.0.0",
-        ],
+        ),
         "workingDir": APP_ROOT,
-        "env": _scorer_env(spec, inputs),
+        "env": _scorer_env(spec, inputs) + (replica_env(inputs.environment) if inputs.environment else []),
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         "resources": _resources(spec),
-        "volumeMounts": [app],
+        "volumeMounts": [app, *([replica_mount()] if inputs.environment else [])],
         **_probes(spec),
         "lifecycle": {"preStop": PRESTOP_HOOK},
     }
+    init_containers = [init_container]
+    if inputs.environment is not None:
+        # First: a pod whose environment cannot be built never fetches its models.
+        init_containers.insert(0, environment_init(inputs.environment, inputs.env_cache, inputs.image))
+        volumes.append(inputs.env_cache.volume())
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {LABEL_SERVICE: spec.name}},
         "progressDeadlineSeconds": inputs.progress_deadline_s,
@@ -289,7 +309,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
                 "annotations": {**inputs.pod_annotations, ANNOTATION_GENERATION: str(inputs.generation)},
             },
             "spec": {
-                "initContainers": [init_container],
+                "initContainers": init_containers,
                 "containers": [scorer],
                 "volumes": volumes,
                 "automountServiceAccountToken": False,  # replicas never call the API

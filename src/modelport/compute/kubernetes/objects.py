@@ -27,6 +27,18 @@ def object_meta(name: str, namespace: str, labels: Mapping[str, str]) -> dict[st
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
 
+def shared_secret(name: str, namespace: str, values: Mapping[str, str]) -> Manifest:
+    """A Secret every service of the namespace shares (artifact credentials, package index), its
+    values handed to containers as environment variables (``envFrom``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(name, namespace, {LABEL_MANAGED_BY: FIELD_MANAGER}),
+        "type": "Opaque",
+        "stringData": dict(values),
+    }
+
+
 def owner_reference(owner: Manifest, uid: str) -> dict[str, Any]:
     """An owner reference to ``owner`` (as applied, with the ``uid`` the server gave it).
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from modelport.compute import targets
 from modelport.compute.kubernetes.capacity import FAST_PROD
+from modelport.compute.kubernetes.envplacement import DEFAULT_CACHE, DEFAULT_CACHE_MAX_GB, PVC_PREFIX
 from modelport.compute.kubernetes.frontend_manifests import DEFAULT_SYSTEM_NAMESPACE, FrontendServiceType
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import ComputeTargetException, UserErrorException
@@ -45,6 +46,14 @@ class KubernetesTarget(BaseModel):
     store_endpoint_url: str | None = None
     progress_deadline_s: int = 600
     pod_annotations: dict[str, str] = {}  # added to every service pod (sidecar switches, scrape hints)
+    # Environments on the cluster (envplacement.py): each node's cache, its cap, and the package
+    # index the pods install from (None: uv's default, PyPI); ${VAR} in the index settings is
+    # resolved from the deploying user's environment, and the values travel in a Secret.
+    env_cache: str = DEFAULT_CACHE
+    env_cache_max_gb: float = DEFAULT_CACHE_MAX_GB
+    package_index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
     created: bool = False  # ComputeTarget.create (True) or attach (False)
     created_namespaces: tuple[str, ...] = ()  # the namespaces attach created (detach removes them)
     provisioning: dict[str, Any] = {}  # what create was asked for (agent_count, vm_size, ...)
@@ -55,6 +64,24 @@ class KubernetesTarget(BaseModel):
         problem = namespace_problem(value)
         if problem is not None:
             raise ValueError(problem)
+        return value
+
+    @field_validator("env_cache")
+    @classmethod
+    def _cache_location(cls, value: str) -> str:
+        if value.startswith(PVC_PREFIX):
+            problem = namespace_problem(value[len(PVC_PREFIX) :])  # a claim name is a DNS label too
+            if problem is not None:
+                raise ValueError(f"{PVC_PREFIX}CLAIM: {problem}")
+        elif not value.startswith("/"):
+            raise ValueError("give an absolute hostPath on the nodes (/var/lib/modelport/envs) or pvc:CLAIM")
+        return value
+
+    @field_validator("env_cache_max_gb")
+    @classmethod
+    def _cap(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be more than 0 GB, got {value}")
         return value
 
     @field_validator("progress_deadline_s")

@@ -60,7 +60,7 @@ from modelport.workspace import Workspace
 from modelport.workspace.config import WorkspaceLocation
 
 if TYPE_CHECKING:
-    from modelport.compute.local.envbuild import EnvironmentBuilder
+    from modelport.compute.envbuild import EnvironmentBuilder
 
 log = logging.getLogger("modelport.agent")
 
@@ -332,7 +332,7 @@ class LocalAgent:
                 "environment"
             )
             return Path(sys.executable)
-        from modelport.compute.local.envbuild import EnvironmentBuilder, EnvironmentBuildError
+        from modelport.compute.envbuild import EnvironmentBuilder, EnvironmentBuildError
 
         if self._builder is None:
             self._builder = EnvironmentBuilder(LocalPaths.environments_cache())

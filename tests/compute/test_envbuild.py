@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 import modelport
+from modelport.compute.envbuild import EnvironmentBuilder, EnvironmentBuildError
 from modelport.compute.envplan import conda_to_pip, plan_install, runtime_requirements
-from modelport.compute.local.envbuild import EnvironmentBuilder, EnvironmentBuildError
 from modelport.errors import ModelportError
 from modelport.registry.conda import CondaDependencies, package_name
 from modelport.registry.environment import Environment
@@ -233,7 +233,7 @@ def test_replica_serves_an_entry_script_from_the_built_environment(built: Built,
 _BUILD_IN_A_PROCESS = """
 import json, sys
 from pathlib import Path
-from modelport.compute.local.envbuild import EnvironmentBuilder
+from modelport.compute.envbuild import EnvironmentBuilder
 from modelport.registry.environment import Environment
 env = Environment.from_dict(json.loads(sys.argv[2]))
 lines = []

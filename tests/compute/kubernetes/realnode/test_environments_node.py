@@ -1,0 +1,184 @@
+"""Environments on the real node: a service's packages reach its pods from the node cache.
+
+The package index the pods install from is served inside the testbed's network namespace: a
+wheelhouse made on the host with ``pip download`` (cached beside the testbed's images), laid out
+as a simple index and served over HTTP on every address of the namespace, so pods reach it at
+the node's address. Nothing outside the namespace is reached by a pod.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelport import Model
+from modelport.compute.envplan import runtime_requirements
+from modelport.compute.kubernetes.cluster import attach, detach
+from modelport.compute.kubernetes.target import KubernetesTarget
+from modelport.errors import WebserviceException
+from modelport.registry.environment import Environment
+from modelport.service.webservice import Webservice
+from modelport.workspace import Workspace
+from tests.compute.kubernetes.realnode.conftest import RealNode, deploy
+from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
+from tests.compute.kubernetes.testbed import image
+from tests.servers import S3Server
+
+pytestmark = pytest.mark.k8s_node
+
+INDEX_REQUIREMENTS = ("scikit-learn",)
+
+
+@pytest.fixture(scope="module")
+def package_index(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The simple index URL pods install from (``http://<node>:<port>/simple/``)."""
+    requirements = sorted({*INDEX_REQUIREMENTS, *runtime_requirements()})
+    key = hashlib.sha256(json.dumps([sys.version_info[:2], requirements]).encode()).hexdigest()[:12]
+    house = image.cache_dir().parent / f"wheelhouse-{key}"
+    if not (house / ".complete").exists():
+        staging = house.with_name(house.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        # pip reaches the package index from the host's namespace (the node's has no way out).
+        download = [*real_node.outside, sys.executable, "-m", "pip", "download", "-q"]
+        download += ["--only-binary=:all:", "-d", str(staging), *requirements]
+        done = subprocess.run(download, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-4000:]
+        (staging / ".complete").touch()
+        shutil.rmtree(house, ignore_errors=True)
+        staging.rename(house)
+    root = tmp_path_factory.mktemp("index")
+    for wheel in house.glob("*.whl"):
+        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+        (root / "simple" / project).mkdir(parents=True, exist_ok=True)
+        (root / "simple" / project / wheel.name).symlink_to(wheel)
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("0.0.0.0", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{real_node.node_ip}:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not the test's output."""
+
+
+@pytest.fixture(scope="module")
+def cached_cluster(
+    real_node: RealNode, s3: S3Server, package_index: str, ws_folder: Path
+) -> Iterator[tuple[Workspace, KubernetesTarget]]:
+    """Target ``prod`` whose pods install environments from the namespace's package index."""
+    suffix = uuid.uuid4().hex[:8]
+    ws = Workspace.create(
+        "ws",
+        path=ws_folder,
+        artifact_url=f"s3://bucket-{suffix}/artifacts",
+        storage_options=s3.storage_options(),
+    )
+    port = s3.endpoint_url.rsplit(":", 1)[1]
+    target = KubernetesTarget(
+        kubeconfig=str(real_node.kubeconfig),
+        namespace=f"svc-{suffix}",
+        system_namespace=f"sys-{suffix}",
+        cluster_purpose="DevTest",
+        image=real_node.runtime_image,
+        frontend_service_type="NodePort",
+        store_endpoint_url=f"http://{real_node.node_ip}:{port}",
+        env_cache=str(real_node.folder / "envs"),  # the node is this machine: keep it in the testbed
+        package_index_url=package_index,
+    )
+    attach(ws, "prod", target)
+    try:
+        yield ws, target
+    finally:
+        for service in Webservice.list(ws):
+            service.delete()
+        detach(ws, "prod")
+
+
+def _sklearn_environment(name: str, *pip: str) -> Environment:
+    env = Environment(name)
+    for package in pip or ("scikit-learn",):
+        env.python.conda_dependencies.add_pip_package(package)  # type: ignore[union-attr]
+    return env
+
+
+def _init_seconds(node_kube: Any, namespace: str, service: str) -> float:
+    """How long the newest pod's environment init container ran."""
+    from lightkube.resources.core_v1 import Pod
+
+    (pod,) = node_kube.list(Pod, namespace=namespace, labels={"modelport.io/service": service})
+    (status,) = [s for s in pod.status.initContainerStatuses if s.name == "environment"]
+    done = status.state.terminated
+    return (done.finishedAt - done.startedAt).total_seconds() if isinstance(done.startedAt, datetime) else 0.0
+
+
+@pytest.mark.timeout(1800)
+def test_an_environment_is_built_once_per_node_and_reused(
+    cached_cluster: tuple[Workspace, KubernetesTarget], iris_file: Path, node_kube: Any, tmp_path: Path
+) -> None:
+    ws, target = cached_cluster
+    model = Model.register(ws, str(iris_file), "iris")
+    env = _sklearn_environment("iris-cached")
+    started = time.monotonic()
+    first = deploy(ws, "cached-a", [model], IRIS_SCORE, tmp_path, environment=env)
+    first.wait_for_deployment(timeout_sec=1200)
+    cold = time.monotonic() - started
+    assert first.run(SAMPLE) == [0, 2]
+    first_log = first.get_logs(init=True)
+    assert "(environment) ---" in first_log and "Building environment 'iris-cached'" in first_log
+    assert "Installing" in first_log and "scikit-learn" in first_log
+    started = time.monotonic()
+    second = deploy(ws, "cached-b", [model], IRIS_SCORE, tmp_path, environment=env)
+    second.wait_for_deployment(timeout_sec=600)
+    warm = time.monotonic() - started
+    assert second.run(SAMPLE) == [0, 2]
+    assert "is already built" in second.get_logs(init=True)
+    cold_init = _init_seconds(node_kube, target.namespace, "cached-a")
+    warm_init = _init_seconds(node_kube, target.namespace, "cached-b")
+    print(
+        f"deploy -> Healthy: cold cache {cold:.1f} s, warm {warm:.1f} s; init {cold_init} s / {warm_init} s"
+    )
+    assert warm_init <= cold_init
+
+
+@pytest.mark.timeout(1200)
+def test_a_broken_requirement_is_environment_build_failed_with_the_installer_message(
+    cached_cluster: tuple[Workspace, KubernetesTarget], tmp_path: Path
+) -> None:
+    ws, _ = cached_cluster
+    env = _sklearn_environment("broken-env", "modelport-no-such-package-anywhere==1.0")
+    service = deploy(
+        ws,
+        "broken-env",
+        [],
+        "def init():\n    pass\n\ndef run(raw):\n    return raw\n",
+        tmp_path,
+        environment=env,
+    )
+    with pytest.raises(WebserviceException, match="EnvironmentBuildFailed"):
+        service.wait_for_deployment(timeout_sec=900)
+    assert service.error["code"] == "EnvironmentBuildFailed"
+    assert "modelport-no-such-package-anywhere" in service.error["message"]
+    assert "Fix:" in service.error["message"]
+    assert "modelport-no-such-package-anywhere" in service.get_logs(init=True)
+    service.delete()
