@@ -20,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,13 @@ def ws_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ws")
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    real_node: RealNode, s3: S3Server, ws_folder: Path
+@contextmanager
+def attached_target(
+    real_node: RealNode, s3: S3Server, ws_folder: Path, **options: Any
 ) -> Iterator[tuple[Workspace, KubernetesTarget]]:
-    """A workspace on the S3 store, target ``prod`` attached to the real node with a NodePort front end."""
+    """A workspace on the S3 store with target ``prod`` attached to the real node (NodePort front
+    end, the testbed's runtime image, ``options`` on top); its services are deleted and the target
+    detached afterwards."""
     suffix = uuid.uuid4().hex[:8]
     ws = Workspace.create(
         "ws",
@@ -142,6 +145,7 @@ def cluster(
         image=real_node.runtime_image,
         frontend_service_type="NodePort",
         store_endpoint_url=f"http://{real_node.node_ip}:{port}",
+        **options,
     )
     attach(ws, "prod", target)
     try:
@@ -150,6 +154,15 @@ def cluster(
         for service in Webservice.list(ws):
             service.delete()
         detach(ws, "prod")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    real_node: RealNode, s3: S3Server, ws_folder: Path
+) -> Iterator[tuple[Workspace, KubernetesTarget]]:
+    """A workspace on the S3 store, target ``prod`` attached to the real node with a NodePort front end."""
+    with attached_target(real_node, s3, ws_folder) as attached:
+        yield attached
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -28,13 +27,11 @@ import pytest
 
 from modelport import Model
 from modelport.compute.envplan import runtime_requirements
-from modelport.compute.kubernetes.cluster import attach, detach
 from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.errors import WebserviceException
 from modelport.registry.environment import Environment
-from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
-from tests.compute.kubernetes.realnode.conftest import RealNode, deploy
+from tests.compute.kubernetes.realnode.conftest import RealNode, attached_target, deploy
 from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
 from tests.compute.kubernetes.testbed import image
 from tests.servers import S3Server
@@ -87,32 +84,10 @@ def cached_cluster(
     real_node: RealNode, s3: S3Server, package_index: str, ws_folder: Path
 ) -> Iterator[tuple[Workspace, KubernetesTarget]]:
     """Target ``prod`` whose pods install environments from the namespace's package index."""
-    suffix = uuid.uuid4().hex[:8]
-    ws = Workspace.create(
-        "ws",
-        path=ws_folder,
-        artifact_url=f"s3://bucket-{suffix}/artifacts",
-        storage_options=s3.storage_options(),
-    )
-    port = s3.endpoint_url.rsplit(":", 1)[1]
-    target = KubernetesTarget(
-        kubeconfig=str(real_node.kubeconfig),
-        namespace=f"svc-{suffix}",
-        system_namespace=f"sys-{suffix}",
-        cluster_purpose="DevTest",
-        image=real_node.runtime_image,
-        frontend_service_type="NodePort",
-        store_endpoint_url=f"http://{real_node.node_ip}:{port}",
-        env_cache=str(real_node.folder / "envs"),  # the node is this machine: keep it in the testbed
-        package_index_url=package_index,
-    )
-    attach(ws, "prod", target)
-    try:
-        yield ws, target
-    finally:
-        for service in Webservice.list(ws):
-            service.delete()
-        detach(ws, "prod")
+    # The node is this machine: the cache stays in the testbed's folder.
+    options = {"env_cache": str(real_node.folder / "envs"), "package_index_url": package_index}
+    with attached_target(real_node, s3, ws_folder, **options) as attached:
+        yield attached
 
 
 def _sklearn_environment(name: str, *pip: str) -> Environment:
