@@ -8,7 +8,12 @@ the local target on the same model in the same run.
     of the step to the first answer from a second pod; goal ≤ 5 s;
 (d) p50 and throughput of a trivial ``run()`` through the in-cluster front end (NodePort) versus
     straight to the pod IP, at 1 and 8 connections; goal: the front end's hop ≤ 1 ms at p50;
-    beside the same through the local target's front end versus its replica.
+    beside the same through the local target's front end versus its replica;
+(e) (issue 13) deploy → Healthy of a scikit-learn environment from the node cache (one core),
+    cold (the first pod on the node builds it) and warm (a second service reuses it), with where
+    the pod's seconds went; goals warm ≤ 10 s, cold ≤ 60 s; beside the local target's cold and warm figures
+    for the same environment. The pods install from a package index served inside the testbed's
+    namespace (``tests/compute/kubernetes/wheel_index.py``).
 
 The load is a closed loop of keep-alive httpx clients in threads (``wrk`` is not on these
 machines), the same client on every side, so the differences are what the figures are for.
@@ -156,7 +161,48 @@ def scale_up(service: Any, key: str, deadline_s: float = 120) -> float:
     return elapsed[0] if elapsed else float("inf")
 
 
-def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
+ENV_SCORE = textwrap.dedent(
+    """
+    def init():
+        import sklearn.linear_model  # the environment's package, loaded as a model's score.py would
+
+    def run(raw_data):
+        return raw_data
+    """
+)
+
+
+def sklearn_environment() -> Any:
+    """The environment of (e): scikit-learn from the package index."""
+    from modelport.registry.environment import Environment
+
+    env = Environment("bench-sklearn")
+    env.python.conda_dependencies.add_pip_package("scikit-learn")
+    return env
+
+
+def pod_timeline(kube: Any, namespace: str, service: str) -> dict[str, float]:
+    """Seconds from the pod's creation to each init container's end, the scorer's start and Ready
+    (the API's timestamps have whole seconds)."""
+    from lightkube.resources.core_v1 import Pod
+
+    (pod,) = kube.list(Pod, namespace=namespace, labels={"modelport.io/service": service})
+    created = pod.metadata.creationTimestamp
+    points = {
+        f"{status.name} done": status.state.terminated.finishedAt
+        for status in pod.status.initContainerStatuses or []
+        if status.state.terminated is not None
+    }
+    scorer = pod.status.containerStatuses[0].state.running
+    if scorer is not None:
+        points["scorer started"] = scorer.startedAt
+    for condition in pod.status.conditions or []:
+        if condition.type == "Ready":
+            points["Ready"] = condition.lastTransitionTime
+    return {name: (moment - created).total_seconds() for name, moment in points.items()}
+
+
+def kubernetes_side(root: Path, duration: int, pod_cpu: float) -> dict[str, Any]:
     """(a)–(d) on a real-node testbed started here; the process enters its network namespace."""
     from lightkube import Client, KubeConfig
     from lightkube.resources.core_v1 import Pod
@@ -166,8 +212,10 @@ def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
     from modelport.compute.kubernetes.target import KubernetesTarget
     from modelport.config.deployment import KubernetesDeploymentConfig
     from modelport.config.inference import InferenceConfig
+    from modelport.service.webservice import Webservice
     from modelport.workspace import Workspace
     from tests.compute.kubernetes.testbed import netns
+    from tests.compute.kubernetes.wheel_index import served, wheelhouse
     from tests.servers import s3_server
 
     folder = root / "node"
@@ -176,7 +224,11 @@ def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
     state = json.loads((folder / "node.json").read_text())
     figures: dict[str, Any] = {}
     try:
-        with netns.entered(state["netns"]), s3_server(host="0.0.0.0") as s3:
+        with (
+            netns.entered(state["netns"]) as outside,
+            s3_server(host="0.0.0.0") as s3,
+            served(wheelhouse(["scikit-learn"], outside), state["nodeIP"]) as index,
+        ):
             suffix = uuid.uuid4().hex[:8]
             ws = Workspace.create(
                 "bench-k8s",
@@ -192,9 +244,11 @@ def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
                 image=f"{state['registry']}/modelport/runtime:0.1.0",
                 frontend_service_type="NodePort",
                 store_endpoint_url=f"http://{state['nodeIP']}:{s3.endpoint_url.rsplit(':', 1)[1]}",
+                env_cache=str(folder / "envs"),
+                package_index_url=index,
             )
             figures["attach_s"] = timed(lambda: attach(ws, "prod", target))
-            fixed = {"cpu_cores": 0.1, "memory_gb": 0.25, "compute_target_name": "prod"}
+            fixed = {"cpu_cores": pod_cpu, "memory_gb": 0.25, "compute_target_name": "prod"}
             trivial = InferenceConfig("score.py", source_directory=source(root, "k8s-src", TRIVIAL_SCORE))
 
             def deploy(name: str, inference: InferenceConfig, **knobs: Any) -> Any:
@@ -234,6 +288,21 @@ def kubernetes_side(root: Path, duration: int) -> dict[str, Any]:
             )
             figures["scale_up_s"] = scale_up(elastic, elastic.get_keys()[0])
             elastic.delete()
+            with_env = InferenceConfig(
+                "score.py",
+                source_directory=source(root, "k8s-env", ENV_SCORE),
+                environment=sklearn_environment(),
+            )
+            # One core: the environment's packages load at the speed a scikit-learn model is given
+            # (at Azure ML's default 0.1 core, importing them alone takes most of 20 s).
+            for run in ("cold", "warm"):  # one after the other: the node has room for one such pod
+                figures[f"env_{run}_s"] = timed(
+                    lambda run=run: deploy(
+                        f"env-{run}", with_env, autoscale_enabled=False, num_replicas=1, cpu_cores=1.0
+                    )
+                )
+                figures[f"env_{run}_pod"] = pod_timeline(kube, target.namespace, f"env-{run}")
+                Webservice(ws, f"env-{run}").delete()
             kube.close()
     finally:
         subprocess.run([*testbed, "stop", "--dir", str(folder)], check=False)
@@ -264,6 +333,17 @@ def local_side(root: Path, duration: int) -> dict[str, Any]:
         direct = f"http://127.0.0.1:{replica['port']}/score"
         figures["overhead"] = side_by_side(service.scoring_uri, direct, service.get_keys()[0], duration)
         service.delete()
+        with_env = InferenceConfig(
+            "score.py",
+            source_directory=source(root, "local-env", ENV_SCORE),
+            environment=sklearn_environment(),
+        )
+        for run in ("cold", "warm"):  # a fresh MODELPORT_HOME: the first deploy builds the environment
+
+            def deploy_env(run: str = run) -> None:
+                Model.deploy(ws, f"env-{run}", [], with_env, config).wait_for_deployment(timeout_sec=600)
+
+            figures[f"env_{run}_s"] = timed(deploy_env)
     finally:
         LocalDriver().stop_agent(ws)
     return figures
@@ -274,13 +354,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per load run in (d)")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--pod-cpu",
+        type=float,
+        default=0.1,
+        help="cpu_cores of the pods of (b)-(d), also their CPU limit (default 0.1, Azure ML's default)",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="modelport-k8s-node-bench-"))
     os.environ["MODELPORT_HOME"] = str(root / "home")
     os.environ["MODELPORT_QUIET"] = "1"
-    figures = {"local": local_side(root, args.duration), "kubernetes": kubernetes_side(root, args.duration)}
+    figures = {
+        "local": local_side(root, args.duration),
+        "kubernetes": kubernetes_side(root, args.duration, args.pod_cpu),
+    }
     k8s, local = figures["kubernetes"], figures["local"]
-    print(f"(a) attach: {k8s['attach_s']:.1f} s")
+    print(f"(a) attach: {k8s['attach_s']:.1f} s; pods of (b)-(d): {args.pod_cpu:g} core each")
     print(
         f"(b) deploy -> Healthy: real node {k8s['deploy_s']:.1f} s (goal <= 10 s), "
         f"local {local['deploy_s']:.1f} s"
@@ -298,6 +387,14 @@ def main() -> None:
                 f"{f['rps']:.0f} rps {f['p50_ms']:.2f} ms ({f['p50_ms'] - d['p50_ms']:+.2f} ms; "
                 f"errors {d['errors']}/{f['errors']})"
             )
+    print(
+        "(e) scikit-learn environment (1 core), deploy -> Healthy: node cache cold "
+        f"{k8s['env_cold_s']:.1f} s (goal <= 60 s), warm {k8s['env_warm_s']:.1f} s (goal <= 10 s); "
+        f"local cold {local['env_cold_s']:.1f} s, warm {local['env_warm_s']:.1f} s"
+    )
+    for run in ("cold", "warm"):
+        steps = ", ".join(f"{name} {at:.0f} s" for name, at in k8s[f"env_{run}_pod"].items())
+        print(f"    the {run} pod, from its creation: {steps}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2))
 

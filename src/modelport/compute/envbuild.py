@@ -77,11 +77,16 @@ class EnvironmentBuildError(ModelportError):
 class EnvironmentBuilder:
     """Builds and caches one virtualenv per environment content hash under ``cache_root``."""
 
-    def __init__(self, cache_root: Path, *, uv_cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, cache_root: Path, *, uv_cache_dir: Path | None = None, compile_bytecode: bool = False
+    ) -> None:
         """``uv_cache_dir``: uv's wheel cache; None uses uv's default (or ``$UV_CACHE_DIR``), shared
-        with every other uv use of this user, so that cold builds reuse wheels already downloaded."""
+        with every other uv use of this user, so that cold builds reuse wheels already downloaded.
+        ``compile_bytecode``: compile every installed module at build time, for replicas that cannot
+        write their own bytecode into the environment (a pod's user on a cache root owns)."""
         self.cache_root = Path(cache_root)
         self.uv_cache_dir = uv_cache_dir
+        self.compile_bytecode = compile_bytecode
         self._uv = uv.find_uv_bin()
         self._runtime = runtime_requirements()
         self._fingerprint = runtime_fingerprint(self._runtime)
@@ -223,6 +228,8 @@ class EnvironmentBuilder:
         install += ["-r", str(staging / USER_REQUIREMENTS), "-r", str(staging / RUNTIME_REQUIREMENTS)]
         if plan.prerelease:
             install += ["--prerelease", "allow"]
+        if self.compile_bytecode:
+            install.append("--compile-bytecode")
         self._run(install, plan, label, say, what="install the packages")
         # The running modelport package, seen by name only: a .pth to its parent folder would
         # also expose every other package installed beside it.

@@ -183,7 +183,9 @@ def build(environ: dict[str, str] | None = None) -> int:
             "the runtime image.",
         )
         return 1
-    builder = EnvironmentBuilder(cache.root, uv_cache_dir=cache.root / UV_CACHE)
+    # Compiled at build time: the replica's user cannot write bytecode into the root-owned cache,
+    # and without it every replica start would compile scikit-learn and its kin again.
+    builder = EnvironmentBuilder(cache.root, uv_cache_dir=cache.root / UV_CACHE, compile_bytecode=True)
     cache.root.mkdir(parents=True, exist_ok=True)
     try:
         builder.python_for(environment, log=lambda line: print(line, flush=True))

@@ -1,82 +1,39 @@
 """Environments on the real node: a service's packages reach its pods from the node cache.
 
-The package index the pods install from is served inside the testbed's network namespace: a
-wheelhouse made on the host with ``pip download`` (cached beside the testbed's images), laid out
-as a simple index and served over HTTP on every address of the namespace, so pods reach it at
-the node's address. Nothing outside the namespace is reached by a pod.
+The package index the pods install from is served inside the testbed's network namespace
+(wheel_index.py): nothing outside the namespace is reached by a pod.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-import re
-import shutil
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelport import Model
-from modelport.compute.envplan import runtime_requirements
 from modelport.compute.kubernetes.target import KubernetesTarget
+from modelport.compute.local.driver import LocalDriver
+from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.registry.environment import Environment
 from modelport.workspace import Workspace
 from tests.compute.kubernetes.realnode.conftest import RealNode, attached_target, deploy
 from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
-from tests.compute.kubernetes.testbed import image
+from tests.compute.kubernetes.wheel_index import served, wheelhouse
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.k8s_node
 
-INDEX_REQUIREMENTS = ("scikit-learn",)
-
 
 @pytest.fixture(scope="module")
-def package_index(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def package_index(real_node: RealNode) -> Iterator[str]:
     """The simple index URL pods install from (``http://<node>:<port>/simple/``)."""
-    requirements = sorted({*INDEX_REQUIREMENTS, *runtime_requirements()})
-    key = hashlib.sha256(json.dumps([sys.version_info[:2], requirements]).encode()).hexdigest()[:12]
-    house = image.cache_dir().parent / f"wheelhouse-{key}"
-    if not (house / ".complete").exists():
-        staging = house.with_name(house.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        # pip reaches the package index from the host's namespace (the node's has no way out).
-        download = [*real_node.outside, sys.executable, "-m", "pip", "download", "-q"]
-        download += ["--only-binary=:all:", "-d", str(staging), *requirements]
-        done = subprocess.run(download, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-4000:]
-        (staging / ".complete").touch()
-        shutil.rmtree(house, ignore_errors=True)
-        staging.rename(house)
-    root = tmp_path_factory.mktemp("index")
-    for wheel in house.glob("*.whl"):
-        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
-        (root / "simple" / project).mkdir(parents=True, exist_ok=True)
-        (root / "simple" / project / wheel.name).symlink_to(wheel)
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("0.0.0.0", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{real_node.node_ip}:{server.server_address[1]}/simple/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not the test's output."""
+    with served(wheelhouse(["scikit-learn"], real_node.outside), real_node.node_ip) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +114,44 @@ def test_a_broken_requirement_is_environment_build_failed_with_the_installer_mes
     assert "Fix:" in service.error["message"]
     assert "modelport-no-such-package-anywhere" in service.get_logs(init=True)
     service.delete()
+
+
+FREEZE_SCORE = """\
+import importlib.metadata
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return sorted(f"{d.metadata['Name'].lower()}=={d.version}" for d in importlib.metadata.distributions())
+"""
+
+
+@pytest.mark.timeout(1800)
+def test_the_same_environment_installs_the_same_packages_locally_and_on_the_node(
+    cached_cluster: tuple[Workspace, KubernetesTarget],
+    package_index: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws, _ = cached_cluster
+    # The local agent (started by the local deploy, inside the namespace) installs from the same index.
+    monkeypatch.setenv("UV_INDEX_URL", package_index)
+    env = _sklearn_environment("freeze-env")
+    on_node = deploy(ws, "freeze-node", [], FREEZE_SCORE, tmp_path, environment=env)
+    on_node.wait_for_deployment(timeout_sec=900)
+    source = tmp_path / "local-src"
+    source.mkdir()
+    (source / "score.py").write_text(FREEZE_SCORE)
+    inference = InferenceConfig(entry_script="score.py", source_directory=str(source), environment=env)
+    local = Model.deploy(ws, "freeze-local", [], inference, local_deploy_configuration())
+    try:
+        local.wait_for_deployment(timeout_sec=900)
+        frozen = on_node.run("{}")
+        assert any(line.startswith("scikit-learn==") for line in frozen)
+        assert local.run("{}") == frozen
+    finally:
+        local.delete()
+        LocalDriver().stop_agent(ws)
