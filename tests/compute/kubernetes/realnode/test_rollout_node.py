@@ -14,6 +14,7 @@ load loop is bounded in requests and time.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -355,5 +356,8 @@ def test_the_autoscaler_scales_one_to_three_replicas_under_a_load_step_and_back(
         API_POLL_S,
     )
     events = node_kube.list(Event, namespace=target.namespace, fields={"involvedObject.name": name})
-    assert any(e.reason == "Autoscale" and e.message.startswith("Scaled from 3 to 1 ") for e in events)
+    # Down to the most replicas needed while below target: straight from 3, or through 2 when the
+    # load's last requests still needed two (frontend/autoscaler.py), then to 1.
+    downs = [e.message for e in events if e.reason == "Autoscale" and " to 1 replicas" in e.message]
+    assert any(re.match(r"Scaled from [23] to 1 replicas: below target for", m) for m in downs), downs
     service.delete()
