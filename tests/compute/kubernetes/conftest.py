@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,16 @@ def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
     kube.create(Namespace(metadata=ObjectMeta(name=name)))
     yield name
     kube.delete(Namespace, name)
+
+
+@pytest.fixture(scope="module")
+def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scikit-learn classifier trained on the bundled iris data, pickled (simulated and real node tests)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris()
+    path = tmp_path_factory.mktemp("iris") / "model.pkl"
+    joblib.dump(LogisticRegression(max_iter=500).fit(data.data, data.target), path)
+    return path

@@ -68,19 +68,6 @@ def run(raw_data):
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 
 
-@pytest.fixture(scope="module")
-def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A scikit-learn classifier trained on the bundled iris data, pickled."""
-    import joblib
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    data = load_iris()
-    path = tmp_path_factory.mktemp("iris") / "model.pkl"
-    joblib.dump(LogisticRegression(max_iter=500).fit(data.data, data.target), path)
-    return path
-
-
 @pytest.fixture
 def cluster(
     workspace_factory, control_plane: ControlPlane, node: SimulatedNode, kube: Client, tmp_path: Path

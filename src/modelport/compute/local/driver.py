@@ -85,9 +85,10 @@ class LocalDriver:
     def check(self, workspace: Workspace, config: EffectiveDeploymentConfig) -> None:
         """Refuse what this machine cannot provide, before anything is stored; warn about each
         accepted limit it cannot enforce (:mod:`.limits`)."""
-        host = current_host()
-        for message in unenforced_limits(config, host, find_cpu_limiter(host)):
-            warnings.warn(message, LimitNotEnforcedWarning, stacklevel=4)
+        if config.cpu_cores_limit:  # only then is the machine's cgroup hierarchy worth looking at
+            host = current_host()
+            for message in unenforced_limits(config, host, find_cpu_limiter(host)):
+                warnings.warn(message, LimitNotEnforcedWarning, stacklevel=4)
         if config.gpu_cores:
             available = gpu_count()
             if config.gpu_cores > available:

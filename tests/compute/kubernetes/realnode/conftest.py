@@ -165,19 +165,6 @@ def cluster(
         yield attached
 
 
-@pytest.fixture(scope="module")
-def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A scikit-learn classifier trained on the bundled iris data, pickled."""
-    import joblib
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    data = load_iris()
-    path = tmp_path_factory.mktemp("iris") / "model.pkl"
-    joblib.dump(LogisticRegression(max_iter=500).fit(data.data, data.target), path)
-    return path
-
-
 def deploy(
     ws: Workspace,
     name: str,
