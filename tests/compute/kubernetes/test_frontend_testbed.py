@@ -444,7 +444,11 @@ def test_autoscaling_scales_the_deployment_through_the_scale_subresource(
     # Idle again: after the (shortened) scale-down delay the count returns to the minimum.
     wait_until(lambda: scale_of(kube, namespace, "busy-svc") == 1, "a scale-down of busy-svc", DEADLINE_S)
     assert "service busy-svc: Scaled from 1 to" in frontend.log()
-    assert "to 1 replicas: below target for" in frontend.log()  # the scale-down, logged with its reason
+    # The scale-down, logged with its reason: the front end writes the line just after the patch the
+    # wait above saw, so it is waited for, not read at once.
+    wait_until(
+        lambda: "to 1 replicas: below target for" in frontend.log(), "the scale-down's log line", DEADLINE_S
+    )
 
 
 def test_sigterm_stops_listening_and_lets_requests_in_flight_finish(
