@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,37 @@ def test_an_init_that_raises_is_entry_script_init_failed_with_the_traceback(
     assert "the model file is corrupt (raised on purpose by the test)" in evidence
     assert "EntryScriptInitFailed" in str(caught.value)
     assert "raised on purpose" in service.get_logs()
+
+
+def test_get_logs_of_a_restarted_replica_includes_its_previous_run(
+    cluster: tuple[Workspace, KubernetesTarget], tmp_path: Path
+) -> None:
+    """The first run's init() raises, the second waits without a word: the reason for the restart
+    is only in the previous run's log, which get_logs shows after the current one. (The simulated
+    node runs pods as host processes, so the script can leave a marker on the host's disk.)"""
+    ws, _ = cluster
+    weights = tmp_path / "w.txt"
+    weights.write_text("x")
+    marker = tmp_path / "first-run-done"
+    script = (
+        "import pathlib, time\n\n\ndef init():\n"
+        f"    marker = pathlib.Path({str(marker)!r})\n"
+        "    if not marker.exists():\n"
+        "        marker.write_text('x')\n"
+        "        raise RuntimeError('the first run fails (raised on purpose by the test)')\n"
+        "    time.sleep(600)\n\n\ndef run(raw_data):\n    return raw_data\n"
+    )
+    service = _deploy(ws, "restarted", Model.register(ws, str(weights), "w"), script, tmp_path)
+
+    deadline = time.monotonic() + 180
+    logs = service.get_logs()
+    while "log of its previous run" not in logs and time.monotonic() < deadline:
+        time.sleep(1)
+        logs = service.get_logs()
+
+    previous = logs.partition("log of its previous run")[2]
+    assert "raised on purpose" in previous, logs
+    service.delete()
 
 
 def test_doctor_passes_on_a_serving_cluster(cluster: tuple[Workspace, KubernetesTarget]) -> None:

@@ -190,7 +190,7 @@ class KubernetesDriver:
             for pod in pods:
                 init_containers = [c["name"] for c in pod["spec"].get("initContainers") or []]
                 for container in init_containers if init else ["scorer"]:
-                    text = _pod_log(client, target, pod["metadata"]["name"], container, num_lines)
+                    text = _pod_log(client, target, pod, container, num_lines)
                     parts.append(f"--- pod {pod['metadata']['name']} ({container}) ---\n{text}")
         return "\n".join(parts)
 
@@ -388,14 +388,49 @@ def _pod_replica(pod: dict[str, Any]) -> ReplicaObservation:
     )
 
 
-def _pod_log(client: Any, target: KubernetesTarget, pod: str, container: str, lines: int) -> str:
-    """A container's log; the reason instead when the cluster cannot give it (not started yet)."""
-    from lightkube.core.exceptions import ApiError
+def _pod_log(client: Any, target: KubernetesTarget, pod: dict[str, Any], container: str, lines: int) -> str:
+    """A container's log; the reason instead when the cluster cannot give it (not started yet).
 
+    A container that has restarted shows why in its previous run's log, not in the current one
+    (empty or a fresh start-up while it crash-loops), so that log follows, as ``kubectl logs
+    --previous`` would give it."""
+    name = pod["metadata"]["name"]
+    text = _read_log(client, target, name, container, lines, previous=False)
+    init = container not in {c["name"] for c in pod["spec"].get("containers") or []}
+    restarts = int(_container_status(pod, container, init).get("restartCount") or 0)
+    if not restarts:
+        return text
+    before = _read_log(client, target, name, container, lines, previous=True)
+    if before == text:  # the new run has not started: the "current" log is still the previous run's
+        return text
+    return f"{text}--- restarted {restarts} times; the log of its previous run: ---\n{before}"
+
+
+def _read_log(
+    client: Any, target: KubernetesTarget, pod: str, container: str, lines: int, previous: bool
+) -> str:
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.core_v1 import PodLog
+
+    params: dict[str, Any] = {"container": container, "tailLines": lines, "previous": previous}
     try:
-        return "".join(client.log(pod, namespace=target.namespace, container=container, tail_lines=lines))
+        # lightkube's Client.log has no ``previous``; its generic client builds the same request.
+        api = client._client
+        response = api.send(
+            api.build_adapter_request(
+                api.prepare_request("get", PodLog, name=pod, namespace=target.namespace, params=params)
+            )
+        )
+        api.raise_for_status(response)
     except ApiError as exc:
         return f"(no log: {exc.status.message})\n"
+    return "".join(line + "\n" for line in response.iter_lines())
+
+
+def _container_status(pod: dict[str, Any], container: str, init: bool) -> dict[str, Any]:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    statuses = (pod.get("status") or {}).get(key) or []
+    return next((s for s in statuses if s.get("name") == container), {})
 
 
 def _replica_sets(client: Any, target: KubernetesTarget, record: service_store.ServiceRecord) -> list[str]:
@@ -426,14 +461,11 @@ def _warning_events(client: Any, target: KubernetesTarget, involved: set[tuple[s
 
 
 def _last_exit_code(pod: dict[str, Any], container: str, init: bool) -> int | None:
-    key = "initContainerStatuses" if init else "containerStatuses"
-    for status in (pod.get("status") or {}).get(key) or []:
-        if status.get("name") == container:
-            terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get(
-                "terminated"
-            )
-            return int(terminated["exitCode"]) if terminated else None
-    return None
+    status = _container_status(pod, container, init)
+    terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get(
+        "terminated"
+    )
+    return int(terminated["exitCode"]) if terminated else None
 
 
 def _with_log_evidence(
@@ -447,7 +479,7 @@ def _with_log_evidence(
     container = "fetch-models" if init else "scorer"
     exits = [(p, _last_exit_code(p, container, init)) for p in pods]
     pod, exit_code = next(((p, code) for p, code in exits if code is not None), exits[0])
-    tail = _pod_log(client, target, pod["metadata"]["name"], container, LOG_EVIDENCE_LINES).strip()
+    tail = _pod_log(client, target, pod, container, LOG_EVIDENCE_LINES).strip()
     evidence = ErrorDetail(code="LogTail", message=tail or "(no output)")
     if not init and exit_code == EXIT_BOOT_FAILED:
         return ServiceError(

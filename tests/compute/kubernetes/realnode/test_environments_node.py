@@ -23,16 +23,30 @@ from modelport.registry.environment import Environment
 from modelport.workspace import Workspace
 from tests.compute.kubernetes.realnode.conftest import RealNode, attached_target, deploy
 from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
-from tests.compute.kubernetes.wheel_index import served, wheelhouse
+from tests.compute.kubernetes.wheel_index import Gate, probe_wheel, served, wheelhouse
 from tests.servers import S3Server
 
 pytestmark = pytest.mark.k8s_node
 
 
+PROBE = "modelport-gate-probe"
+
+
 @pytest.fixture(scope="module")
-def package_index(real_node: RealNode) -> Iterator[str]:
-    """The simple index URL pods install from (``http://<node>:<port>/simple/``)."""
-    with served(wheelhouse(["scikit-learn"], real_node.outside), real_node.node_ip) as url:
+def probe_gate() -> Gate:
+    """Holds the downloads of the probe package (served by the package index) until released."""
+    return Gate(PROBE)
+
+
+@pytest.fixture(scope="module")
+def package_index(
+    real_node: RealNode, probe_gate: Gate, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The simple index URL pods install from (``http://<node>:<port>/simple/``): scikit-learn and
+    modelport's runtime with their dependencies, and the probe package behind ``probe_gate``."""
+    probe = probe_wheel(tmp_path_factory.mktemp("probe"), PROBE)
+    house = wheelhouse(["scikit-learn"], real_node.outside)
+    with served(house, real_node.node_ip, extra=[probe], gate=probe_gate) as url:
         yield url
 
 
@@ -91,6 +105,52 @@ def test_an_environment_is_built_once_per_node_and_reused(
         f"deploy -> Healthy: cold cache {cold:.1f} s, warm {warm:.1f} s; init {cold_init} s / {warm_init} s"
     )
     assert warm_init <= cold_init
+
+
+@pytest.mark.timeout(1200)
+def test_two_pods_building_one_environment_at_once_build_it_once(
+    cached_cluster: tuple[Workspace, KubernetesTarget], probe_gate: Gate, node_kube: Any, tmp_path: Path
+) -> None:
+    """Two services with one new environment start together; the index holds the probe package's
+    download while the first pod builds, until the second pod is seen waiting on the lock. Then
+    one pod has built and the other reused the build (the lock + rename of envbuild.py)."""
+    ws, target = cached_cluster
+    env = _sklearn_environment("race-env", PROBE)
+    script = "import modelport_gate_probe\n\n\ndef init():\n    pass\n\n\ndef run(raw):\n    return raw\n"
+    services = [deploy(ws, name, [], script, tmp_path, environment=env) for name in ("race-a", "race-b")]
+
+    deadline = time.monotonic() + 600
+    while not (probe_gate.requested.is_set() and _both_locking(node_kube, target.namespace)):
+        assert time.monotonic() < deadline, "the two pods never built the environment at once"
+        time.sleep(1)
+    probe_gate.release()
+
+    logs = []
+    for service in services:
+        service.wait_for_deployment(timeout_sec=600)
+        assert service.run("{}") == "{}"
+        logs.append(service.get_logs(init=True))
+    built = [log for log in logs if "Building environment 'race-env'" in log]
+    reused = [log for log in logs if "was built meanwhile by another process" in log]
+    assert len(built) == 1 and len(reused) == 1, logs
+    for service in services:
+        service.delete()
+
+
+def _both_locking(node_kube: Any, namespace: str) -> bool:
+    """Both race pods' environment init containers have reached the build lock."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.core_v1 import Pod
+
+    found = 0
+    for name in ("race-a", "race-b"):
+        for pod in node_kube.list(Pod, namespace=namespace, labels={"modelport.io/service": name}):
+            try:
+                text = "".join(node_kube.log(pod.metadata.name, namespace=namespace, container="environment"))
+            except ApiError:  # not started yet
+                continue
+            found += "Locking" in text
+    return found == 2
 
 
 @pytest.mark.timeout(1200)
