@@ -1,13 +1,13 @@
 """Help pages drawn by typer with rich, without loading the parts of rich a help page never draws.
 
 typer draws help with ``typer.rich_utils``, which imports ``rich.markdown`` (markdown-it) and
-``rich.traceback`` (pygments) when it loads: about 0.2 s of the 0.45 s ``modelport --help`` took,
+``rich.traceback`` (pygments) when it loads: about 0.13 s of the 0.41 s ``modelport --help`` took,
 for ``Markdown``, used only with ``rich_markup_mode="markdown"``, and ``Traceback``, used only for
 pretty tracebacks; modelport turns on neither. :func:`load_rich_help` imports ``typer.rich_utils``
-while those two modules are stand-ins whose names load the real class on first use, then takes
-the stand-ins out of ``sys.modules``, so the rest of the process imports the real modules. The
-page drawn is typer's own (tests/cli/test_cli_startup.py compares it with the page drawn after
-a plain import).
+while those two modules are stand-ins whose names load the real class on first use, then takes the
+stand-ins out of ``sys.modules``, so the rest of the process imports the real modules. The page
+drawn is typer's own (tests/cli/test_cli_startup.py compares it with the page drawn after a plain
+import).
 """
 
 from __future__ import annotations
