@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typer import _click
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from typer import _click
 
 # The modules typer.rich_utils imports at load time but a help page in rich markup never uses.
 DEFERRED_MODULES = ("rich.markdown", "rich.traceback")
@@ -71,6 +73,7 @@ class HelpGroup(TyperGroup):
     """typer's group, whose help page loads rich's help renderer through :func:`load_rich_help`."""
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
-        """Draw typer's help page (the renderer loaded lightly first)."""
-        load_rich_help()
+        """Draw typer's help page (its rich renderer loaded lightly first, when it draws with rich)."""
+        if self.rich_markup_mode is not None:  # rich is one of modelport's dependencies
+            load_rich_help()
         super().format_help(ctx, formatter)
