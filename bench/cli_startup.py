@@ -6,8 +6,10 @@ the contenders in rotated order, and the medians are printed beside the referenc
 pass`` (the interpreter's own start-up, which no command can beat), as a difference to it, and
 as CPU time (user + system), which a busy machine disturbs less than wall time.
 Runs the ``modelport`` script next to this Python (as a user does), else ``python -m modelport``.
-Prints figures; asserts nothing.
-Usage: ``python bench/cli_startup.py [--rounds 15]``.
+``--baseline SRC`` also runs each command with another checkout's ``src`` folder first on
+``PYTHONPATH`` (e.g. ``git archive main src | tar -x -C /tmp/before``), interleaved with this
+one, so that a change is compared under the same load. Prints figures; asserts nothing.
+Usage: ``python bench/cli_startup.py [--rounds 15] [--baseline /tmp/before/src]``.
 """
 
 from __future__ import annotations
@@ -47,36 +49,38 @@ def main() -> None:
     """Print the median start-up time of each command beside ``python -c pass``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--baseline", type=Path, help="another checkout's src folder, to compare with")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="modelport-cli-bench-"))
     try:
         home = {**os.environ, "HOME": str(folder)}  # the workspace index goes here, not to ~
         create = [*_modelport(), "workspace", "create", "bench"]
         subprocess.run(create, cwd=folder, check=True, env=home, capture_output=True)
-        contenders = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "--version": [*_modelport(), "--version"],
-            "--help": [*_modelport(), "--help"],
-            "model list": [*_modelport(), "model", "list"],
-        }
-        for argv in contenders.values():  # warm the page cache and the bytecode caches
-            _once(argv, folder, home)
+        commands = {name: [*_modelport(), *name.split()] for name in GOALS_S}
+        contenders = {"python -c pass": ([sys.executable, "-c", "pass"], home)}
+        contenders.update({name: (argv, home) for name, argv in commands.items()})
+        if args.baseline is not None:
+            baseline = {**home, "PYTHONPATH": str(args.baseline.resolve())}
+            contenders.update({f"{name} (baseline)": (argv, baseline) for name, argv in commands.items()})
+        for argv, env in contenders.values():  # warm the page cache and the bytecode caches
+            _once(argv, folder, env)
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
         names = list(contenders)
         for round_ in range(args.rounds):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                times[name].append(_once(contenders[name], folder, home))
+                argv, env = contenders[name]
+                times[name].append(_once(argv, folder, env))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     reference = statistics.median(wall for wall, _ in times["python -c pass"])
     print(f"median of {args.rounds} rounds, rotated order; {sys.executable}")
-    print(f"{'command':<16} {'wall':>8} {'- python':>9} {'CPU':>8} {'goal (wall)':>12}")
+    print(f"{'command':<27} {'wall':>8} {'- python':>9} {'CPU':>8} {'goal (wall)':>12}")
     for name, samples in times.items():
         wall = statistics.median(s[0] for s in samples)
         cpu = statistics.median(s[1] for s in samples)
         goal = GOALS_S.get(name)
         goal_text = "" if goal is None else f"≤ {goal:.1f} s " + ("met" if wall <= goal else "not met")
-        print(f"{name:<16} {wall:>7.3f}s {wall - reference:>+8.3f}s {cpu:>7.3f}s {goal_text:>12}")
+        print(f"{name:<27} {wall:>7.3f}s {wall - reference:>+8.3f}s {cpu:>7.3f}s {goal_text:>12}")
 
 
 if __name__ == "__main__":

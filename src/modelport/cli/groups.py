@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import typer
 
+from modelport.cli.helppage import HelpGroup
+
 
 @dataclass(frozen=True)
 class Group:
@@ -49,7 +51,7 @@ COMMAND_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "h
 
 def new_group(name: str) -> typer.Typer:
     """The empty typer group ``name`` (its module adds the commands)."""
-    return typer.Typer(help=GROUPS[name].help, no_args_is_help=True)
+    return typer.Typer(help=GROUPS[name].help, no_args_is_help=True, cls=HelpGroup)
 
 
 def group(name: str) -> typer.Typer:

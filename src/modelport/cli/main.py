@@ -11,6 +11,7 @@ import sys
 import typer
 
 from modelport import __version__
+from modelport.cli.helppage import HelpGroup
 from modelport.errors import ModelportError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
 
 _state: dict[str, bool] = {"debug": False}

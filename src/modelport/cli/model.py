@@ -11,7 +11,7 @@ import typer
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
 from modelport.cli.deploy import deploy
 from modelport.cli.groups import new_group
-from modelport.cli.params import BarProgress, parse_filters, parse_pairs
+from modelport.cli.params import parse_filters, parse_pairs
 from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def register(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Register a file or folder as the next version of a model."""
+    from modelport.cli.progress import BarProgress
     from modelport.registry.model import Model
 
     ws = open_workspace(workspace, path)

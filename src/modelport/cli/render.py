@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -55,6 +54,8 @@ def emit(
         typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
         return
     if fmt is OutputFormat.yaml:
+        import yaml  # only this format needs it; imported here for the CLI's start-up
+
         typer.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
         return
     table = Table(title=title, show_lines=False)
