@@ -80,6 +80,8 @@ def test_named_keys_limits_and_removal(local_ws, iris_model, write_source) -> No
         service.add_key("team-b", rate="20 per second")
     with pytest.raises(WebserviceException, match="Invalid key name"):
         service.add_key("team a")
+    with pytest.warns(UserWarning, match=r"keeps its named keys \(team-q\) but they are not accepted"):
+        service.update(auth_enabled=False)
     service.delete()
 
 
