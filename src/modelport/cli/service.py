@@ -130,7 +130,11 @@ def keys(
     if ctx.invoked_subcommand is not None:
         return
     if name is None:
-        raise typer.BadParameter("Missing option '--name' / '-n'.", param_hint="--name")
+        raise typer.BadParameter(
+            "missing. Fix: `modelport service keys -n SERVICE` prints its primary and secondary keys; "
+            "`modelport service keys add|list|update|remove -n SERVICE ...` manages its named keys.",
+            param_hint="'--name' / '-n'",
+        )
     primary, secondary = _service(name, workspace, path).get_keys()
     emit({"primaryKey": primary, "secondaryKey": secondary}, output)
 
