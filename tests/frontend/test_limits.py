@@ -103,6 +103,7 @@ def test_limiters_keep_counts_while_limits_stay_and_restart_when_they_change() -
         ({"rate": 1.0, "burst": 0}, "burst"),
         ({"quota": 5}, "quota"),
         ({"quota": 0, "window": "day"}, "quota"),
+        ({"quota": 5, "window": "week"}, "quota"),
     ],
 )
 def test_invalid_limits_are_refused_naming_the_field(limits: dict[str, object], field: str) -> None:
@@ -114,6 +115,8 @@ def test_named_key_wire_form_round_trips() -> None:
     key = NamedKey("team-a", key_digest("v"), KeyLimits(rate=20.0, burst=40, quota=10, window="day"))
     assert NamedKey.from_wire(key.to_wire()) == key
     assert "v" not in key.to_wire().values()
+    with pytest.raises(UserErrorException, match="sha256 must be 64 lower-case hex digits"):
+        NamedKey("team-a", "00")
 
 
 # -- through a real front end -------------------------------------------------------------------

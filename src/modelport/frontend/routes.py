@@ -54,7 +54,9 @@ class KeyLimits:
             raise UserErrorException(
                 f"burst ({self.burst}) needs a rate and must be at least 1. Fix: give a rate with it."
             )
-        if (self.quota is None) != (self.window is None) or (self.quota is not None and self.quota < 1):
+        bad_window = self.window is not None and self.window not in WINDOW_SECONDS
+        bad_count = self.quota is not None and self.quota < 1
+        if bad_window or bad_count or (self.quota is None) != (self.window is None):
             raise UserErrorException(
                 f"quota needs a count of at least 1 and a window (second, minute, hour or day); got "
                 f"{self.quota} per {self.window}."
@@ -78,6 +80,12 @@ class NamedKey:
     name: str
     sha256: str  # hex digest of the key's UTF-8 value
     limits: KeyLimits = field(default_factory=KeyLimits)
+
+    def __post_init__(self) -> None:
+        if len(self.sha256) != 64 or set(self.sha256) - set("0123456789abcdef"):
+            raise UserErrorException(
+                f"named key {self.name}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}."
+            )
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON form (the keys Secret on a cluster, the auth digest)."""

@@ -220,9 +220,9 @@ def _edit_autoscaler(deployment: Obj, **values: Any) -> None:
             {
                 "authMode": "key",
                 "tokenSecret": "ab",
-                "namedKeys": '[{"name":"a","sha256":"00","limits":{"rate":0}}]',
+                "namedKeys": '[{"name":"a","sha256":"00","limits":{}}]',
             },
-            "namedKeys is not valid: rate must be above 0",
+            "namedKeys is not valid: named key a: sha256 must be 64",
         ),
     ],
 )
