@@ -13,6 +13,7 @@ COMPUTE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,31}$")
 # Environment names are free text in Azure ML; modelport only refuses what cannot be a file or
 # a row key safely (path separators, NUL, leading dots, control characters).
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,254}$")
 # Azure ML reserved these for its managed computes; an attached target may not take them.
 RESERVED_COMPUTE_NAMES = ("amlcompute", "local", "containerinstance")
@@ -40,6 +41,16 @@ def check_service_name(name: object) -> str:
             f"Error, provided service name is invalid. It must only consist of lowercase letters, numbers, "
             f"or dashes, start with a letter, end with a letter or number, and be between 3 and 32 "
             f"characters long. Got {name!r}."
+        )
+    return name
+
+
+def check_key_name(name: object) -> str:
+    """Return ``name`` if it can name a service's named key (a Prometheus label value too)."""
+    if not isinstance(name, str) or not KEY_NAME.match(name):
+        raise WebserviceException(
+            f"Invalid key name {name!r}: key_name must be 1-63 characters, start with a letter or digit "
+            "and contain only letters, digits, '-', '.' and '_'. Fix: choose a name such as 'team-a'."
         )
     return name
 

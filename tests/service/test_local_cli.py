@@ -12,6 +12,8 @@ import pytest
 from tests.clirun import modelport
 from tests.service.conftest import IRIS_SCORE
 
+SAMPLE_JSON = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
+
 
 def cli(*args: str, cwd: Path, rc: int = 0) -> subprocess.CompletedProcess[str]:
     """Run the CLI in ``cwd``; assert its exit code."""
@@ -58,6 +60,7 @@ def test_deploy_use_and_delete_from_the_cli(project: Path) -> None:
     assert "Service is Healthy" in deployed.stderr or "Service is Healthy" in deployed.stdout
 
     keys = json.loads(cli("service", "keys", "-n", "cli-svc", "-o", "json", cwd=project).stdout)
+    assert set(keys) == {"primaryKey", "secondaryKey"}
     answer = httpx.post(
         service["scoringUri"],
         content=json.dumps({"data": [[6.7, 3.0, 5.2, 2.3]]}),
@@ -81,6 +84,36 @@ def test_deploy_use_and_delete_from_the_cli(project: Path) -> None:
     assert regen["primaryKey"] != keys["primaryKey"]
     token = cli("service", "token", "-n", "cli-svc", cwd=project, rc=1)
     assert "does not use token auth" in token.stderr
+    revoke = cli("service", "tokens", "revoke", "-n", "cli-svc", cwd=project, rc=1)
+    assert "does not use token auth, so it has no tokens to revoke" in revoke.stderr
+
+    add = ("service", "keys", "add", "-n", "cli-svc", "--key-name", "team-a", "--rate", "20/s")
+    added = json.loads(cli(*add, "--burst", "40", "--quota", "100000/day", "-o", "json", cwd=project).stdout)
+    assert added["name"] == "team-a" and len(added["key"]) >= 40
+    named = {"Authorization": f"Bearer {added['key']}"}
+    assert httpx.post(service["scoringUri"], content=SAMPLE_JSON, headers=named).status_code == 200
+    listed_keys = json.loads(
+        cli("service", "keys", "list", "-n", "cli-svc", "-o", "json", cwd=project).stdout
+    )
+    assert listed_keys == [{"name": "team-a", "rate": "20/s", "burst": 40, "quota": "100000/day"}]
+    update = ("service", "keys", "update", "-n", "cli-svc", "--key-name", "team-a", "--quota", "none")
+    assert json.loads(cli(*update, "-o", "json", cwd=project).stdout)["quota"] is None
+    bad = cli(
+        "service",
+        "keys",
+        "update",
+        "-n",
+        "cli-svc",
+        "--key-name",
+        "team-a",
+        "--rate",
+        "fast",
+        cwd=project,
+        rc=1,
+    )
+    assert "Invalid rate 'fast'" in bad.stderr
+    cli("service", "keys", "remove", "-n", "cli-svc", "--key-name", "team-a", cwd=project)
+    assert httpx.post(service["scoringUri"], content=SAMPLE_JSON, headers=named).status_code == 401
 
     status = json.loads(cli("local", "status", "-o", "json", cwd=project).stdout)
     assert status["running"] is True and status["frontendUrl"].startswith("http://127.0.0.1:")

@@ -1,4 +1,5 @@
-"""``modelport service list|show|logs|update|delete|keys|regen-key|token|run``."""
+"""``modelport service list|show|logs|update|delete|keys [add|list|update|remove]|regen-key|token|
+tokens revoke|run``."""
 
 from __future__ import annotations
 
@@ -104,16 +105,94 @@ def logs(
     sys.stdout.write(_service(name, workspace, path).get_logs(num_lines=num_lines, init=init))
 
 
-@app.command("keys")
+# ``keys -n SVC`` prints Azure ML's two keys (as ``ml service get-keys``); its sub-commands manage
+# the named keys. A group with a callback keeps both spellings.
+keys_app = typer.Typer(
+    invoke_without_command=True,
+    help="Print the primary and secondary keys; add, list, update, remove named keys.",
+)
+app.add_typer(keys_app, name="keys")
+KEY_NAME_OPTION = typer.Option(..., "--key-name", "-k", help="The named key (e.g. team-a).")
+RATE_HELP = "Requests per second, minute, hour or day: COUNT/UNIT, e.g. 20/s (token bucket)."
+BURST_HELP = "Requests a key may send at once above its rate (default: one second's worth)."
+QUOTA_HELP = "Requests per fixed window: COUNT/UNIT with UNIT s, min, h or day, e.g. 100000/day."
+
+
+@keys_app.callback()
 def keys(
+    ctx: typer.Context,
+    name: str | None = typer.Option(None, "--name", "-n", help="Service name."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Print the primary and secondary keys (sub-commands: the named keys)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if name is None:
+        raise typer.BadParameter(
+            "missing. Fix: `modelport service keys -n SERVICE` prints its primary and secondary keys; "
+            "`modelport service keys add|list|update|remove -n SERVICE ...` manages its named keys.",
+            param_hint="'--name' / '-n'",
+        )
+    primary, secondary = _service(name, workspace, path).get_keys()
+    emit({"primaryKey": primary, "secondaryKey": secondary}, output)
+
+
+@keys_app.command("add")
+def keys_add(
+    name: str = NAME_OPTION,
+    key_name: str = KEY_NAME_OPTION,
+    rate: str | None = typer.Option(None, "--rate", help=RATE_HELP),
+    burst: int | None = typer.Option(None, "--burst", help=BURST_HELP),
+    quota: str | None = typer.Option(None, "--quota", help=QUOTA_HELP),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Add a named key and print its value: the only time it is shown (it is stored hashed)."""
+    value = _service(name, workspace, path).add_key(key_name, rate=rate, burst=burst, quota=quota)
+    emit({"name": key_name, "key": value}, output)
+
+
+@keys_app.command("list")
+def keys_list(
     name: str = NAME_OPTION,
     workspace: str | None = WORKSPACE_OPTION,
     path: Path | None = PATH_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Print the primary and secondary keys."""
-    primary, secondary = _service(name, workspace, path).get_keys()
-    emit({"primaryKey": primary, "secondaryKey": secondary}, output)
+    """List the named keys with their limits (never their values)."""
+    emit(_service(name, workspace, path).list_keys(), output, columns=("name", "rate", "burst", "quota"))
+
+
+@keys_app.command("update")
+def keys_update(
+    name: str = NAME_OPTION,
+    key_name: str = KEY_NAME_OPTION,
+    rate: str | None = typer.Option(None, "--rate", help=RATE_HELP + " 'none' removes it."),
+    burst: str | None = typer.Option(None, "--burst", help=BURST_HELP + " 'none': the default."),
+    quota: str | None = typer.Option(None, "--quota", help=QUOTA_HELP + " 'none' removes it."),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Change a named key's limits (those not given stay); in effect when this returns."""
+    service = _service(name, workspace, path)
+    service.update_key(key_name, rate=rate, burst=burst, quota=quota)
+    emit(next(k for k in service.list_keys() if k["name"] == key_name), output)
+
+
+@keys_app.command("remove")
+def keys_remove(
+    name: str = NAME_OPTION,
+    key_name: str = KEY_NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Remove a named key; it is refused from the moment this returns."""
+    _service(name, workspace, path).remove_key(key_name)
+    typer.echo(f"Removed key {key_name} of service {name}")
 
 
 @app.command("regen-key")
@@ -141,6 +220,23 @@ def token(
 ) -> None:
     """Print an access token (token-auth services) with its refresh-after and expiry times."""
     emit(_service(name, workspace, path).get_access_token().to_wire(), output)
+
+
+tokens_app = typer.Typer(no_args_is_help=True, help="Revoke a token-auth service's access tokens.")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: str = NAME_OPTION,
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Rotate the token-signing secret: every token issued so far is refused when this returns."""
+    _service(name, workspace, path).revoke_tokens()
+    typer.echo(
+        f"Revoked every access token of service {name}; fetch new ones with `modelport service token`."
+    )
 
 
 @app.command("run")

@@ -1,7 +1,9 @@
 """Service keys and access tokens: the one place that signs and verifies them.
 
 Key auth (Azure ML's default on AKS): ``Authorization: Bearer <primary or secondary key>``,
-compared in constant time. Token auth: ``Authorization: Bearer <token>`` where the token is an
+compared in constant time, or a named key, recognised by its SHA-256 (one dictionary lookup: the
+hash of a random 256-bit key reveals nothing usable through lookup timing; docs/decisions.md).
+Token auth: ``Authorization: Bearer <token>`` where the token is an
 HS256 JWT signed with the service's secret, addressed to the service (``aud``) and expiring.
 Like Azure ML, a token carries a refresh-after time well before its expiry: clients fetch a new
 one after ``refresh_after`` and the old one stays valid for 12 hours more (the SDK's comment on
@@ -10,6 +12,7 @@ one after ``refresh_after`` and the old one stays valid for 12 hours more (the S
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 
 import jwt
 
-from modelport.frontend.routes import AuthPolicy
+from modelport.frontend.routes import AuthPolicy, NamedKey
 
 ISSUER = "modelport"
 DEFAULT_REFRESH_AFTER_S = 3600
@@ -102,8 +105,9 @@ class Authenticator:
     def __init__(self) -> None:
         self._verified: dict[tuple[bytes, str, str], float] = {}
 
-    def check(self, service: str, policy: AuthPolicy, authorization: str | None) -> str | None:
-        """``None`` when the request may pass, otherwise why not (the 401 message)."""
+    def check(self, service: str, policy: AuthPolicy, authorization: str | None) -> str | NamedKey | None:
+        """Why the request may not pass (the 401 message), or who it passes as: the named key it
+        carries, ``None`` for the service's own credentials (or none needed)."""
         if policy.mode == "none":
             return None
         if authorization is None:
@@ -116,7 +120,11 @@ class Authenticator:
         if policy.mode == "key":
             if policy.keys and keys_match(credential, policy.keys):
                 return None
-            return "Invalid key: it is neither the primary nor the secondary key of this service."
+            if policy.named_keys:
+                named = policy.named_by_digest.get(hashlib.sha256(credential.encode("utf-8")).digest())
+                if named is not None:
+                    return named
+            return "Invalid key: it is not the primary, the secondary or a named key of this service."
         return self._check_token(service, policy, credential)
 
     def _check_token(self, service: str, policy: AuthPolicy, token: str) -> str | None:

@@ -23,10 +23,20 @@ ID_HEADERS = frozenset(("x-request-id", "x-ms-request-id", "x-ms-client-request-
 
 
 def answer_error(
-    metrics: FrontEndMetrics, request: Request, responder: Responder, service: str, status: int, message: str
+    metrics: FrontEndMetrics,
+    request: Request,
+    responder: Responder,
+    service: str,
+    status: int,
+    message: str,
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Write an answer of the front end's own (JSON ``{"message": ...}``) and count it."""
-    headers = [*JSON, *((name, value) for name, value in request.headers if name in ID_HEADERS)]
+    headers = [
+        *JSON,
+        *((name, value) for name, value in request.headers if name in ID_HEADERS),
+        *extra_headers,
+    ]
     if status == 401:
         headers.append(("www-authenticate", "Bearer"))
     responder.respond(request, status, headers, orjson.dumps({"message": message}))

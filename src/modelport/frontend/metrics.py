@@ -77,6 +77,7 @@ class FrontEndMetrics(Collector):
     def __init__(self, samples: Callable[[], Iterable[LoadSample]]) -> None:
         self._samples = samples
         self._services: dict[str, _ServiceCounts] = {}
+        self._keys: dict[tuple[str, str, str], int] = {}  # (service, key name, outcome) -> count
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -95,6 +96,12 @@ class FrontEndMetrics(Collector):
     def waited(self, service: str, seconds: float) -> None:
         """Record how long a request of ``service`` waited for a replica."""
         self._counts(service).queue.observe(seconds)
+
+    def key_request(self, service: str, key: str, outcome: str) -> None:
+        """Count one request of a named key by what its limits said (``admitted``, ``rate_limited``,
+        ``quota_exceeded``); labelled with the key's name, never its value."""
+        label = (service, key, outcome)
+        self._keys[label] = self._keys.get(label, 0) + 1
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text exposition format."""
@@ -122,7 +129,14 @@ class FrontEndMetrics(Collector):
                 requests.add_metric([service, str(code)], count)
             latency.add_metric([service], counts.latency.cumulative(), counts.latency.total)
             queue.add_metric([service], counts.queue.cumulative(), counts.queue.total)
-        yield from (requests, latency, queue)
+        keys = CounterMetricFamily(
+            "modelport_frontend_key_requests",
+            "Requests that carried a named key, by service, key name and outcome of its limits.",
+            labels=["service", "key", "outcome"],
+        )
+        for (service, key, outcome), count in list(self._keys.items()):
+            keys.add_metric([service, key, outcome], count)
+        yield from (requests, latency, queue, keys)
         in_flight = GaugeMetricFamily(
             "modelport_frontend_in_flight",
             "Requests sent to a replica and not yet answered.",

@@ -26,8 +26,9 @@ from modelport.frontend.auth import Authenticator
 from modelport.frontend.autoscaler import LoadSample
 from modelport.frontend.balancer import Replica, ServiceBalancer
 from modelport.frontend.forward import JSON, Call, answer_error
+from modelport.frontend.limits import KeyLimiters
 from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
-from modelport.frontend.routes import ServiceRoute
+from modelport.frontend.routes import NamedKey, ServiceRoute
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
 from modelport.runtime.http_server import ConnectionSet, HttpProtocol, Request, Responder, protocol_factory
 from modelport.runtime.listen import bind
@@ -58,6 +59,8 @@ class FrontEnd:
         self._services: dict[str, ServiceBalancer] = {}
         self._replicas: dict[str, Replica] = {}
         self._auth = Authenticator()
+        self._limiters = KeyLimiters()
+        self.clock: Callable[[], float] = time.time  # the key limiters' (tests replace it)
         # Client connections, so that stop() can drain keep-alive ones (Server.close() does not).
         self._connections = ConnectionSet()
         self.draining = False
@@ -137,6 +140,9 @@ class FrontEnd:
         for name, balancer in self._services.items():
             if name not in routes:
                 balancer.close()
+        self._limiters.configure(
+            {(name, key.name): key.limits for name, route in routes.items() for key in route.auth.named_keys}
+        )
         previous = self._services
         self._replicas = replicas
         self._services = {
@@ -200,14 +206,27 @@ class FrontEnd:
             fields = request.header_map()
             # A CORS preflight carries no credentials by design; everything else must.
             if not (request.method == "OPTIONS" and "access-control-request-method" in fields):
-                refused = self._auth.check(route.name, route.auth, fields.get("authorization"))
-                if refused is not None:
-                    answer_error(self.metrics, request, responder, route.name, 401, refused)
+                verdict = self._auth.check(route.name, route.auth, fields.get("authorization"))
+                if isinstance(verdict, str):
+                    answer_error(self.metrics, request, responder, route.name, 401, verdict)
+                    return
+                if isinstance(verdict, NamedKey) and not self._admit_key(
+                    request, responder, route.name, verdict
+                ):
                     return
                 # The credential is the front end's business, not the entry script's.
                 headers = [field for field in headers if field[0] != "authorization"]
         target = "/" + rest + ("?" + request.query.decode("latin-1") if request.query else "")
         Call(request, responder, balancer, target, headers, self.metrics).start()
+
+    def _admit_key(self, request: Request, responder: Responder, service: str, key: NamedKey) -> bool:
+        """Count a named key's request against its limits; answer 429 with ``Retry-After`` when over."""
+        admission = self._limiters.admit(service, key.name, self.clock())
+        self.metrics.key_request(service, key.name, admission.outcome)
+        if not admission.admitted:
+            retry = (("retry-after", str(admission.retry_after_s)),)
+            answer_error(self.metrics, request, responder, service, 429, admission.message, retry)
+        return admission.admitted
 
 
 def _service_of(path: str) -> str:

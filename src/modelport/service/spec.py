@@ -8,14 +8,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from modelport.config.deployment import EffectiveDeploymentConfig
+from modelport.frontend.routes import NamedKey, named_keys_wire
 
 ComputeType = Literal["local", "kubernetes"]
 LOCAL_TARGET = "local"
 
 
-def auth_digest(mode: str, primary: str | None, secondary: str | None, token_secret: str) -> str:
-    """A fingerprint of a service's auth settings; a target reports it once its front end has them."""
-    material = f"{mode}|{primary}|{secondary}|{token_secret}"
+def auth_digest(
+    mode: str, primary: str | None, secondary: str | None, token_secret: str, named_keys: str = "[]"
+) -> str:
+    """A fingerprint of a service's auth settings; a target reports it once its front end has them.
+
+    ``named_keys`` is the canonical JSON of the named keys (``frontend.routes.named_keys_wire``).
+    """
+    material = f"{mode}|{primary}|{secondary}|{token_secret}|{named_keys}"
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -69,6 +75,8 @@ class ServiceSpec(BaseModel):
     environment: EnvironmentRef | None
     deployment: EffectiveDeploymentConfig  # keys resolved: primary_key/secondary_key are set
     token_secret: str  # hex; signs this service's access tokens
+    # Keys beyond the primary and secondary, stored as hashes with their limits (key auth only).
+    named_keys: tuple[NamedKey, ...] = ()
     description: str | None = None
     tags: dict[str, str] = {}
     properties: dict[str, str] = {}
@@ -84,7 +92,13 @@ class ServiceSpec(BaseModel):
     def auth_digest(self) -> str:
         """A fingerprint of the auth settings; the target reports it once its front end applies them."""
         config = self.deployment
-        return auth_digest(self.auth_mode, config.primary_key, config.secondary_key, self.token_secret)
+        return auth_digest(
+            self.auth_mode,
+            config.primary_key,
+            config.secondary_key,
+            self.token_secret,
+            named_keys_wire(self.named_keys),
+        )
 
     @property
     def frontend_settings(self) -> dict[str, Any]:

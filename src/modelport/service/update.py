@@ -6,6 +6,7 @@ rolled out by the target; tags, properties and the description change in place.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from modelport.registry.tags import add_properties
 from modelport.service import store as service_store
 from modelport.service.deploy import resolve_environment, resolve_models, snapshot_source
 from modelport.service.driver import driver_for
+from modelport.service.spec import ServiceSpec
 from modelport.workspace.blobs import discard_unreferenced_blobs
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ def plan_update(
         )
         return None
     changes["deployment"] = _validated_config(spec.deployment, given)
+    _warn_unchecked_named_keys(spec.model_copy(update={"deployment": changes["deployment"]}))
     driver_for(spec.compute_type, spec.compute_target).check(workspace, changes["deployment"])
     created: list[str] = []
     if inference_config is not None:
@@ -139,3 +142,16 @@ def plan_update(
         raise
     driver_for(spec.compute_type, spec.compute_target).submit(workspace, service.name)
     return generation
+
+
+def _warn_unchecked_named_keys(spec: ServiceSpec) -> None:
+    """Say so when an update turns key auth off while named keys exist: they are kept, not checked."""
+    if spec.named_keys and spec.auth_mode != "key":
+        names = ", ".join(key.name for key in spec.named_keys)
+        warnings.warn(
+            f"update(): service {spec.name} keeps its named keys ({names}) but they are not accepted "
+            f"while it uses {spec.auth_mode} auth; they work again with key auth. Remove them with "
+            "remove_key() (CLI: modelport service keys remove).",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -85,14 +85,14 @@ def _failure_message(name: str, state: str, generation: int, error: ServiceError
     )
 
 
-def until_auth_applied(service: Webservice, auth_digest: str) -> None:
+def until_auth_applied(service: Webservice, auth_digest: str, operation: str = "key regeneration") -> None:
     """Observe ``service`` until its front end applies the auth settings ``auth_digest`` names."""
     service.update_deployment_state()
     deadline = time.monotonic() + APPLY_DEADLINE_S
     while service.observed.get("authDigest") != auth_digest:
         if time.monotonic() > deadline:
             raise WebserviceException(
-                f'Error, key regeneration operation "TimedOut" with message "the {service.compute_name} '
+                f'Error, {operation} operation "TimedOut" with message "the {service.compute_name} '
                 f'target did not apply the change within {APPLY_DEADLINE_S:.0f} s"'
             )
         time.sleep(POLL_S / 5)

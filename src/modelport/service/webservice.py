@@ -268,10 +268,56 @@ class Webservice:
         Returns once the front end accepts only the new value; the other key keeps working.
         """
         spec, kind = keys.with_new_key(self._spec, key, set_key)
-        # Settings that need no new replicas: stored, handed to the target, applied in place.
-        service_store.replace_spec(self.workspace, spec, f"{kind} key regenerated")
+        self._apply_auth(spec, f"{kind} key regenerated", "key regeneration")
+
+    def _apply_auth(self, spec: ServiceSpec, message: str, operation: str) -> None:
+        """Store auth settings and return once the target's front end applies them.
+
+        They need no new replicas: stored, handed to the target, applied in place (the local
+        agent's table, the keys Secret the in-cluster front end watches).
+        """
+        service_store.replace_spec(self.workspace, spec, message)
         self.driver.submit(self.workspace, self.name)
-        wait.until_auth_applied(self, spec.auth_digest)
+        wait.until_auth_applied(self, spec.auth_digest, operation)
+
+    # modelport's own, beyond Azure ML's two keys (docs/frontend.md, "Named keys").
+    def add_key(
+        self, key_name: str, rate: str | None = None, burst: int | None = None, quota: str | None = None
+    ) -> str:
+        """Add a named key with optional limits (``rate="20/s"``, ``burst=40``, ``quota="100000/day"``).
+
+        Returns the key's value, the only time it is shown (it is stored hashed); the key works
+        once this returns.
+        """
+        spec, value = keys.with_named_key(self._spec, key_name, keys.key_limits(rate, burst, quota))
+        self._apply_auth(spec, f"Named key {key_name} added", "named key addition")
+        return value
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """The named keys: ``name``, ``rate``, ``burst`` and ``quota`` (never the values)."""
+        return [keys.describe(key) for key in self._spec.named_keys]
+
+    def update_key(
+        self,
+        key_name: str,
+        rate: str | None = None,
+        burst: int | str | None = None,
+        quota: str | None = None,
+    ) -> None:
+        """Change a named key's limits: ``None`` keeps one, ``"none"`` removes it."""
+        spec = keys.with_key_limits(self._spec, key_name, rate, burst, quota)
+        self._apply_auth(spec, f"Named key {key_name} limits changed", "named key update")
+
+    def remove_key(self, key_name: str) -> None:
+        """Remove a named key; it is refused from the moment this returns."""
+        spec = keys.without_named_key(self._spec, key_name)
+        self._apply_auth(spec, f"Named key {key_name} removed", "named key removal")
+
+    def revoke_tokens(self) -> None:
+        """Rotate the token-signing secret: every token issued so far is refused once this returns
+        (new ones come from :meth:`get_access_token`)."""
+        spec = keys.with_new_token_secret(self._spec)
+        self._apply_auth(spec, "Tokens revoked (token-signing secret rotated)", "token revocation")
 
     def get_access_token(self) -> Token:
         """A signed token (token auth): ``access_token``, ``token_type``, ``refresh_after``, ``expiry_on``."""

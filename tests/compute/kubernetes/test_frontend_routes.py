@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from modelport.compute.kubernetes.routes import (
     ready_replica,
 )
 from modelport.frontend.autoscaler import AutoscaleSettings
-from modelport.frontend.routes import AuthPolicy, ReplicaTarget
+from modelport.frontend.routes import AuthPolicy, KeyLimits, NamedKey, ReplicaTarget, key_digest
 from tests.compute.kubernetes.specs import make_inputs, make_spec
 
 Obj = dict[str, Any]
@@ -47,9 +48,11 @@ def as_stored(manifest: Obj, uid: str = "d-uid", replicas: int | None = 1) -> Ob
     return stored
 
 
-def service_objects(name: str = "iris-svc", **knobs: Any) -> tuple[Obj, Obj]:
+def service_objects(
+    name: str = "iris-svc", spec_update: dict[str, Any] | None = None, **knobs: Any
+) -> tuple[Obj, Obj]:
     """(Deployment, keys Secret) of a service as stored."""
-    spec = make_spec(name, **knobs)
+    spec = make_spec(name, **knobs).model_copy(update=spec_update or {})
     objects = m.service_manifests(spec, make_inputs(namespace="ml"))
     return as_stored(find(objects, "Deployment")), as_stored(find(objects, "Secret"), uid="s-uid")
 
@@ -212,6 +215,15 @@ def _edit_autoscaler(deployment: Obj, **values: Any) -> None:
     [
         ({"authMode": "password"}, "not one of none, key, token"),
         ({"authMode": "token", "tokenSecret": "zz"}, "not hex"),
+        ({"authMode": "key", "tokenSecret": "ab", "namedKeys": "[{}]"}, "namedKeys is not valid: 'name'"),
+        (
+            {
+                "authMode": "key",
+                "tokenSecret": "ab",
+                "namedKeys": '[{"name":"a","sha256":"00","limits":{}}]',
+            },
+            "namedKeys is not valid: named key a: sha256 must be 64",
+        ),
     ],
 )
 def test_a_bad_keys_secret_is_refused(data: dict[str, str], message: str) -> None:
@@ -224,6 +236,15 @@ def test_keys_left_empty_never_match() -> None:
     data = {"authMode": "key", "primaryKey": "p" * 32, "secondaryKey": "", "tokenSecret": "ab"}
     secret = {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
     assert auth_of(secret).keys == ("p" * 32,)
+
+
+def test_named_keys_reach_the_policy_as_hashes_with_their_limits() -> None:
+    named = NamedKey("team-a", key_digest("the-key"), KeyLimits(rate=20.0, burst=40, quota=9, window="day"))
+    _, secret = service_objects(spec_update={"named_keys": (named,)})
+    assert "the-key" not in json.dumps(secret)
+    policy = auth_of(secret)
+    assert policy.named_keys == (named,)
+    assert policy.named_by_digest[hashlib.sha256(b"the-key").digest()] == named
 
 
 # -- options ----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_all, apply_service
 from modelport.frontend.auth import issue_token
+from modelport.frontend.routes import KeyLimits, NamedKey, key_digest
 from modelport.service.spec import ServiceSpec
 from tests.compute.kubernetes.specs import make_inputs, make_spec
 from tests.compute.kubernetes.testbed import ControlPlane
@@ -195,9 +196,10 @@ class Replicas:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
 
-    def deploy(self, name: str, **knobs: Any) -> ServiceSpec:
-        """Apply a service's objects the way the driver will, its pods bound to the parked node."""
-        spec = make_spec(name, **knobs)
+    def deploy(self, name: str, spec_update: dict[str, Any] | None = None, **knobs: Any) -> ServiceSpec:
+        """Apply a service's objects the way the driver will, its pods bound to the parked node
+        (``spec_update``: fields of the spec beyond the deployment knobs, e.g. named keys)."""
+        spec = make_spec(name, **knobs).model_copy(update=spec_update or {})
         port = self.ports.setdefault(name, free_port())
         # Only what the front end reads: the Deployment and its keys Secret (the Service and
         # ConfigMaps serve pods and cluster networking, which the testbed does not run).
@@ -401,6 +403,49 @@ def test_token_auth_uses_the_service_token_secret(replicas: Replicas, frontend: 
     assert (
         frontend.score("token-svc", auth=spec.deployment.primary_key).status_code == 401
     )  # keys do not apply
+
+
+def test_named_key_limits_and_token_revocation_through_the_keys_secret(
+    kube: Client, namespace: str, replicas: Replicas, frontend: FrontEndProcess
+) -> None:
+    """What ``add_key``, ``remove_key`` and ``revoke_tokens`` write (the keys Secret, re-applied as
+    the driver does) takes effect in the in-cluster front end without touching the Deployment."""
+    named_key = "named-" + "k" * 30
+    one_per_100_s = NamedKey("team-a", key_digest(named_key), KeyLimits(rate=0.01, burst=2))
+    spec = replicas.deploy(
+        "keyed-svc", {"named_keys": (one_per_100_s,)}, autoscale_enabled=False, num_replicas=1
+    )
+    replicas.start("keyed-svc")
+    eventually_status(frontend, "keyed-svc", 200, spec.deployment.primary_key)
+    answers = [frontend.score("keyed-svc", auth=named_key) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].headers["retry-after"] == "100"
+    assert "Rate limit exceeded for key team-a" in answers[2].json()["message"]
+    metrics = httpx.get(frontend.url + "/metrics").text
+    assert 'key="team-a",outcome="rate_limited",service="keyed-svc"} 1.0' in metrics
+    generation = kube.get(Deployment, "keyed-svc", namespace=namespace).metadata.generation
+    replicas.deploy("keyed-svc", autoscale_enabled=False, num_replicas=1)  # the key removed
+    eventually_status(frontend, "keyed-svc", 401, named_key)
+
+    token_spec = replicas.deploy(
+        "token-svc", autoscale_enabled=False, num_replicas=1, token_auth_enabled=True
+    )
+    replicas.start("token-svc")
+    old_token = issue_token(bytes.fromhex(token_spec.token_secret), "token-svc").access_token
+    eventually_status(frontend, "token-svc", 200, old_token)
+    revoked = replicas.deploy(
+        "token-svc",
+        {"token_secret": "cd" * 32},
+        autoscale_enabled=False,
+        num_replicas=1,
+        token_auth_enabled=True,
+    )
+    refused = eventually_status(frontend, "token-svc", 401, old_token)
+    assert refused.json()["message"].startswith("Invalid token")
+    new_token = issue_token(bytes.fromhex(revoked.token_secret), "token-svc").access_token
+    assert frontend.score("token-svc", auth=new_token).status_code == 200
+    # Neither change made a new Deployment generation: the replicas were not restarted.
+    assert kube.get(Deployment, "keyed-svc", namespace=namespace).metadata.generation == generation
 
 
 def test_autoscaling_scales_the_deployment_through_the_scale_subresource(

@@ -169,6 +169,22 @@ def test_a_model_is_fetched_served_scored_rotated_updated_and_logged(
     kept = httpx.post(service.scoring_uri, json=SAMPLE, headers={"Authorization": f"Bearer {secondary}"})
     assert kept.status_code == 200
 
+    # A named key with a rate limit reaches the front end through the keys Secret, no redeploy.
+    generation = service.generation
+    named = {"Authorization": f"Bearer {service.add_key('team-a', rate='1/min', burst=1)}"}
+    wait_until(
+        lambda: httpx.post(service.scoring_uri, json=SAMPLE, headers=named).status_code == 200,
+        "the front end accepts the named key",
+    )
+    over = httpx.post(service.scoring_uri, json=SAMPLE, headers=named)
+    assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 60
+    service.remove_key("team-a")
+    wait_until(
+        lambda: httpx.post(service.scoring_uri, json=SAMPLE, headers=named).status_code == 401,
+        "the front end refuses the removed key",
+    )
+    assert service.generation == generation
+
     service.update(scoring_timeout_ms=30000, num_replicas=2)
     service.wait_for_deployment(timeout_sec=240)
 
@@ -267,3 +283,17 @@ def test_the_raw_http_notebook_port_with_token_auth_serves_on_the_cluster(
     assert echoed.status_code == 200 and echoed.json() == {"echo": "ping"}
     refused = httpx.get(service.scoring_uri, headers={"Authorization": f"Bearer {service.get_keys()[0]}"})
     assert refused.status_code == 401  # keys do not open a token-auth service
+
+    # Revocation through the facade's service object (a modelport extension): old tokens refused.
+    service.revoke_tokens()
+
+    def only_new_tokens_work() -> bool:
+        ping = {"q": "ping"}
+        old = httpx.get(
+            service.scoring_uri, params=ping, headers={"Authorization": f"Bearer {token.access_token}"}
+        )
+        fresh = service.get_access_token().access_token
+        new = httpx.get(service.scoring_uri, params=ping, headers={"Authorization": f"Bearer {fresh}"})
+        return old.status_code == 401 and new.status_code == 200
+
+    wait_until(only_new_tokens_work, "the front end refuses tokens signed with the old secret")

@@ -298,6 +298,7 @@ class KubernetesDriver:
                 data.get("primaryKey") or None,
                 data.get("secondaryKey") or None,
                 data.get("tokenSecret", ""),
+                data.get("namedKeys") or "[]",
             ),
             extras={
                 APPLIED_GENERATION: applied,

@@ -44,7 +44,11 @@ Decisions, with the reasons:
 * **Tokens.** Each service's tokens are verified with its own ``tokenSecret`` from its keys
   Secret, exactly as on the local target, so rotating one service's secret touches no other.
   The cluster-wide key in the token-signing Secret attach creates is not given to the front end:
-  nothing it verifies is signed with it (docs/decisions.md).
+  nothing it verifies is signed with it (docs/decisions.md). Revoking a service's tokens is a new
+  ``tokenSecret`` in that Secret: the watch delivers it and the old tokens stop verifying.
+* **Named keys** come from the keys Secret's ``namedKeys`` (hashes and limits). Their rate and
+  quota counts live in this process: with several front-end replicas each enforces the full
+  limits, so a key gets at most that many times its limits (docs/decisions.md).
 * **Stopping.** SIGTERM (or SIGINT): ``GET /`` answers 503, the listener closes, idle
   keep-alive connections close, and requests in flight (queued ones included) get up to
   ``--graceful_timeout`` / ``MODELPORT_GRACEFUL_TIMEOUT`` seconds (default 30) to be answered,
@@ -325,7 +329,12 @@ class ClusterFrontEnd:
             if before.replicas != after.replicas:
                 log.info("service %s: %d ready replica(s)", name, len(after.replicas))
             if before.auth != after.auth:
-                log.info("service %s: auth changed (mode %s)", name, after.auth.mode)
+                log.info(
+                    "service %s: auth changed (mode %s, %d named key(s))",
+                    name,
+                    after.auth.mode,
+                    len(after.auth.named_keys),
+                )
             settings = ("max_concurrent_per_replica", "max_queue_wait_ms", "scoring_timeout_ms")
             if any(getattr(before, s) != getattr(after, s) for s in settings) or (
                 old[name].autoscale != table[name].autoscale

@@ -49,6 +49,7 @@ from modelport.compute.kubernetes.objects import (
 )
 from modelport.compute.kubernetes.termination import PRESTOP_HOOK, termination_grace
 from modelport.errors import ComputeTargetException
+from modelport.frontend.routes import named_keys_wire
 from modelport.service.replica_contract import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -182,6 +183,7 @@ def keys_secret(spec: ServiceSpec, namespace: str) -> Manifest:
             "primaryKey": config.primary_key or "",
             "secondaryKey": config.secondary_key or "",
             "tokenSecret": spec.token_secret,
+            "namedKeys": named_keys_wire(spec.named_keys),  # hashes and limits, never key values
         },
     }
 

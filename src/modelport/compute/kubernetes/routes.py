@@ -30,6 +30,7 @@ from modelport.frontend.routes import (
     ReplicaTarget,
     ServiceRoute,
     auth_policy,
+    parse_named_keys,
     service_route,
 )
 from modelport.service.replica_contract import RUNTIME_PORT
@@ -116,8 +117,12 @@ def auth_of(secret: Obj) -> AuthPolicy:
             f"the keys Secret has authMode {mode!r}, not one of {', '.join(_AUTH_MODES)}"
         )
     try:
+        named = parse_named_keys(values.get("namedKeys", ""))
+    except (KeyError, TypeError, ValueError, UserErrorException) as exc:
+        raise ServiceNotRoutable(f"the keys Secret's namedKeys is not valid: {_why(exc)}") from exc
+    try:
         return auth_policy(
-            mode, values.get("primaryKey"), values.get("secondaryKey"), values.get("tokenSecret", "")
+            mode, values.get("primaryKey"), values.get("secondaryKey"), values.get("tokenSecret", ""), named
         )
     except ValueError as exc:
         raise ServiceNotRoutable(f"the keys Secret's tokenSecret is not hex: {exc}") from exc

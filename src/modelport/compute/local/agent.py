@@ -370,7 +370,9 @@ class LocalAgent:
 def route_for(spec: ServiceSpec, replicas: tuple[Any, ...]) -> ServiceRoute:
     """The front end's view of a service: auth from its spec, the rest from its front-end settings."""
     config = spec.deployment
-    auth = auth_policy(spec.auth_mode, config.primary_key, config.secondary_key, spec.token_secret)
+    auth = auth_policy(
+        spec.auth_mode, config.primary_key, config.secondary_key, spec.token_secret, spec.named_keys
+    )
     return service_route(spec.name, auth, spec.frontend_settings, replicas)
 
 
