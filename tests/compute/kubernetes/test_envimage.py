@@ -30,6 +30,7 @@ from modelport.workspace import Workspace
 from tests.clirun import modelport
 from tests.compute.kubernetes.specs import make_inputs, make_spec
 from tests.registry_server import tiny_registry
+from tests.servers import S3Server
 
 
 def _sklearn() -> Environment:
@@ -213,3 +214,46 @@ def test_build_image_on_the_command_line_skips_what_the_registry_has(tmp_path: P
         "environment", "build-image", "sk", "--target", "nope", "--path", str(tmp_path / "ws"), rc=1
     )
     assert "nope" in refused.stderr
+
+
+@pytest.mark.s3
+def test_a_deploy_whose_image_cannot_be_built_fails_once_with_image_build_failed(
+    tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cluster is reached: the image is made before anything is applied. The tiny registry lacks
+    the tag and PATH holds no builder (an empty folder: a simulation of a machine without one)."""
+    from modelport import Model
+    from modelport.config.deployment import KubernetesDeploymentConfig
+    from modelport.config.inference import InferenceConfig
+
+    ws = Workspace.create(
+        "ws", path=tmp_path / "ws", artifact_url="s3://image-mode/a", storage_options=s3.storage_options()
+    )
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    empty = tmp_path / "no-builders"
+    empty.mkdir()
+    with tiny_registry() as registry:
+        target = KubernetesTarget(
+            kubeconfig=str(tmp_path / "never-read"),
+            env_mode="image",
+            registry=registry.address,
+            registry_insecure=True,
+        )
+        targets.add_target(ws, "prod", "kubernetes", target.model_dump(mode="json"))
+        targets.set_state(ws, "prod", targets.SUCCEEDED, definition=target.model_dump(mode="json"))
+        monkeypatch.setenv("PATH", str(empty))
+        inference = InferenceConfig(
+            entry_script="score.py", source_directory=str(source), environment=_sklearn()
+        )
+        config = KubernetesDeploymentConfig(
+            compute_target_name="prod", autoscale_enabled=False, num_replicas=1
+        )
+        service = Model.deploy(ws, "img-svc", [], inference, config)
+        assert service.state == "Failed"
+        assert service.error["code"] == "ImageBuildFailed"
+        assert "install docker (with its daemon running), podman or buildah" in service.error["message"]
+        asked = len(registry.requests)
+        service.update_deployment_state()  # an observer does not build again
+        assert len(registry.requests) == asked and service.state == "Failed"

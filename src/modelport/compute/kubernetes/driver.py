@@ -151,28 +151,14 @@ class KubernetesDriver:
                 for secret in secrets:
                     apply(client, secret)
                 applied = apply_service(client, m.service_manifests(record.spec, inputs))
-        except ImageBuildError as exc:
-            details = (ErrorDetail(code="LogTail", message=exc.log_tail),) if exc.log_tail else ()
-            error = ServiceError(
-                code=IMAGE_BUILD_FAILED, status_code=400, message=exc.message, details=details
-            )
-            failed = Observation(
-                generation=record.generation,
-                state=states.FAILED,
-                error=error,
-                extras={"namespace": target.namespace},
-            )
-            record_observation(workspace, name, failed, previous)
-            return
         except TemporaryTargetError as exc:
             record_observation(workspace, name, _retry(record, target, previous, exc), previous)
             return
-        except PermanentTargetError as exc:
-            error = ServiceError(code=APPLY_REFUSED, status_code=exc.status_code or 400, message=exc.message)
+        except (ImageBuildError, PermanentTargetError) as exc:
             failed = Observation(
                 generation=record.generation,
                 state=states.FAILED,
-                error=error,
+                error=_refusal(exc),
                 extras={"namespace": target.namespace},
             )
             record_observation(workspace, name, failed, previous)
@@ -359,6 +345,15 @@ def _waiting(previous: Observation | None, generation: int) -> bool:
     if previous.error is not None and previous.error.code in (APPLY_REFUSED, IMAGE_BUILD_FAILED):
         return True
     return time.time() < float(previous.extras.get(NEXT_APPLY_AT) or 0)
+
+
+def _refusal(exc: ImageBuildError | PermanentTargetError) -> ServiceError:
+    """A generation that cannot be applied until it changes: the cluster refused it, or (image
+    mode) its environment's image could not be made, with the builder's tail as evidence."""
+    if isinstance(exc, ImageBuildError):
+        details = (ErrorDetail(code="LogTail", message=exc.log_tail),) if exc.log_tail else ()
+        return ServiceError(code=IMAGE_BUILD_FAILED, status_code=400, message=exc.message, details=details)
+    return ServiceError(code=APPLY_REFUSED, status_code=exc.status_code or 400, message=exc.message)
 
 
 def _retry(
