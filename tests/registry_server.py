@@ -41,15 +41,21 @@ def registry_binary() -> Path | None:
 
 
 @contextlib.contextmanager
-def distribution_registry(binary: Path, folder: Path) -> Iterator[str]:
-    """The real registry on 127.0.0.1, plain HTTP, storing in ``folder``; yields ``host:port``."""
+def distribution_registry(binary: Path, folder: Path, htpasswd: str | None = None) -> Iterator[str]:
+    """The real registry on 127.0.0.1, plain HTTP, storing in ``folder``; yields ``host:port``.
+
+    ``htpasswd``: ``user:bcrypt-hash`` lines; the registry then asks for basic authentication."""
     port = free_port()
     config = folder / "config.yml"
+    auth = ""
+    if htpasswd is not None:
+        (folder / "htpasswd").write_text(htpasswd)
+        auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {folder / 'htpasswd'}\n"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: error\n"
         f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
     )
     process = subprocess.Popen(
         [str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -59,7 +65,7 @@ def distribution_registry(binary: Path, folder: Path) -> Iterator[str]:
 
         def answers() -> bool:
             try:
-                return httpx.get(f"http://{address}/v2/", timeout=1).status_code == 200
+                return httpx.get(f"http://{address}/v2/", timeout=1).status_code in (200, 401)
             except httpx.HTTPError:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 return False
@@ -71,19 +77,20 @@ def distribution_registry(binary: Path, folder: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def put_image(address: str, repository: str, tag: str) -> None:
+def put_image(address: str, repository: str, tag: str, auth: tuple[str, str] | None = None) -> None:
     """Upload a one-layer-less image (a config blob and a manifest) through the registry's v2 API."""
+    client = httpx.Client(auth=auth)
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
     )
     digest = "sha256:" + hashlib.sha256(config.encode()).hexdigest()
     base = f"http://{address}/v2/{repository}"
-    started = httpx.post(f"{base}/blobs/uploads/")
+    started = client.post(f"{base}/blobs/uploads/")
     assert started.status_code == 202, started.text
     location = started.headers["location"]
     upload = location if location.startswith("http") else f"http://{address}{location}"
     separator = "&" if "?" in upload else "?"
-    done = httpx.put(f"{upload}{separator}digest={digest}", content=config.encode())
+    done = client.put(f"{upload}{separator}digest={digest}", content=config.encode())
     assert done.status_code == 201, done.text
     manifest = {
         "schemaVersion": 2,
@@ -95,7 +102,7 @@ def put_image(address: str, repository: str, tag: str) -> None:
         },
         "layers": [],
     }
-    put = httpx.put(
+    put = client.put(
         f"{base}/manifests/{tag}",
         content=json.dumps(manifest).encode(),
         headers={"Content-Type": manifest["mediaType"]},
