@@ -124,6 +124,17 @@ def test_a_real_registry_says_which_tags_it_has(tmp_path: Path) -> None:
         assert not registry_has_tag(f"{address}/never-pushed:abc123", credentials=None, insecure=True)
 
 
+def _check_basic_authentication(repository: str, good: RegistryCredentials) -> None:
+    """``repository`` holds tag h1 and not h2, behind basic authentication that accepts ``good``."""
+    assert registry_has_tag(f"{repository}:h1", credentials=good, insecure=True)
+    assert not registry_has_tag(f"{repository}:h2", credentials=good, insecure=True)
+    with pytest.raises(ImageBuildError, match=r"refused .*HTTP 401.*--registry-username"):
+        registry_has_tag(f"{repository}:h1", credentials=None, insecure=True)
+    wrong = RegistryCredentials(good.username, "wrong")
+    with pytest.raises(ImageBuildError, match=r"HTTP 401"):
+        registry_has_tag(f"{repository}:h1", credentials=wrong, insecure=True)
+
+
 def test_a_real_registry_with_basic_authentication(tmp_path: Path) -> None:
     binary = registry_binary()
     crypt = pytest.importorskip("crypt", reason="no crypt module to make the registry's bcrypt password file")
@@ -132,29 +143,14 @@ def test_a_real_registry_with_basic_authentication(tmp_path: Path) -> None:
     hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH))
     with distribution_registry(binary, tmp_path, htpasswd=f"robot:{hashed}\n") as address:
         put_image(address, "team/env", "h1", auth=("robot", "s3cret"))
-        good = RegistryCredentials("robot", "s3cret")
-        assert registry_has_tag(f"{address}/team/env:h1", credentials=good, insecure=True)
-        assert not registry_has_tag(f"{address}/team/env:h2", credentials=good, insecure=True)
-        with pytest.raises(ImageBuildError, match=r"refused .*HTTP 401.*--registry-username"):
-            registry_has_tag(f"{address}/team/env:h1", credentials=None, insecure=True)
-        with pytest.raises(ImageBuildError, match=r"HTTP 401"):
-            registry_has_tag(
-                f"{address}/team/env:h1", credentials=RegistryCredentials("robot", "no"), insecure=True
-            )
+        _check_basic_authentication(f"{address}/team/env", RegistryCredentials("robot", "s3cret"))
 
 
 def test_tags_behind_basic_authentication() -> None:
     """The tiny registry (tests/registry_server.py) stands in for a registry with basic authentication."""
     with tiny_registry("basic", {("env", "h1")}) as registry:
         good = RegistryCredentials(registry.username, registry.password)
-        assert registry_has_tag(f"{registry.address}/env:h1", credentials=good, insecure=True)
-        assert not registry_has_tag(f"{registry.address}/env:h2", credentials=good, insecure=True)
-        with pytest.raises(ImageBuildError, match=r"refused .*HTTP 401.*--registry-username"):
-            registry_has_tag(f"{registry.address}/env:h1", credentials=None, insecure=True)
-        with pytest.raises(ImageBuildError, match=r"HTTP 401"):
-            registry_has_tag(
-                f"{registry.address}/env:h1", credentials=RegistryCredentials("robot", "x"), insecure=True
-            )
+        _check_basic_authentication(f"{registry.address}/env", good)
         assert "manifest.v2+json" in registry.requests[0]
 
 
