@@ -257,3 +257,17 @@ def test_a_deploy_whose_image_cannot_be_built_fails_once_with_image_build_failed
         asked = len(registry.requests)
         service.update_deployment_state()  # an observer does not build again
         assert len(registry.requests) == asked and service.state == "Failed"
+
+
+def test_the_facades_attach_configuration_takes_the_image_mode_options() -> None:
+    from modelport.azureml.core.compute.kubernetes import KubernetesCompute
+
+    config = KubernetesCompute.attach_configuration(
+        env_mode="image", registry="r.example/ml", registry_username="robot", registry_password="${PW}"
+    )
+    assert config.kubernetes_options["env_mode"] == "image"
+    assert config.kubernetes_options["registry"] == "r.example/ml"
+    with pytest.raises(UserErrorException, match=r"registry_password='pw': .*\$\{VAR\}"):
+        KubernetesCompute.attach_configuration(
+            registry="r.example", registry_username="u", registry_password="pw"
+        )
