@@ -137,9 +137,7 @@ def detect_builder(preferred: str | None = None) -> Builder:
     )
 
 
-def _stream(
-    command: Sequence[str], on_line: OnLine, what: str, fix: str, env: Mapping[str, str] | None
-) -> None:
+def _stream(command: Sequence[str], on_line: OnLine, what: str, fix: str) -> None:
     """Run ``command``, handing each output line to ``on_line``; a failure is ImageBuildError."""
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     try:
@@ -149,7 +147,6 @@ def _stream(
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            env=None if env is None else dict(env),
         )
     except OSError as exc:
         raise ImageBuildError(
@@ -197,7 +194,6 @@ def build_image(
         on_line,
         f"build image {reference} with {builder.name}",
         "read the build output above: a package that does not install names itself there",
-        None,
     )
 
 
@@ -259,7 +255,6 @@ def push_image(
             f"push image {reference} with {builder.name}",
             "check the registry's address and credentials (computetarget attach --registry, "
             "--registry-username, --registry-password), and --registry-insecure for a plain-HTTP registry",
-            None,
         )
 
 
