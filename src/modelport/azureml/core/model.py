@@ -2,8 +2,8 @@
 
 ``Model.deploy`` returns the ``Webservice`` subclass Azure ML returned for the deployment config
 given: ``LocalWebservice`` for ``LocalWebservice.deploy_configuration``, ``AciWebservice`` for
-``AciWebservice.deploy_configuration``, ``AksWebservice`` otherwise. Every deployment goes to the
-local target until the Kubernetes target exists.
+``AciWebservice.deploy_configuration``, ``AksWebservice`` otherwise. ``Model.package`` returns a
+``ModelPackage``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from modelport.config import InferenceConfig
 from modelport.errors import WebserviceException
 from modelport.registry.model import Model as _Model
+from modelport.service.package import ModelPackage, package
 
 
 class Model(_Model):
@@ -66,12 +67,20 @@ class Model(_Model):
         )
 
     @staticmethod
-    def package(*args: Any, **kwargs: Any) -> Any:
-        """Not supported yet: modelport runs services from registered files, not images."""
-        raise WebserviceException(
-            "Model.package is not supported by modelport yet: services run from the registered files "
-            "and the environment directly, no image is built. Fix: deploy with Model.deploy."
-        )
+    def package(
+        workspace: Any,
+        models: Sequence[Any],
+        inference_config: InferenceConfig | None = None,
+        generate_dockerfile: bool = False,
+        image_name: str | None = None,
+        image_label: str | None = None,
+    ) -> ModelPackage:
+        """Package ``models`` as a serving image; ``generate_dockerfile=True``: its build context.
+
+        Azure ML's rules: the inference config must hold an Environment. See
+        :func:`modelport.service.package.package`.
+        """
+        return package(workspace, models, inference_config, generate_dockerfile, image_name, image_label)
 
     @staticmethod
     def profile(*args: Any, **kwargs: Any) -> Any:
@@ -79,4 +88,4 @@ class Model(_Model):
         raise WebserviceException("Model.profile is not supported by modelport.")
 
 
-__all__ = ["InferenceConfig", "Model"]
+__all__ = ["InferenceConfig", "Model", "ModelPackage"]
