@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from modelport import Model as SdkModel
 from modelport.azureml.core import Environment, InferenceConfig, Model
 from modelport.azureml.core.model import ModelPackage
-from modelport.compute.kubernetes.build_context import RUNTIME_UID
+from modelport.compute.kubernetes.build_context import INSTRUCTIONS, RUNTIME_UID
 from modelport.compute.kubernetes.fetch_plan import APP_ROOT
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import UserErrorException, WebserviceException
@@ -34,6 +33,7 @@ from modelport.registry.environment import ContainerRegistry
 from modelport.service.package import IMAGE_MODE_REFUSED, NEEDS_ENVIRONMENT
 from modelport.workspace import Workspace
 from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
+from tests.registry.test_build_context import instructions, pairs
 from tests.servers import free_port, wait_for_port, wait_until
 
 
@@ -71,22 +71,16 @@ def _config(source: Path, environment: Environment | None = None) -> InferenceCo
     return InferenceConfig(entry_script="score.py", source_directory=str(source), environment=environment)
 
 
-def _dockerfile_values(dockerfile: str, instruction: str) -> list[str]:
-    """The arguments of every ``instruction`` line (continuation lines joined)."""
-    joined = dockerfile.replace("\\\n", " ")
-    return [
-        line[len(instruction) + 1 :] for line in joined.splitlines() if line.startswith(f"{instruction} ")
-    ]
+def _values(dockerfile: str, instruction: str) -> list[str]:
+    """The arguments of every ``instruction``, as the build reads the file."""
+    return [arguments for keyword, arguments in instructions(dockerfile) if keyword == instruction]
 
 
 def _env_values(dockerfile: str) -> dict[str, str]:
-    """Every ``ENV`` name=value, read back as the build reads it (shell-style quoting)."""
-    values: dict[str, str] = {}
-    for arguments in _dockerfile_values(dockerfile, "ENV"):
-        for word in shlex.split(arguments):
-            name, _, value = word.partition("=")
-            values[name] = value
-    return values
+    """Every ``ENV`` name and value, read back as Docker reads them."""
+    return {
+        name: value for arguments in _values(dockerfile, "ENV") for name, value in pairs(arguments).items()
+    }
 
 
 def test_the_saved_context_holds_the_models_the_source_and_a_command_that_serves_them(
@@ -130,9 +124,9 @@ def test_the_saved_context_holds_the_models_the_source_and_a_command_that_serves
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".context")], "staging folder left behind"
 
     dockerfile = (dest / "Dockerfile").read_text()
-    assert _dockerfile_values(dockerfile, "FROM") == [DEFAULT_IMAGE]
+    assert _values(dockerfile, "FROM") == [DEFAULT_IMAGE]
     # The environment's step copies requirements.txt alone: the models are copied once, below.
-    assert _dockerfile_values(dockerfile, "COPY") == [
+    assert _values(dockerfile, "COPY") == [
         "requirements.txt /tmp/modelport-build/",
         f"--chown={RUNTIME_UID} azureml-app/ {APP_ROOT}/",
     ]
@@ -142,20 +136,19 @@ def test_the_saved_context_holds_the_models_the_source_and_a_command_that_serves
     assert env["AZUREML_MODEL_DIR"] == f"{APP_ROOT}/azureml-models/iris/1"
     assert env["AZUREML_ENTRY_SCRIPT"] == "src/score.py"
     assert env["AZUREML_SOURCE_DIRECTORY"] == "src"
-    assert _dockerfile_values(dockerfile, "WORKDIR") == [APP_ROOT]
-    assert _dockerfile_values(dockerfile, "EXPOSE") == ["5001"]
-    (cmd,) = _dockerfile_values(dockerfile, "CMD")
+    assert _values(dockerfile, "WORKDIR") == [APP_ROOT]
+    assert _values(dockerfile, "EXPOSE") == ["5001"]
+    (cmd,) = _values(dockerfile, "CMD")
     assert json.loads(cmd) == [
         *("python", "-m", "modelport", "serve"),
         *("--entry_script", f"{APP_ROOT}/src/score.py"),
         *("--model_dir", f"{APP_ROOT}/azureml-models/iris/1"),
         *("--port", "5001", "--host", "0.0.0.0"),
     ]
-    # The last instructions: the app's layers come after the image turns non-root.
-    instructions = [
-        line.split()[0] for line in dockerfile.replace("\\\n", " ").splitlines() if line[:1].isupper()
-    ]
-    assert instructions[-6:] == ["USER", "COPY", "ENV", "WORKDIR", "EXPOSE", "CMD"]
+    # The app's layers come after the image turns non-root; every instruction is one modelport writes.
+    keywords = [keyword for keyword, _ in instructions(dockerfile)]
+    assert keywords[-6:] == ["USER", "COPY", "ENV", "WORKDIR", "EXPOSE", "CMD"]
+    assert set(keywords) <= set(INSTRUCTIONS)
     readme = (dest / "README.md").read_text()
     assert "docker build -t iris:latest ." in readme and "docker run --rm -p 5001:5001 iris:latest" in readme
 
@@ -170,7 +163,7 @@ def test_the_contexts_command_serves_the_model_from_its_app_root(
     package.save(dest)
     dockerfile = (dest / "Dockerfile").read_text()
     app_root = str(dest / "azureml-app")
-    (cmd,) = _dockerfile_values(dockerfile, "CMD")
+    (cmd,) = _values(dockerfile, "CMD")
     port = free_port()
     argv = [sys.executable if a == "python" else a.replace(APP_ROOT, app_root) for a in json.loads(cmd)]
     argv[argv.index("--port") + 1] = str(port)
