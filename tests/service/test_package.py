@@ -60,6 +60,11 @@ def source(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def model(ws: Workspace, iris: Path) -> Model:
+    return Model.register(ws, str(iris), "iris")
+
+
 def _environment() -> Environment:
     env = Environment("iris-env")
     env.python.conda_dependencies.add_pip_package("scikit-learn")  # type: ignore[union-attr]
@@ -84,9 +89,8 @@ def _env_values(dockerfile: str) -> dict[str, str]:
 
 
 def test_the_saved_context_holds_the_models_the_source_and_a_command_that_serves_them(
-    ws: Workspace, iris: Path, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ws: Workspace, model: Model, iris: Path, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = Model.register(ws, str(iris), "iris")
 
     package = Model.package(ws, [model], _config(source, _environment()), generate_dockerfile=True)
     package.wait_for_creation(show_output=True)
@@ -154,10 +158,9 @@ def test_the_saved_context_holds_the_models_the_source_and_a_command_that_serves
 
 
 def test_the_contexts_command_serves_the_model_from_its_app_root(
-    ws: Workspace, iris: Path, source: Path, tmp_path: Path
+    ws: Workspace, model: Model, source: Path, tmp_path: Path
 ) -> None:
     """Runs the Dockerfile's CMD with its ENV, /var/azureml-app replaced by the context's azureml-app."""
-    model = Model.register(ws, str(iris), "iris")
     package = Model.package(ws, [model], _config(source, _environment()), generate_dockerfile=True)
     dest = tmp_path / "context"
     package.save(dest)
@@ -215,9 +218,8 @@ def test_several_models_share_the_models_folder_and_the_sdk_packages_too(
 
 
 def test_packaging_needs_an_environment_and_refuses_image_mode_naming_the_fix(
-    ws: Workspace, iris: Path, source: Path
+    ws: Workspace, model: Model, source: Path
 ) -> None:
-    model = Model.register(ws, str(iris), "iris")
 
     with pytest.raises(WebserviceException) as missing:
         Model.package(ws, [model], _config(source), generate_dockerfile=True)
@@ -238,9 +240,8 @@ def test_packaging_needs_an_environment_and_refuses_image_mode_naming_the_fix(
 
 
 def test_save_refuses_a_folder_in_use_and_leaves_nothing_when_a_model_is_gone(
-    ws: Workspace, iris: Path, source: Path, tmp_path: Path
+    ws: Workspace, model: Model, source: Path, tmp_path: Path
 ) -> None:
-    model = Model.register(ws, str(iris), "iris")
     package = Model.package(ws, [model], _config(source, _environment()), generate_dockerfile=True)
     used = tmp_path / "used"
     used.mkdir()
@@ -259,9 +260,8 @@ def test_save_refuses_a_folder_in_use_and_leaves_nothing_when_a_model_is_gone(
 
 
 def test_container_registry_is_the_base_images_with_the_environments_credentials(
-    ws: Workspace, iris: Path, source: Path
+    ws: Workspace, model: Model, source: Path
 ) -> None:
-    model = Model.register(ws, str(iris), "iris")
     plain = Model.package(ws, [model], _config(source, _environment()), generate_dockerfile=True)
     # DEFAULT_IMAGE names no registry host: Docker's default registry.
     assert plain.get_container_registry() == ContainerRegistry(address="docker.io")
