@@ -168,8 +168,27 @@ def test_pip_environment_on_the_runtime_image(tmp_path: Path) -> None:
         "io.modelport.version": __version__,
     }
     assert pairs(one(found, "ENV")) == {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"}  # Azure ML's default, kept
-    assert pairs(one(found, "ARG")) == {"MODELPORT_REQUIREMENT": f"modelport[kubernetes]=={__version__}"}
-    assert [k for k, _ in found] == ["FROM", "LABEL", "ARG", "USER", "COPY", "RUN", "ENV", "USER"]
+    arguments = {k: v for keyword, a in found if keyword == "ARG" for k, v in pairs(a).items()}
+    # modelport's own requirement, and pip's index variables, empty unless given (build-image gives them).
+    assert arguments == {
+        "MODELPORT_REQUIREMENT": f"modelport[kubernetes]=={__version__}",
+        "PIP_INDEX_URL": "",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_TRUSTED_HOST": "",
+    }
+    assert [k for k, _ in found] == [
+        "FROM",
+        "LABEL",
+        "ARG",
+        "ARG",
+        "ARG",
+        "ARG",
+        "USER",
+        "COPY",
+        "RUN",
+        "ENV",
+        "USER",
+    ]
     run = one(found, "RUN")
     assert 'pip install --no-cache-dir "${MODELPORT_REQUIREMENT}" -r requirements.txt' in re.sub(
         r"\s+", " ", run

@@ -61,6 +61,25 @@ TRUSTED_HOST_OPTION = typer.Option(
     None, "--trusted-host", help="Index host allowed without valid TLS (repeatable)."
 )
 
+ENV_MODE_OPTION = typer.Option(
+    None,
+    "--env-mode",
+    help="How environments reach pods: node-cache (installed on each node; the default) or image "
+    "(built here into an image, pushed to --registry).",
+)
+REGISTRY_OPTION = typer.Option(
+    None, "--registry", help="Registry HOST[:PORT][/PREFIX] environment images are pushed to and pulled from."
+)
+REGISTRY_USERNAME_OPTION = typer.Option(None, "--registry-username", help="Registry user (${VAR} allowed).")
+REGISTRY_PASSWORD_OPTION = typer.Option(
+    None,
+    "--registry-password",
+    help="Registry password as a ${VAR} reference, resolved where you deploy (never stored).",
+)
+REGISTRY_INSECURE_OPTION = typer.Option(
+    None, "--registry-insecure", help="The registry speaks plain HTTP (a testbed, an internal mirror)."
+)
+
 
 def _target(**options: Any) -> Any:
     from modelport.compute.kubernetes.target import target_from_options
@@ -87,6 +106,11 @@ def kubernetes(
     index_url: str | None = INDEX_URL_OPTION,
     extra_index_url: list[str] | None = EXTRA_INDEX_OPTION,
     trusted_host: list[str] | None = TRUSTED_HOST_OPTION,
+    env_mode: str | None = ENV_MODE_OPTION,
+    registry: str | None = REGISTRY_OPTION,
+    registry_username: str | None = REGISTRY_USERNAME_OPTION,
+    registry_password: str | None = REGISTRY_PASSWORD_OPTION,
+    registry_insecure: bool | None = REGISTRY_INSECURE_OPTION,
     agent_count: int | None = typer.Option(None, "--agent-count", help="create: recorded, not provisioned."),
     vm_size: str | None = typer.Option(None, "--vm-size", help="create: recorded, not provisioned."),
     workspace: str | None = WORKSPACE_OPTION,
@@ -123,6 +147,11 @@ def kubernetes(
         package_index_url=index_url,
         extra_index_urls=tuple(extra_index_url) if extra_index_url else None,
         trusted_hosts=tuple(trusted_host) if trusted_host else None,
+        env_mode=env_mode,
+        registry=registry,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        registry_insecure=registry_insecure,
     )
     ws = open_workspace(workspace, path)
     if creating:

@@ -1,4 +1,4 @@
-"""``modelport environment register|list|show|build-context``: environments from the command line."""
+"""``modelport environment register|list|show|build-context|build-image``: environments, command line."""
 
 from __future__ import annotations
 
@@ -185,3 +185,44 @@ def build_context(
         f"Build it: docker build -t REGISTRY/{suggested_tag(record.environment)} {target_dir}"
     )
     emit(context.summary(), output, columns=["name", "version", "directory", "base", "files", "requirements"])
+
+
+@app.command("build-image")
+def build_image(
+    name: str | None = typer.Argument(None, metavar="NAME", help="Environment name (or -n NAME)."),
+    name_option: str | None = typer.Option(None, "--name", "-n", help="Environment name."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Version (default: the latest)."),
+    target: str = typer.Option(
+        ..., "--target", help="Kubernetes compute target whose runtime image and --registry to use."
+    ),
+    builder: str | None = typer.Option(
+        None, "--builder", help="docker, podman or buildah (default: the first that works here)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Build and push even when the registry has the tag."),
+    output: OutputFormat = OUTPUT_OPTION,
+    workspace_name: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Build the environment's image on the target's runtime image and push it to the target's registry.
+
+    Tagged with the environment's content hash; skipped when the registry already has that tag.
+    """
+    from modelport.compute.kubernetes.envimage import ensure_environment_image
+    from modelport.compute.kubernetes.target import load_target
+    from modelport.registry.environment_store import get_environment
+
+    wanted = one_name(name, name_option, "environment")
+    ws = open_workspace(workspace_name, path)
+    with warnings_as_notes():
+        record = get_environment(ws, wanted, version)
+    image = ensure_environment_image(
+        record.environment, load_target(ws, target), target, on_line=note, force=force, builder=builder
+    )
+    summary = {
+        "name": record.environment.name,
+        "version": record.environment.version,
+        "image": image.reference,
+        "built": image.built,
+        "seconds": round(image.seconds, 1),
+    }
+    emit(summary, output, columns=list(summary))

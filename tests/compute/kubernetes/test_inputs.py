@@ -121,3 +121,46 @@ def test_a_large_source_folder_is_fetched_like_the_models(ws: Workspace, tmp_pat
     assert dict(inputs.inline_source) == {}
     assert sorted(f.path for f in inputs.files) == ["big/score.py", "big/vocabulary.bin"]
     assert m.source_config_map(spec, inputs) is None
+
+
+def test_image_mode_runs_the_environment_image_and_pulls_with_the_registry_secret(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelport.compute.kubernetes.envimage import pull_secret_config
+    from modelport.service.spec import EnvironmentRef
+
+    env = Environment("sk")
+    env.python.conda_dependencies.add_pip_package("scikit-learn")  # type: ignore[union-attr]
+    reference = EnvironmentRef(
+        name="sk", version="1", definition=env.to_dict(), content_hash=env.content_hash
+    )
+    spec = make_spec().model_copy(update={"models": (), "environment": reference})
+    monkeypatch.setenv("PW", "s3cret")
+    target = KubernetesTarget(
+        env_mode="image",
+        registry="r.example",
+        registry_username="robot",
+        registry_password="${PW}",
+        package_index_url="https://nexus.example/simple",
+    )
+    inputs, secrets = service_inputs(
+        ws,
+        spec,
+        1,
+        target,
+        environment_image="r.example/env:h",
+        pull_secret_config=pull_secret_config(target),
+    )
+    assert (inputs.image, inputs.environment, inputs.image_pull_secrets) == (
+        "r.example/env:h",
+        None,
+        ("modelport-registry",),
+    )
+    kinds = {s["metadata"]["name"]: s["type"] for s in secrets}
+    # The index settings went into the image's build: pods install nothing, so no index Secret.
+    assert kinds == {
+        "modelport-artifact-credentials": "Opaque",
+        "modelport-registry": "kubernetes.io/dockerconfigjson",
+    }
+    pull = next(s for s in secrets if s["metadata"]["name"] == "modelport-registry")
+    assert json.loads(pull["stringData"][".dockerconfigjson"])["auths"]["r.example"]["username"] == "robot"

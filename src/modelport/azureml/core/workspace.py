@@ -244,9 +244,9 @@ class Workspace(_Workspace):
     @property
     def environments(self) -> dict[str, Any]:
         """Registered environments by name (latest version)."""
-        from modelport.registry.environment import Environment
+        from modelport.azureml.core.environment import Environment
 
-        return Environment.list(self)
+        return dict(Environment.list(self))
 
     def get_details(self) -> dict[str, Any]:
         """The workspace as a dict, with Azure's ids."""

@@ -39,6 +39,7 @@ from typing import Any
 
 from modelport import __version__
 from modelport.compute.envplan import minimum_runtime_python, plan_install
+from modelport.compute.imagebuild import image_repository
 from modelport.compute.kubernetes.fetch_plan import APP_ROOT
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import EnvironmentException
@@ -59,6 +60,10 @@ RUNTIME_UID = 10001
 AZUREML_IMAGES = "mcr.microsoft.com/azureml/"
 LABEL_PREFIX = "io.modelport"
 BUILD_ARG = "MODELPORT_REQUIREMENT"
+# pip's own variables, as build arguments: the package index the build installs from (empty: pip's
+# default). `environment build-image` passes a target's --index-url, --extra-index-url and
+# --trusted-host through them.
+PIP_INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 # The Dockerfile instructions this module writes (tests check every instruction is one of them).
 INSTRUCTIONS = ("FROM", "LABEL", "ARG", "USER", "COPY", "RUN", "ENV", "WORKDIR", "EXPOSE", "CMD")
 # A package's app root inside its build context: copied to APP_ROOT in the image.
@@ -123,8 +128,7 @@ class BuildContext:
 
 def suggested_tag(environment: Environment) -> str:
     """An image reference for the README: the name made a valid repository name, the version as tag."""
-    repository = re.sub(r"[^a-z0-9._-]+", "-", environment.name.lower()).strip("-._") or "environment"
-    return f"{repository}:{environment.version or 'latest'}"
+    return f"{image_repository(environment)}:{environment.version or 'latest'}"
 
 
 def _quoted(value: str) -> str:
@@ -444,6 +448,9 @@ def _dockerfile(
         + (":" if app is None else f" and named after {REQUIREMENTS} below:"),
         f"#   docker build --build-arg {BUILD_ARG}=./modelport-{__version__}-py3-none-any.whl ...",
         f"ARG {BUILD_ARG}={_quoted(requirement)}",
+        "# The package index pip installs from (unset when empty: pip's default), e.g.",
+        "#   docker build --build-arg PIP_INDEX_URL=https://mirror.example/simple ...",
+        *(f'ARG {name}=""' for name in PIP_INDEX_ARGS),
         "USER root",
         # A package's models stay out of this step: copied here, they would weigh twice in the image.
         f"COPY {'.' if app is None else REQUIREMENTS} /tmp/modelport-build/",
@@ -451,6 +458,7 @@ def _dockerfile(
         "# pip check fails the build if anything installed is left broken: a pin that cannot coexist",
         "# with the runtime (pydantic==1.10, say) is an error here, as it is on the local target.",
         "RUN cd /tmp/modelport-build \\",
+        *(f'    && {{ [ -n "${name}" ] || unset {name}; }} \\' for name in PIP_INDEX_ARGS),
         f"    && python -c {_quoted(python_check)} \\",
         # The variable, not pip's flag: pips older than 22.1 refuse the flag and ignore the variable.
         f'    && PIP_ROOT_USER_ACTION=ignore python -m pip install --no-cache-dir "${{{BUILD_ARG}}}" \\',

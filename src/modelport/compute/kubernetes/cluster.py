@@ -24,7 +24,7 @@ from modelport.compute.kubernetes.apply import apply
 from modelport.compute.kubernetes.capacity import check_purpose
 from modelport.compute.kubernetes.connection import cluster_errors, connect, delete_if_present, get_or_none
 from modelport.compute.kubernetes.diagnose import diagnose
-from modelport.compute.kubernetes.envplacement import PACKAGE_INDEX_SECRET
+from modelport.compute.kubernetes.envplacement import PACKAGE_INDEX_SECRET, REGISTRY_SECRET
 from modelport.compute.kubernetes.fetch_plan import ARTIFACT_CREDENTIALS_SECRET
 from modelport.compute.kubernetes.objects import FIELD_MANAGER, LABEL_MANAGED_BY, Manifest, shared_secret
 from modelport.compute.kubernetes.rollout import rollout_status
@@ -235,7 +235,8 @@ def installed_manifests(target: KubernetesTarget, owner: str) -> list[Manifest]:
     objects = fm.attach_manifests(_cluster_inputs(target, owner), "x" * 32)
     # The namespace's shared Secrets, which deploys create.
     objects += [
-        shared_secret(n, target.namespace, {}) for n in (ARTIFACT_CREDENTIALS_SECRET, PACKAGE_INDEX_SECRET)
+        shared_secret(n, target.namespace, {})
+        for n in (ARTIFACT_CREDENTIALS_SECRET, PACKAGE_INDEX_SECRET, REGISTRY_SECRET)
     ]
     return [o for o in objects if o["kind"] != "Namespace"]
 

@@ -14,13 +14,19 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelport._notes import note
+from modelport.compute.imagebuild import ImageBuildError
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply, apply_service, disruption_budget_resource
 from modelport.compute.kubernetes.connection import cluster_errors, connect, delete_if_present, get_or_none
 from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, replica_failure
+from modelport.compute.kubernetes.envimage import (
+    ensure_environment_image,
+    image_environment,
+    pull_secret_config,
+)
 from modelport.compute.kubernetes.fetch_plan import check_artifact_url
-from modelport.compute.kubernetes.inputs import service_inputs
-from modelport.compute.kubernetes.objects import shared_secret
+from modelport.compute.kubernetes.inputs import image_for, service_inputs
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
 from modelport.compute.kubernetes.target import KubernetesTarget, load_target
 from modelport.compute.kubernetes.target_status import frontend_url
@@ -36,7 +42,7 @@ from modelport.runtime.worker import EXIT_BOOT_FAILED
 from modelport.service import states
 from modelport.service import store as service_store
 from modelport.service.driver import Observation, ReplicaObservation, record_observation
-from modelport.service.spec import auth_digest
+from modelport.service.spec import ServiceSpec, auth_digest
 from modelport.service.states import ErrorDetail, ServiceError
 
 if TYPE_CHECKING:
@@ -55,6 +61,7 @@ APPLY_ATTEMPTS = "applyAttempts"
 NEXT_APPLY_AT = "nextApplyAt"  # wall-clock seconds: observers in other processes honour it too
 APPLY_RETRYING = "ApplyRetrying"
 APPLY_REFUSED = "ApplyRefused"
+IMAGE_BUILD_FAILED = ImageBuildError.code  # image mode: the environment's image could not be made
 
 
 class KubernetesDriver:
@@ -129,6 +136,7 @@ class KubernetesDriver:
         name = record.spec.name
         target = self.target(workspace)
         try:
+            environment_image = self._environment_image(record.spec, target)
             client = self.client(workspace)
             with cluster_errors(target, f"applying service {name}"):
                 inputs, secrets = service_inputs(
@@ -137,19 +145,20 @@ class KubernetesDriver:
                     record.generation,
                     target,
                     pdb_api_version(client, target.namespace),
+                    environment_image=environment_image,
+                    pull_secret_config=pull_secret_config(target),
                 )
-                for secret, values in secrets.items():
-                    apply(client, shared_secret(secret, target.namespace, values))
+                for secret in secrets:
+                    apply(client, secret)
                 applied = apply_service(client, m.service_manifests(record.spec, inputs))
         except TemporaryTargetError as exc:
             record_observation(workspace, name, _retry(record, target, previous, exc), previous)
             return
-        except PermanentTargetError as exc:
-            error = ServiceError(code=APPLY_REFUSED, status_code=exc.status_code or 400, message=exc.message)
+        except (ImageBuildError, PermanentTargetError) as exc:
             failed = Observation(
                 generation=record.generation,
                 state=states.FAILED,
-                error=error,
+                error=_refusal(exc),
                 extras={"namespace": target.namespace},
             )
             record_observation(workspace, name, failed, previous)
@@ -166,6 +175,14 @@ class KubernetesDriver:
         extras = {APPLIED_GENERATION: deployment.metadata.generation, "namespace": target.namespace}
         started = Observation(generation=record.generation, state=states.TRANSITIONING, extras=extras)
         record_observation(workspace, name, started, previous)
+
+    def _environment_image(self, spec: ServiceSpec, target: KubernetesTarget) -> str | None:
+        """Image mode: the service's environment image, built and pushed first when the registry
+        lacks it (the build's output goes to the deploying user); None when pods need none."""
+        environment = image_environment(spec, target, image_for(spec, target))
+        if environment is None:
+            return None
+        return ensure_environment_image(environment, target, self.target_name, on_line=note).reference
 
     def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:
         """The front end's base URL (None while its load balancer has no address, or unreachable);
@@ -325,9 +342,18 @@ def _waiting(previous: Observation | None, generation: int) -> bool:
     """Whether the next apply of ``generation`` must wait: backing off, or refused for good."""
     if previous is None or previous.generation != generation:
         return False
-    if previous.error is not None and previous.error.code == APPLY_REFUSED:
+    if previous.error is not None and previous.error.code in (APPLY_REFUSED, IMAGE_BUILD_FAILED):
         return True
     return time.time() < float(previous.extras.get(NEXT_APPLY_AT) or 0)
+
+
+def _refusal(exc: ImageBuildError | PermanentTargetError) -> ServiceError:
+    """A generation that cannot be applied until it changes: the cluster refused it, or (image
+    mode) its environment's image could not be made, with the builder's tail as evidence."""
+    if isinstance(exc, ImageBuildError):
+        details = (ErrorDetail(code="LogTail", message=exc.log_tail),) if exc.log_tail else ()
+        return ServiceError(code=IMAGE_BUILD_FAILED, status_code=400, message=exc.message, details=details)
+    return ServiceError(code=APPLY_REFUSED, status_code=exc.status_code or 400, message=exc.message)
 
 
 def _retry(

@@ -35,8 +35,10 @@ DEFAULT_CACHE = CACHE_MOUNT  # the hostPath on the node; "pvc:NAME" for a volume
 PVC_PREFIX = "pvc:"
 DEFAULT_CACHE_MAX_GB = 20.0
 PACKAGE_INDEX_SECRET = "modelport-package-index"
+REGISTRY_SECRET = "modelport-registry"  # kubernetes.io/dockerconfigjson: the pods' imagePullSecrets
+IMAGE_MODE = "image"  # the environment is an image built and pushed by modelport (envimage.py)
 _VOLUME = "modelport-envs"
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -131,22 +133,29 @@ def package_index_secret(
     """
     values: dict[str, str] = {}
     if index_url:
-        values["UV_INDEX_URL"] = _expand(index_url, "--index-url")
+        values["UV_INDEX_URL"] = expand(index_url, "--index-url", PACKAGE_INDEX_SECRET)
     if extra_index_urls:
-        values["UV_EXTRA_INDEX_URL"] = " ".join(_expand(u, "--extra-index-url") for u in extra_index_urls)
+        values["UV_EXTRA_INDEX_URL"] = " ".join(
+            expand(u, "--extra-index-url", PACKAGE_INDEX_SECRET) for u in extra_index_urls
+        )
     if trusted_hosts:
-        values["UV_INSECURE_HOST"] = " ".join(_expand(h, "--trusted-host") for h in trusted_hosts)
+        values["UV_INSECURE_HOST"] = " ".join(
+            expand(h, "--trusted-host", PACKAGE_INDEX_SECRET) for h in trusted_hosts
+        )
     return values
 
 
-def _expand(value: str, setting: str) -> str:
+def expand(value: str, setting: str, secret: str) -> str:
+    """``value`` with each ``${VAR}`` replaced by the deploying user's variable (``setting`` and
+    ``secret``, where the value goes, name the fix when one is not set)."""
+
     def variable(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
             raise UserErrorException(
                 f"The compute target's {setting} refers to ${{{name}}}, which is not set here. Fix: export "
-                f"{name}=... before deploying (the value goes into the Secret {PACKAGE_INDEX_SECRET})."
+                f"{name}=... before deploying (the value goes into the Secret {secret})."
             )
         return os.environ[name]
 
-    return _VARIABLE.sub(variable, value)
+    return VARIABLE.sub(variable, value)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.compute.kubernetes.build_context import AZUREML_IMAGES
 from modelport.compute.kubernetes.envplacement import (
     PACKAGE_INDEX_SECRET,
+    REGISTRY_SECRET,
     NodeCache,
     cached_environment,
     package_index_secret,
@@ -26,6 +27,7 @@ from modelport.compute.kubernetes.fetch_plan import (
     check_artifact_url,
 )
 from modelport.compute.kubernetes.manifests import ServiceInputs
+from modelport.compute.kubernetes.objects import Manifest, pull_secret, shared_secret
 from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.registry.model import Model
 from modelport.service import store as service_store
@@ -92,16 +94,29 @@ def service_inputs(
     generation: int,
     target: KubernetesTarget,
     pdb_api_version: str = "policy/v1",
-) -> tuple[ServiceInputs, dict[str, dict[str, str]]]:
-    """The inputs of one generation, and the namespace's shared Secrets it needs (name → values):
-    the artifact store's credentials, the package index settings."""
+    *,
+    environment_image: str | None = None,
+    pull_secret_config: str | None = None,
+) -> tuple[ServiceInputs, list[Manifest]]:
+    """The inputs of one generation, and the namespace's shared Secrets it needs: the artifact
+    store's credentials, the package index settings, the registry credentials.
+
+    ``environment_image``: image mode's image of the service's environment (envimage.py), which
+    pods run as it is; ``pull_secret_config``: the ``.dockerconfigjson`` they pull with.
+    """
     access, credentials = artifact_access(workspace, target)
-    secrets = {ARTIFACT_CREDENTIALS_SECRET: credentials} if credentials else {}
+    secrets = (
+        [shared_secret(ARTIFACT_CREDENTIALS_SECRET, target.namespace, credentials)] if credentials else []
+    )
     image = image_for(spec, target)
     environment = cached_environment(spec, image_is_the_environments=image != target.image)
+    if environment is not None and environment_image is not None:
+        image, environment = environment_image, None
     index = package_index_secret(target.package_index_url, target.extra_index_urls, target.trusted_hosts)
     if environment is not None and index:
-        secrets[PACKAGE_INDEX_SECRET] = index
+        secrets.append(shared_secret(PACKAGE_INDEX_SECRET, target.namespace, index))
+    if pull_secret_config is not None:
+        secrets.append(pull_secret(REGISTRY_SECRET, target.namespace, pull_secret_config))
     files: list[FetchFile] = []
     for ref in spec.models:
         for row in Model(workspace, id=ref.id).stored_files():
@@ -133,5 +148,6 @@ def service_inputs(
         env_cache=NodeCache(
             target.env_cache, target.env_cache_max_gb, PACKAGE_INDEX_SECRET if index else None
         ),
+        image_pull_secrets=(REGISTRY_SECRET,) if pull_secret_config is not None else (),
     )
     return inputs, secrets

@@ -92,6 +92,8 @@ class ServiceInputs:
     # The environment pods build in (or find in) the node cache; None: the image is the environment.
     environment: CachedEnvironment | None = None
     env_cache: NodeCache = field(default_factory=NodeCache)
+    # Secrets the kubelet pulls the pods' images with (the target's registry credentials).
+    image_pull_secrets: tuple[str, ...] = ()
 
 
 def quantity_cpu(cores: float) -> str:
@@ -303,6 +305,11 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
                 "containers": [scorer],
                 "volumes": volumes,
                 "automountServiceAccountToken": False,  # replicas never call the API
+                **(
+                    {"imagePullSecrets": [{"name": name} for name in inputs.image_pull_secrets]}
+                    if inputs.image_pull_secrets
+                    else {}
+                ),
                 "terminationGracePeriodSeconds": termination_grace(graceful_timeout(spec)),
             },
         },

@@ -39,6 +39,17 @@ def shared_secret(name: str, namespace: str, values: Mapping[str, str]) -> Manif
     }
 
 
+def pull_secret(name: str, namespace: str, docker_config_json: str) -> Manifest:
+    """A ``kubernetes.io/dockerconfigjson`` Secret every service of the namespace pulls images with."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(name, namespace, {LABEL_MANAGED_BY: FIELD_MANAGER}),
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": docker_config_json},
+    }
+
+
 def owner_reference(owner: Manifest, uid: str) -> dict[str, Any]:
     """An owner reference to ``owner`` (as applied, with the ``uid`` the server gave it).
 

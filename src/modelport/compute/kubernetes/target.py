@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from modelport.compute import targets
 from modelport.compute.kubernetes.capacity import FAST_PROD
-from modelport.compute.kubernetes.envplacement import DEFAULT_CACHE, DEFAULT_CACHE_MAX_GB, PVC_PREFIX
+from modelport.compute.kubernetes.envplacement import (
+    DEFAULT_CACHE,
+    DEFAULT_CACHE_MAX_GB,
+    IMAGE_MODE,
+    PVC_PREFIX,
+    VARIABLE,
+)
 from modelport.compute.kubernetes.frontend_manifests import DEFAULT_SYSTEM_NAMESPACE, FrontendServiceType
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import ComputeTargetException, UserErrorException
@@ -54,6 +60,15 @@ class KubernetesTarget(BaseModel):
     package_index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
+    # Image mode (envimage.py): each environment becomes an image, built on the deploying machine
+    # on top of ``image`` and pushed to ``registry`` (HOST[:PORT][/PREFIX]); pods pull it with the
+    # credentials, which travel in a Secret. The password is a ${VAR} reference, resolved when
+    # used, so that it is never stored in the workspace.
+    env_mode: Literal["node-cache", "image"] = "node-cache"
+    registry: str | None = None
+    registry_username: str | None = None
+    registry_password: str | None = None
+    registry_insecure: bool = False  # the registry speaks plain HTTP
     created: bool = False  # ComputeTarget.create (True) or attach (False)
     created_namespaces: tuple[str, ...] = ()  # the namespaces attach created (detach removes them)
     provisioning: dict[str, Any] = {}  # what create was asked for (agent_count, vm_size, ...)
@@ -84,6 +99,61 @@ class KubernetesTarget(BaseModel):
             raise ValueError(f"must be more than 0 GB, got {value}")
         return value
 
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "://" in value:
+            raise ValueError(
+                "give HOST[:PORT][/PREFIX] without a scheme (--registry-insecure for plain HTTP)"
+            )
+        if (
+            not value
+            or any(char.isspace() for char in value)
+            or value != value.lower()
+            or value.endswith("/")
+        ):
+            raise ValueError("give HOST[:PORT][/PREFIX], lower case, such as registry.example:5000/team")
+        return value
+
+    @field_validator("registry_password")
+    @classmethod
+    def _password_reference(cls, value: str | None) -> str | None:
+        if value is not None and not VARIABLE.search(value):
+            raise ValueError(
+                "give a ${VAR} reference (export VAR=... where you deploy and build): a literal password "
+                "would be stored in the workspace's database"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _environment_mode(self) -> KubernetesTarget:
+        if self.registry is None:
+            given = [f for f in ("registry_username", "registry_password") if getattr(self, f) is not None]
+            if self.registry_insecure:
+                given.append("registry_insecure")
+            if self.env_mode == IMAGE_MODE or given:
+                what = f"env_mode={IMAGE_MODE!r}" if self.env_mode == IMAGE_MODE else ", ".join(given)
+                raise ValueError(f"{what} needs a registry to push images to: give --registry HOST[/PREFIX]")
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError("give both --registry-username and --registry-password, or neither")
+        if self.env_mode == IMAGE_MODE:
+            unused = [
+                f"{name}={getattr(self, name)!r}"
+                for name, default in (
+                    ("env_cache", DEFAULT_CACHE),
+                    ("env_cache_max_gb", DEFAULT_CACHE_MAX_GB),
+                )
+                if getattr(self, name) != default
+            ]
+            if unused:
+                raise ValueError(
+                    f"{', '.join(unused)} set, but in env_mode={IMAGE_MODE!r} no node cache is used: "
+                    "leave the node cache settings out, or use env_mode='node-cache'"
+                )
+        return self
+
     @field_validator("progress_deadline_s")
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -103,7 +173,8 @@ def target_from_options(**options: Any) -> KubernetesTarget:
         return KubernetesTarget(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
         )
         raise UserErrorException(f"Invalid Kubernetes compute target options: {problems}.") from exc
 

@@ -57,6 +57,8 @@ def describe(workspace: Workspace, record: targets.TargetRecord) -> dict[str, An
         "systemNamespace": target.system_namespace,
         "image": target.image,
         "frontendServiceType": target.frontend_service_type,
+        "envMode": target.env_mode,  # how environments reach pods: node-cache or image
+        "registry": target.registry,
     }
     if target.provisioning:
         info["provisioning"] = target.provisioning

@@ -31,6 +31,11 @@ class KubernetesAttachConfiguration(TargetConfiguration):
         in_cluster: bool | None = None,
         progress_deadline_s: int | None = None,
         pod_annotations: dict[str, str] | None = None,
+        env_mode: str | None = None,
+        registry: str | None = None,
+        registry_username: str | None = None,
+        registry_password: str | None = None,
+        registry_insecure: bool | None = None,
         resource_id: str | None = None,
         identity_type: str | None = None,
         identity_ids: list[str] | None = None,
@@ -54,6 +59,11 @@ class KubernetesAttachConfiguration(TargetConfiguration):
                 "in_cluster": in_cluster,
                 "progress_deadline_s": progress_deadline_s,
                 "pod_annotations": pod_annotations,
+                "env_mode": env_mode,
+                "registry": registry,
+                "registry_username": registry_username,
+                "registry_password": registry_password,
+                "registry_insecure": registry_insecure,
             }
         )
 
