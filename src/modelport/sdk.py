@@ -59,13 +59,25 @@ class Model(registry_model.Model):
         generate_dockerfile: bool = False,
         image_name: str | None = None,
         image_label: str | None = None,
+        *,
+        compute_target: str | None = None,
     ) -> ModelPackage:
         """Package ``models`` with the inference config's source and environment as a serving image.
 
         With ``generate_dockerfile=True``, ``package.save(DIR)`` writes a context that ``docker
-        build`` turns into the image (docs/models.md, "Packaging a model").
+        build`` turns into the image; else the image is built here and pushed to the registry of
+        ``compute_target`` (a Kubernetes target attached with a registry; docs/models.md,
+        "Packaging a model").
         """
-        return package(workspace, models, inference_config, generate_dockerfile, image_name, image_label)
+        return package(
+            workspace,
+            models,
+            inference_config,
+            generate_dockerfile,
+            image_name,
+            image_label,
+            compute_target=compute_target,
+        )
 
 
 class Workspace(native_workspace.Workspace):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport.service.package import IMAGE_MODE_REFUSED, NEEDS_ENVIRONMENT
+from modelport.service.package import NEEDS_ENVIRONMENT
 from tests.clirun import modelport
 
 SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return raw_data\n"
@@ -56,7 +56,11 @@ def test_errors_name_the_fix(project: Path) -> None:
     image_mode = modelport(
         "model", "package", "-m", "iris:1", "-ic", "inferenceconfig.json", cwd=project, rc=1
     )
-    assert IMAGE_MODE_REFUSED.split(". Fix:")[0] in " ".join(image_mode.stderr.split())
+    fix = "no target has one. Fix: name the target (compute_target='NAME', --ct NAME)"
+    assert fix in " ".join(image_mode.stderr.split())
+    no_target = modelport("model", "package", "-m", "iris:1", "-ic", "inferenceconfig.json", "--ct", "aks",
+                          cwd=project, rc=1)  # fmt: skip
+    assert "Compute Target with name aks not found" in no_target.stderr
     no_env = modelport(
         "model", "package", "-m", "iris:1", "-ic", "noenv.json", "-o", "ctx", cwd=project, rc=1
     )

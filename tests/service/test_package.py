@@ -25,12 +25,14 @@ from sklearn.linear_model import LogisticRegression
 from modelport import Model as SdkModel
 from modelport.azureml.core import Environment, InferenceConfig, Model
 from modelport.azureml.core.model import ModelPackage
+from modelport.compute import targets
 from modelport.compute.kubernetes.build_context import INSTRUCTIONS, RUNTIME_UID
 from modelport.compute.kubernetes.fetch_plan import APP_ROOT
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
+from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.registry.environment import ContainerRegistry
-from modelport.service.package import IMAGE_MODE_REFUSED, NEEDS_ENVIRONMENT
+from modelport.service.package import NEEDS_ENVIRONMENT
 from modelport.workspace import Workspace
 from tests.compute.kubernetes.test_serving_testbed import IRIS_SCORE, SAMPLE
 from tests.registry.test_build_context import instructions, pairs
@@ -217,10 +219,9 @@ def test_several_models_share_the_models_folder_and_the_sdk_packages_too(
     assert second.id == "helpers:1"
 
 
-def test_packaging_needs_an_environment_and_refuses_image_mode_naming_the_fix(
+def test_packaging_needs_an_environment_and_checks_the_image_name(
     ws: Workspace, model: Model, source: Path
 ) -> None:
-
     with pytest.raises(WebserviceException) as missing:
         Model.package(ws, [model], _config(source), generate_dockerfile=True)
     assert missing.value.message == NEEDS_ENVIRONMENT
@@ -229,14 +230,63 @@ def test_packaging_needs_an_environment_and_refuses_image_mode_naming_the_fix(
     )
     with pytest.raises(UserErrorException, match="You must provide an InferenceConfig"):
         Model.package(ws, [], generate_dockerfile=True)
-    with pytest.raises(WebserviceException) as image_mode:
-        Model.package(ws, [model], _config(source, _environment()))
-    assert image_mode.value.message == IMAGE_MODE_REFUSED
-    assert "generate_dockerfile=True" in IMAGE_MODE_REFUSED and "--dockerfile-only" in IMAGE_MODE_REFUSED
     with pytest.raises(WebserviceException, match="Invalid image_name 'Iris:1'"):
         Model.package(ws, [model], _config(source, _environment()), True, image_name="Iris:1")
     with pytest.raises(WebserviceException, match="Invalid image_label '-x'"):
         Model.package(ws, [model], _config(source, _environment()), True, image_label="-x")
+
+
+def _attach(ws: Workspace, name: str, **settings: Any) -> None:
+    """Record an attached Kubernetes target (no cluster is reached: packaging reads its settings only)."""
+    definition = KubernetesTarget(kubeconfig="never-read", **settings).model_dump(mode="json")
+    targets.add_target(ws, name, "kubernetes", definition)
+    targets.set_state(ws, name, targets.SUCCEEDED, definition=definition)
+
+
+def test_image_mode_pushes_to_a_targets_registry_and_says_which_when_none_or_several(
+    ws: Workspace, model: Model, source: Path
+) -> None:
+    config = _config(source, _environment())
+    with pytest.raises(UserErrorException, match="no target has one. Fix: name the target"):
+        Model.package(ws, [model], config)
+    _attach(ws, "plain")
+    with pytest.raises(UserErrorException, match="'plain' has no registry to push the package's image to"):
+        Model.package(ws, [model], config, compute_target="plain")
+    _attach(ws, "one", registry="registry.one:5000")
+    _attach(ws, "two", registry="registry.two:5000")
+    with pytest.raises(UserErrorException, match="targets one, two have one. Fix: name the target"):
+        Model.package(ws, [model], config)
+    with pytest.raises(UserErrorException, match="generate_dockerfile=True pushes nothing"):
+        Model.package(ws, [model], config, True, compute_target="one")
+
+
+def test_image_mode_without_a_builder_is_failed_naming_what_to_install(
+    ws: Workspace, model: Model, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATH holds no builder (an empty folder: a machine without one), so the build stops before
+    any push; building and pushing for real needs a builder and a base image (the real node)."""
+    _attach(ws, "prod", registry="registry.example:5000/team", registry_username="me",
+            registry_password="${PKG_REGISTRY_PASSWORD}")  # fmt: skip
+    monkeypatch.setenv("PKG_REGISTRY_PASSWORD", "secret")
+    empty = tmp_path / "no-builders"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+    package = Model.package(ws, [model], _config(source, _environment()), image_label="v1")
+
+    assert package.state == "Failed" and package.generate_dockerfile is False and package.location is None
+    assert package.image == "registry.example:5000/team/iris:v1"
+    assert package.error is not None and package.error["code"] == "ImageBuildFailed"
+    assert "install docker (with its daemon running), podman or buildah" in package.error["message"]
+    assert package.error["message"] in package.get_logs()
+    with pytest.raises(WebserviceException, match="non-successful terminal state.\nState: Failed"):
+        package.wait_for_creation()
+    assert package.get_container_registry() == ContainerRegistry("registry.example:5000", "me", "secret")
+    assert package.serialize() == {"generateDockerfile": False, "state": "Failed", "location": None}
+    with pytest.raises(WebserviceException, match="built into an image"):
+        package.save(tmp_path / "context")
+    with pytest.raises(WebserviceException, match="does not contain an image"):
+        package.pull()
 
 
 def test_save_refuses_a_folder_in_use_and_leaves_nothing_when_a_model_is_gone(

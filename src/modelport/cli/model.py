@@ -199,6 +199,9 @@ def package(
         "--output-path",
         help="New or empty folder for the build context (implies --dockerfile-only).",
     ),
+    compute_target: str | None = typer.Option(
+        None, "-ct", "--ct", "--compute-target", help="Push the image to this Kubernetes target's registry."
+    ),
     image_name: str | None = typer.Option(None, "--image-name", help="Image name (default: the model's)."),
     image_label: str | None = typer.Option(None, "--image-label", help="Image label (default: latest)."),
     no_wait: bool = typer.Option(
@@ -209,7 +212,8 @@ def package(
     workspace: str | None = WORKSPACE_OPTION,
     path: Path | None = PATH_OPTION,
 ) -> None:
-    """Package models with their entry script and environment as a serving image (or its build context)."""
+    """Package models with their entry script and environment as a serving image pushed to a target's
+    registry (or, with -o, its build context)."""
     from modelport.service.package import package as make_package
 
     if dockerfile_only and output_path is None:
@@ -229,10 +233,12 @@ def package(
         generate_dockerfile=output_path is not None,
         image_name=image_name,
         image_label=image_label,
+        compute_target=compute_target,
     )
-    made.wait_for_creation()
-    for line in made.get_logs().splitlines()[:-1]:  # the last line's advice is printed below, with DIR
+    lines = made.get_logs().splitlines()
+    for line in lines[:-1] if made.generate_dockerfile else lines:  # the SDK's advice is printed below
         note(line)
+    made.wait_for_creation()
     if output_path is not None:
         made.save(output_path)
         note(f"Wrote the build context to {made.location}.")

@@ -10,9 +10,13 @@ them: ``docker build`` turns it into an image that serves the models with ``dock
 
 Everything is checked when the package is made (models, environment, source files readable);
 the files are read when :meth:`ModelPackage.save` writes the context, into a staging folder that
-becomes the destination only once complete. Building and pushing the image
-(``generate_dockerfile=False``) waits for the image builder (issue 13, image mode) and is refused
-with the fix until then.
+becomes the destination only once complete.
+
+``generate_dockerfile=False`` (Azure ML's default) builds that context into an image on this
+machine and pushes it, as image mode builds environments (:mod:`modelport.compute.imagebuild`,
+:func:`modelport.compute.kubernetes.envimage.build_and_push`): ``FROM`` a Kubernetes target's
+runtime image, with its package index settings, to its registry (Azure ML's workspace registry).
+A failed build is the package's state ``Failed``, with the builder's output in its log.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelport.compute import targets
+from modelport.compute.imagebuild import ImageBuildError, detect_builder, registry_host
 from modelport.compute.kubernetes.build_context import (
     APP_DIR,
     BuildContext,
@@ -32,8 +40,10 @@ from modelport.compute.kubernetes.build_context import (
     render_build_context,
     write_build_context,
 )
+from modelport.compute.kubernetes.envimage import build_and_push, registry_credentials
+from modelport.compute.kubernetes.target import COMPUTE_TYPE, KubernetesTarget, load_target
 from modelport.config.inference import InferenceConfig
-from modelport.errors import WebserviceException
+from modelport.errors import UserErrorException, WebserviceException
 from modelport.names import check_image_label, check_image_name
 from modelport.registry.environment import ContainerRegistry, Environment
 from modelport.registry.model import Model
@@ -46,22 +56,44 @@ if TYPE_CHECKING:
 
 # Azure ML's message, matched by callers.
 NEEDS_ENVIRONMENT = "Error, model packaging requires an InferenceConfig containing an Environment object."
-IMAGE_MODE_REFUSED = (
-    "Model.package with generate_dockerfile=False builds the image and pushes it to a registry, which "
-    "modelport cannot do yet (it needs the image builder of issue 13's image mode). Fix: "
-    "Model.package(..., generate_dockerfile=True), package.save(DIR), then `docker build -t IMAGE DIR` and "
-    "`docker push IMAGE`; on the command line, `modelport model package ... --dockerfile-only -o DIR`."
-)
 SUCCEEDED = "Succeeded"
+FAILED = "Failed"
 DEFAULT_LABEL = "latest"
-# Where an image reference without a registry host is pulled from.
-DEFAULT_REGISTRY = "docker.io"
 
 
 def default_image_name(models: Sequence[Any]) -> str:
     """The image name when none is given: the first model's name as an image repository name."""
     name = re.sub(r"[^a-z0-9]+", "-", models[0].name.lower()).strip("-") if models else ""
     return name or "package"
+
+
+def image_target(workspace: Workspace, name: str | None) -> tuple[str, KubernetesTarget]:
+    """The Kubernetes target whose registry a package's image goes to: ``name``, else the
+    workspace's only target attached with a registry."""
+    if name is None:
+        with_registry = [
+            record.name
+            for record in targets.list_targets(workspace)
+            if record.compute_type == COMPUTE_TYPE and record.definition.get("registry")
+        ]
+        if len(with_registry) != 1:
+            found = f"targets {', '.join(with_registry)} have one" if with_registry else "no target has one"
+            raise UserErrorException(
+                "Model.package builds an image and pushes it to a Kubernetes target's registry, and "
+                f"{found}. "
+                "Fix: name the target (compute_target='NAME', --ct NAME), attach one with --registry "
+                "HOST[:PORT][/PREFIX], or write the build context instead (generate_dockerfile=True, "
+                "--dockerfile-only -o DIR)."
+            )
+        name = with_registry[0]
+    target = load_target(workspace, name)
+    if target.registry is None:
+        raise UserErrorException(
+            f"Compute target {name!r} has no registry to push the package's image to. Fix: detach it and "
+            "attach it again with --registry HOST[:PORT][/PREFIX], or write the build context instead "
+            "(generate_dockerfile=True, --dockerfile-only -o DIR)."
+        )
+    return name, target
 
 
 def package(
@@ -71,13 +103,16 @@ def package(
     generate_dockerfile: bool = False,
     image_name: str | None = None,
     image_label: str | None = None,
+    *,
+    compute_target: str | None = None,
 ) -> ModelPackage:
     """Package ``models`` with the inference config's source and environment (Azure ML's signature).
 
-    Returns a :class:`ModelPackage` in state ``Succeeded``: with ``generate_dockerfile=True``,
-    ``save(DIR)`` writes the build context. ``image_name`` and ``image_label`` name the image the
-    context's README and the printed build command tag (default: the first model's name,
-    ``latest``).
+    With ``generate_dockerfile=True``, ``save(DIR)`` writes the build context; else the image is
+    built here and pushed to the registry of ``compute_target`` (default: the workspace's only
+    Kubernetes target with a registry) before this returns, and ``location`` names it (state
+    ``Failed`` and the builder's output in ``get_logs()`` when it could not be built).
+    ``image_name`` and ``image_label`` name the image (default: the first model's name, ``latest``).
     """
     refs = resolve_models(workspace, models)
     if inference_config is None:
@@ -87,20 +122,23 @@ def package(
         raise WebserviceException(NEEDS_ENVIRONMENT)
     name = check_image_name(image_name if image_name is not None else default_image_name(refs))
     label = check_image_label(image_label if image_label is not None else DEFAULT_LABEL)
-    if not generate_dockerfile:
-        raise WebserviceException(IMAGE_MODE_REFUSED)
+    if generate_dockerfile and compute_target is not None:
+        raise UserErrorException(
+            f"compute_target {compute_target!r} names the registry an image is pushed to, and "
+            "generate_dockerfile=True pushes nothing. Fix: leave compute_target out, or build the image "
+            "(generate_dockerfile=False)."
+        )
     source, files = collect_source(inference_config)
-    app = ServingApp(models=refs, source=source, image=f"{name}:{label}")
-    context = render_build_context(environment, app=app)
-    return ModelPackage(workspace, environment, context, app, files)
-
-
-def _registry_host(reference: str) -> str:
-    """The registry an image reference is pulled from (Docker's rule for its first component)."""
-    first, slash, _ = reference.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return DEFAULT_REGISTRY
+    if generate_dockerfile:
+        app = ServingApp(models=refs, source=source, image=f"{name}:{label}")
+        context = render_build_context(environment, app=app)
+        return ModelPackage(workspace, environment, context, app, files)
+    target_name, target = image_target(workspace, compute_target)
+    app = ServingApp(models=refs, source=source, image=f"{target.registry}/{name}:{label}")
+    context = render_build_context(environment, target.image, app=app)
+    made = ModelPackage(workspace, environment, context, app, files, target=target)
+    made._build_and_push(target_name, target)
+    return made
 
 
 class ModelPackage:
@@ -113,11 +151,15 @@ class ModelPackage:
         context: BuildContext,
         app: ServingApp,
         source_files: Sequence[LocalFile],
+        *,
+        target: KubernetesTarget | None = None,
     ) -> None:
         self.workspace = workspace
-        self.generate_dockerfile = True
+        # Image mode pushes to a target's registry; a build context has no target.
+        self.generate_dockerfile = target is None
         self.state = SUCCEEDED
-        # The folder of the last save(); Azure ML's was a download URL of the context.
+        # The pushed image's reference; for a build context, the folder of the last save() (Azure
+        # ML's was a download URL of the context).
         self.location: str | None = None
         self.error: dict[str, Any] | None = None
         self.package_build_log_uri: str | None = None
@@ -125,17 +167,49 @@ class ModelPackage:
         self._context = context
         self._app = app
         self._source_files = tuple(source_files)
+        self._target = target
         self._log = [
             f"Packaging {', '.join(model.id for model in self._app.models)} with entry script "
             f"{self._app.source.entry_script} in environment {environment.name!r} "
             f"(content hash {context.content_hash[:12]}) on {context.base}.",
             *context.notes,
-            f"Build context ready: save(output_directory) writes it; "
-            f"`docker build -t {self._app.image} DIR` builds the image.",
         ]
+        if target is None:
+            self._log.append(
+                f"Build context ready: save(output_directory) writes it; "
+                f"`docker build -t {self._app.image} DIR` builds the image."
+            )
 
     def __repr__(self) -> str:
-        return f"ModelPackage(generate_dockerfile=True, state={self.state!r}, location={self.location!r})"
+        return (
+            f"ModelPackage(generate_dockerfile={self.generate_dockerfile}, state={self.state!r}, "
+            f"location={self.location!r})"
+        )
+
+    def _build_and_push(self, target_name: str, target: KubernetesTarget) -> None:
+        """Image mode: build the context with this machine's builder and push it to the target's
+        registry; ``state`` becomes ``Failed`` (with the builder's output logged) if that fails."""
+        started = time.monotonic()
+
+        def timed(line: str) -> None:
+            self._log.append(f"[{time.monotonic() - started:6.1f} s] {line}")
+
+        try:
+            builder = detect_builder()
+            timed(
+                f"Building {self.image} on {target.image} with {builder.name} ({builder.executable}) "
+                f"for compute target {target_name!r}."
+            )
+            with tempfile.TemporaryDirectory(prefix="modelport-package-") as folder:
+                context_dir = Path(folder) / "context"
+                self._assemble(context_dir)
+                build_and_push(builder, context_dir, self.image, target, on_line=timed)
+        except ImageBuildError as exc:
+            self.state = FAILED
+            self.error = {"code": exc.code, "message": str(exc)}
+            timed(str(exc))
+            return
+        self.location = self.image
 
     @property
     def image(self) -> str:
@@ -163,20 +237,34 @@ class ModelPackage:
         return text if decode else text.encode("utf-8")
 
     def get_container_registry(self) -> ContainerRegistry:
-        """The registry the Dockerfile's base image comes from, with the environment's credentials
-        for it (``docker.base_image_registry``) when it has them: log in there to build."""
+        """Image mode: the registry the image was pushed to, with the target's credentials (log in
+        there to pull it). A build context: the registry its base image comes from, with the
+        environment's credentials for it (``docker.base_image_registry``): log in there to build."""
+        if self._target is not None and self._target.registry is not None:
+            credentials = registry_credentials(self._target)
+            return ContainerRegistry(
+                registry_host(self._target.registry),
+                credentials.username if credentials else None,
+                credentials.password if credentials else None,
+            )
         own = self._environment.docker.base_image_registry
         if own.address:
             return ContainerRegistry(own.address, own.username, own.password)
         if self._context.base == "docker.base_dockerfile":
             return ContainerRegistry()
-        return ContainerRegistry(address=_registry_host(self._context.base))
+        return ContainerRegistry(address=registry_host(self._context.base))
 
     def pull(self) -> None:
-        """Azure ML pulled the package's image; a build context has none."""
+        """Azure ML pulled the package's image into the local Docker; modelport names the command."""
+        if self.location is None or self.generate_dockerfile:
+            raise WebserviceException(
+                "Package does not contain an image: it was created with generate_dockerfile=True or its "
+                "build failed (get_logs() says why). Fix: package.save(DIR), then "
+                "`docker build -t IMAGE DIR`."
+            )
         raise WebserviceException(
-            "Package does not contain an image: it was created with generate_dockerfile=True. "
-            "Fix: package.save(DIR), then `docker build -t IMAGE DIR`."
+            f"Package.pull() is not run by modelport. Fix: `docker pull {self.location}` (or podman/buildah "
+            "pull), after logging in to get_container_registry()."
         )
 
     def save(self, output_directory: str | os.PathLike[str]) -> None:
@@ -186,6 +274,11 @@ class ModelPackage:
         The context is assembled in a staging folder beside it and moved into place when complete,
         so a failure (a model deleted since, a full disk) leaves no partial context behind.
         """
+        if not self.generate_dockerfile:
+            raise WebserviceException(
+                f"save() writes a build context; this package was built into an image ({self.location}). "
+                "Fix: Model.package(..., generate_dockerfile=True) for a build context."
+            )
         dest = Path(output_directory)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise WebserviceException(
@@ -195,15 +288,7 @@ class ModelPackage:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = dest.parent / f".{dest.name}.modelport-{uuid.uuid4().hex[:12]}"
         try:
-            write_build_context(self._environment, staging, app=self._app)
-            app_root = staging / APP_DIR
-            for ref in self._app.models:
-                Model(self.workspace, id=ref.id).download(app_root / model_path(ref))
-            for source in self._source_files:
-                target = app_root / source.stored
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source.local, target)
-                target.chmod(source.mode & 0o777)
+            self._assemble(staging)
             if dest.exists():
                 dest.rmdir()
             staging.rename(dest)
@@ -211,6 +296,20 @@ class ModelPackage:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         self.location = str(dest.resolve())
+
+    def _assemble(self, folder: Path) -> None:
+        """Write the build context into the new ``folder``: the Dockerfile and requirements, then
+        the models and the source under ``azureml-app/``."""
+        base = self._target.image if self._target is not None else None
+        write_build_context(self._environment, folder, base, app=self._app)
+        app_root = folder / APP_DIR
+        for ref in self._app.models:
+            Model(self.workspace, id=ref.id).download(app_root / model_path(ref))
+        for source in self._source_files:
+            copy = app_root / source.stored
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.local, copy)
+            copy.chmod(source.mode & 0o777)
 
     def serialize(self) -> dict[str, Any]:
         """Azure ML's dict form: ``generateDockerfile``, ``state``, ``location``."""

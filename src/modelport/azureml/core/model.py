@@ -74,13 +74,24 @@ class Model(_Model):
         generate_dockerfile: bool = False,
         image_name: str | None = None,
         image_label: str | None = None,
+        *,
+        compute_target: str | None = None,
     ) -> ModelPackage:
         """Package ``models`` as a serving image; ``generate_dockerfile=True``: its build context.
 
-        Azure ML's rules: the inference config must hold an Environment. See
+        Azure ML's rules: the inference config must hold an Environment. ``compute_target``
+        (modelport's): the Kubernetes target whose registry the image goes to. See
         :func:`modelport.service.package.package`.
         """
-        return package(workspace, models, inference_config, generate_dockerfile, image_name, image_label)
+        return package(
+            workspace,
+            models,
+            inference_config,
+            generate_dockerfile,
+            image_name,
+            image_label,
+            compute_target=compute_target,
+        )
 
     @staticmethod
     def profile(*args: Any, **kwargs: Any) -> Any:
