@@ -15,7 +15,7 @@ from modelport.config.deployment import DeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.registry import model as registry_model
 from modelport.service.deploy import deploy
-from modelport.service.package import ModelPackage, package
+from modelport.service.package import package
 from modelport.service.webservice import Webservice
 from modelport.workspace import workspace as native_workspace
 
@@ -51,33 +51,8 @@ class Model(registry_model.Model):
             show_output,
         )
 
-    @staticmethod
-    def package(
-        workspace: native_workspace.Workspace,
-        models: Sequence[registry_model.Model | str],
-        inference_config: InferenceConfig | None = None,
-        generate_dockerfile: bool = False,
-        image_name: str | None = None,
-        image_label: str | None = None,
-        *,
-        compute_target: str | None = None,
-    ) -> ModelPackage:
-        """Package ``models`` with the inference config's source and environment as a serving image.
-
-        With ``generate_dockerfile=True``, ``package.save(DIR)`` writes a context that ``docker
-        build`` turns into the image; else the image is built here and pushed to the registry of
-        ``compute_target`` (a Kubernetes target attached with a registry; docs/models.md,
-        "Packaging a model").
-        """
-        return package(
-            workspace,
-            models,
-            inference_config,
-            generate_dockerfile,
-            image_name,
-            image_label,
-            compute_target=compute_target,
-        )
+    # Azure ML's Model.package(workspace, models, ...): docs/models.md, "Packaging a model".
+    package = staticmethod(package)
 
 
 class Workspace(native_workspace.Workspace):

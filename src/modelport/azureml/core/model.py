@@ -66,32 +66,8 @@ class Model(_Model):
             show_output,
         )
 
-    @staticmethod
-    def package(
-        workspace: Any,
-        models: Sequence[Any],
-        inference_config: InferenceConfig | None = None,
-        generate_dockerfile: bool = False,
-        image_name: str | None = None,
-        image_label: str | None = None,
-        *,
-        compute_target: str | None = None,
-    ) -> ModelPackage:
-        """Package ``models`` as a serving image; ``generate_dockerfile=True``: its build context.
-
-        Azure ML's rules: the inference config must hold an Environment. ``compute_target``
-        (modelport's): the Kubernetes target whose registry the image goes to. See
-        :func:`modelport.service.package.package`.
-        """
-        return package(
-            workspace,
-            models,
-            inference_config,
-            generate_dockerfile,
-            image_name,
-            image_label,
-            compute_target=compute_target,
-        )
+    # Azure ML's Model.package(workspace, models, ...): docs/models.md, "Packaging a model".
+    package = staticmethod(package)
 
     @staticmethod
     def profile(*args: Any, **kwargs: Any) -> Any:
