@@ -142,7 +142,7 @@ def package(
 
 
 class ModelPackage:
-    """Azure ML's ``ModelPackage``: what ``Model.package`` made (here: a Docker build context)."""
+    """Azure ML's ``ModelPackage``: what ``Model.package`` made, a Docker build context or a pushed image."""
 
     def __init__(
         self,
