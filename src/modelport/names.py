@@ -15,6 +15,10 @@ WORKSPACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,31}$")
 # a row key safely (path separators, NUL, leading dots, control characters).
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,254}$")
+# A container image's repository path (no registry host: the registry is chosen apart) and tag,
+# as the OCI distribution spec has them.
+IMAGE_NAME = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
+IMAGE_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # Azure ML reserved these for its managed computes; an attached target may not take them.
 RESERVED_COMPUTE_NAMES = ("amlcompute", "local", "containerinstance")
 
@@ -100,3 +104,24 @@ def namespace_problem(value: object) -> str | None:
         f"{value!r} is not a valid namespace name: use at most 63 lowercase letters, digits and dashes, "
         "starting and ending with a letter or digit"
     )
+
+
+def check_image_name(name: object) -> str:
+    """Return ``name`` if it can name an image repository (``team/iris``), else ``WebserviceException``."""
+    if not isinstance(name, str) or len(name) > 255 or not IMAGE_NAME.match(name):
+        raise WebserviceException(
+            f"Invalid image_name {name!r}: an image name is lower-case letters and digits, separated by "
+            "'.', '_', '-' or '/' (at most 255 characters, no registry host or tag). "
+            "Fix: choose a name such as 'team/iris-classifier'."
+        )
+    return name
+
+
+def check_image_label(label: object) -> str:
+    """Return ``label`` if it can tag an image (1-128 letters, digits, '_', '.', '-'), else raise."""
+    if not isinstance(label, str) or not IMAGE_LABEL.match(label):
+        raise WebserviceException(
+            f"Invalid image_label {label!r}: an image label is 1-128 letters, digits, '_', '.' or '-', "
+            "not starting with '.' or '-'. Fix: choose a label such as 'v1' or '2026-12-02'."
+        )
+    return label

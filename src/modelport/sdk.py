@@ -2,7 +2,7 @@
 
 The registry and the workspace are lower layers: a registered model knows nothing of services,
 a workspace nothing of models. Azure ML's conveniences that reach across layers (``Model.deploy``,
-``ws.models``) are added here, in the layer above the service lifecycle
+``Model.package``, ``ws.models``) are added here, in the layer above the service lifecycle
 (docs/architecture.md, "Layers").
 """
 
@@ -15,12 +15,14 @@ from modelport.config.deployment import DeploymentConfig
 from modelport.config.inference import InferenceConfig
 from modelport.registry import model as registry_model
 from modelport.service.deploy import deploy
+from modelport.service.package import package
 from modelport.service.webservice import Webservice
 from modelport.workspace import workspace as native_workspace
 
 
 class Model(registry_model.Model):
-    """A registered model version (see :class:`modelport.registry.model.Model`), with ``deploy``."""
+    """A registered model version (see :class:`modelport.registry.model.Model`), with ``deploy`` and
+    ``package``."""
 
     @staticmethod
     def deploy(
@@ -48,6 +50,9 @@ class Model(registry_model.Model):
             overwrite,
             show_output,
         )
+
+    # Azure ML's Model.package(workspace, models, ...): docs/models.md, "Packaging a model".
+    package = staticmethod(package)
 
 
 class Workspace(native_workspace.Workspace):

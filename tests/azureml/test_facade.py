@@ -265,5 +265,3 @@ def test_aks_deploy_configuration_rules_and_endpoint_config() -> None:
             version_name="blue", traffic_percentile=20, num_replicas=1
         )
     assert endpoint.num_replicas == 1
-    with pytest.raises(WebserviceException, match="package"):
-        Model.package(None, [])

@@ -100,6 +100,21 @@ def test_ci_script_register_deploy_use_update_delete(files: Path) -> None:
     assert json.loads(ml(files, "service", "list")) == []
 
 
+def test_model_package_writes_the_build_context_of_az_ml_output_path(files: Path) -> None:
+    ml(files, "model", "register", "-n", "pkg-iris", "-p", "outputs/sklearn_iris.pkl")
+
+    printed = json.loads(ml(files, "model", "package", "-m", "pkg-iris:1", "--ic", "inferenceconfig.json",
+                            "--output-path", "pkg-context", "-g", "rg-ml"))  # fmt: skip
+
+    context = files / "pkg-context"
+    assert printed == {"generateDockerfile": True, "state": "Succeeded", "location": str(context.resolve())}
+    assert (context / "azureml-app/azureml-models/pkg-iris/1/sklearn_iris.pkl").is_file()
+    assert (context / "azureml-app/cli_src/score.py").read_text() == SCORE
+    refused = modelport("ml", "model", "package", "-m", "pkg-iris:1", "--ic", "inferenceconfig.json",
+                        cwd=files, rc=1)  # fmt: skip
+    assert "--registry" in refused.stderr and "--dockerfile-only" in refused.stderr
+
+
 def test_output_formats_and_azure_only_flags(files: Path) -> None:
     proc = modelport("ml", "model", "list", "-o", "none", "-v", "--resource-group", "rg", cwd=files)
     assert proc.stdout == "" and "--resource-group ignored" in proc.stderr

@@ -44,7 +44,7 @@ from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_
 from modelport.errors import UserErrorException
 
 app = new_group("ml")
-model_app = typer.Typer(help="az ml model: register, list, show, download, update, delete, deploy.")
+model_app = typer.Typer(help="az ml model: register, list, show, download, update, delete, deploy, package.")
 service_app = typer.Typer(help="az ml service: list, show, get-logs, get-keys, regen-key, run, update, ...")
 compute_app = typer.Typer(help="az ml computetarget: attach aks, create aks, detach, delete, show, list.")
 app.add_typer(model_app, name="model", no_args_is_help=True)
@@ -163,7 +163,7 @@ def _native(group: str, command: str) -> Callable[[], Any]:
     return lambda: _command(groups.group(group), command)
 
 
-for _name in ("register", "list", "show", "download", "update", "delete", "deploy"):
+for _name in ("register", "list", "show", "download", "update", "delete", "deploy", "package"):
     _passthrough(model_app, _name, _native("model", _name), f"modelport model {_name}")
 for _aml, _native_name in {
     "list": "list",
@@ -177,12 +177,6 @@ for _aml, _native_name in {
     "get-access-token": "token",
 }.items():
     _passthrough(service_app, _aml, _native("service", _native_name), f"modelport service {_native_name}")
-
-
-@model_app.command("package", context_settings=PASSTHROUGH, add_help_option=False)
-def package(ctx: typer.Context) -> None:
-    """Not supported: modelport builds no images (services run from the registered files)."""
-    raise UserErrorException("`ml model package` is not supported: modelport builds no images.")
 
 
 @model_app.command("profile", context_settings=PASSTHROUGH, add_help_option=False)

@@ -1,4 +1,4 @@
-"""``modelport model register|list|show|download|update|delete`` (the ``az ml model`` shapes)."""
+"""``modelport model register|list|show|download|update|delete|package`` (the ``az ml model`` shapes)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from modelport._notes import note
 from modelport.cli.context import PATH_OPTION, WORKSPACE_OPTION, open_workspace
-from modelport.cli.deploy import deploy
+from modelport.cli.deploy import deploy, load_inference
 from modelport.cli.groups import new_group
 from modelport.cli.params import parse_filters, parse_pairs
-from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit
+from modelport.cli.render import OUTPUT_OPTION, OutputFormat, emit, warnings_as_notes
 
 if TYPE_CHECKING:
     from modelport.registry.model import Model
@@ -176,3 +177,71 @@ def delete(
     model = _find(open_workspace(workspace, path), model_id, None, None)
     model.delete()
     typer.echo(f"Deleted model {model.id}")
+
+
+@app.command("package")
+def package(
+    model: list[str] = typer.Option([], "--model", "-m", help="Model id NAME:VERSION; repeatable."),
+    inference_config: Path | None = typer.Option(
+        None,
+        "-ic",
+        "--ic",
+        "--inference-config-file",
+        help="inferenceconfig.json (or YAML) with an environment.",
+    ),
+    environment_name: str | None = typer.Option(None, "-e", "--environment-name", help="Registered env."),
+    environment_version: str | None = typer.Option(None, "--ev", "--environment-version"),
+    dockerfile_only: bool = typer.Option(
+        False, "--dockerfile-only", help="Write the image's build context instead of building the image."
+    ),
+    output_path: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output-path",
+        help="New or empty folder for the build context (implies --dockerfile-only).",
+    ),
+    compute_target: str | None = typer.Option(
+        None, "-ct", "--ct", "--compute-target", help="Push the image to this Kubernetes target's registry."
+    ),
+    image_name: str | None = typer.Option(None, "--image-name", help="Image name (default: the model's)."),
+    image_label: str | None = typer.Option(None, "--image-label", help="Image label (default: latest)."),
+    no_wait: bool = typer.Option(
+        False,
+        "--no-wait",
+        help="Accepted for az ml scripts: the package is complete when the command returns.",
+    ),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+) -> None:
+    """Package models with their entry script and environment as a serving image pushed to a target's
+    registry (or, with -o, its build context)."""
+    from modelport.service.package import package as make_package
+
+    if dockerfile_only and output_path is None:
+        raise typer.BadParameter(
+            "--dockerfile-only writes a build context: give the folder with -o/--output-path DIR",
+            param_hint="--output-path",
+        )
+    if no_wait:
+        note("--no-wait: nothing to wait for; the package is complete when this command returns.")
+    ws = open_workspace(workspace, path)
+    with warnings_as_notes():
+        inference = load_inference(inference_config, environment_name, environment_version, ws)
+    made = make_package(
+        ws,
+        list(model),
+        inference,
+        generate_dockerfile=output_path is not None,
+        image_name=image_name,
+        image_label=image_label,
+        compute_target=compute_target,
+    )
+    lines = made.get_logs().splitlines()
+    for line in lines[:-1] if made.generate_dockerfile else lines:  # the SDK's advice is printed below
+        note(line)
+    made.wait_for_creation()
+    if output_path is not None:
+        made.save(output_path)
+        note(f"Wrote the build context to {made.location}.")
+        note(f"Build it: docker build -t {made.image} {output_path}")
+    typer.echo(json.dumps(made.serialize(), indent=2))

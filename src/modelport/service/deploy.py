@@ -24,7 +24,7 @@ from modelport.service.store import write_service
 from modelport.service.webservice import Webservice
 from modelport.workspace.artifacts import NoProgress
 from modelport.workspace.blobs import discard_unreferenced_blobs
-from modelport.workspace.filesets import StoredFile, check_readable, collect_files, store_files
+from modelport.workspace.filesets import LocalFile, StoredFile, check_readable, collect_files, store_files
 
 if TYPE_CHECKING:
     from modelport.workspace import Workspace
@@ -54,7 +54,8 @@ def resolve_models(workspace: Workspace, models: Sequence[Model | str]) -> tuple
     return tuple(refs)
 
 
-def _no_code_refusal(models: Sequence[ModelRef], workspace: Workspace) -> UserErrorException:
+def no_code_refusal(models: Sequence[ModelRef], workspace: Workspace) -> UserErrorException:
+    """Azure ML's error for models given without an InferenceConfig (no-code deployment)."""
     if len(models) != 1:
         return UserErrorException(
             "You must provide an InferenceConfig when deploying zero or multiple models."
@@ -93,13 +94,8 @@ def resolve_environment(workspace: Workspace, name: str, config: InferenceConfig
     )
 
 
-def snapshot_source(
-    workspace: Workspace, config: InferenceConfig
-) -> tuple[SourceRef, list[StoredFile], list[str]]:
-    """Store the source directory (or the entry script alone) content-addressed.
-
-    Returns the reference, the stored files and the digests this call created (for cleanup).
-    """
+def collect_source(config: InferenceConfig) -> tuple[SourceRef, list[LocalFile]]:
+    """The source directory's files (or the entry script alone), readable, in the app root's layout."""
     entry_script = config.entry_script
     if not entry_script:  # checked when the config was made; a caller may have cleared it since
         raise WebserviceException("Error, need to specify entry_script.")
@@ -114,8 +110,19 @@ def snapshot_source(
         entry = script.name
         directory = None
     check_readable(files, "source file")
+    return SourceRef(directory=directory, entry_script=entry, file_count=len(files)), files
+
+
+def snapshot_source(
+    workspace: Workspace, config: InferenceConfig
+) -> tuple[SourceRef, list[StoredFile], list[str]]:
+    """Store the source directory (or the entry script alone) content-addressed.
+
+    Returns the reference, the stored files and the digests this call created (for cleanup).
+    """
+    source, files = collect_source(config)
     stored, created = store_files(workspace, files, NoProgress())
-    return SourceRef(directory=directory, entry_script=entry, file_count=len(files)), stored, created
+    return source, stored, created
 
 
 def resolve_target(
@@ -168,7 +175,7 @@ def deploy(
     check_service_name(name)
     refs = resolve_models(workspace, models)
     if inference_config is None:
-        raise _no_code_refusal(refs, workspace)
+        raise no_code_refusal(refs, workspace)
     if deployment_config is None:
         deployment_config = LocalDeploymentConfig()
     deployment_config.validate_configuration()

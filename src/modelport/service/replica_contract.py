@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, DEFAULT_PORT, GRACEFUL_TIMEOUT_ENV
 from modelport.runtime.model_path import MODELS_DIR
-from modelport.service.spec import ModelRef, ServiceSpec
+from modelport.service.spec import ModelRef, ServiceSpec, SourceRef
 
 RUNTIME_PORT = DEFAULT_PORT
 # Azure ML's liveness probe asked GET /; ready once every worker's init() has returned.
@@ -48,6 +48,33 @@ def model_dir(models: Sequence[ModelRef]) -> str:
     return MODELS_DIR
 
 
+def app_environment(models: Sequence[ModelRef], source: SourceRef, app_root: str) -> dict[str, str]:
+    """The variables that locate the app root's models and source: what a package's image sets too."""
+    env = {
+        "AML_APP_ROOT": app_root,
+        "AZUREML_MODEL_DIR": f"{app_root}/{model_dir(models)}",
+        "AZUREML_ENTRY_SCRIPT": source.entry_script,
+    }
+    if source.directory:
+        env["AZUREML_SOURCE_DIRECTORY"] = source.directory
+    return env
+
+
+def serve_arguments(models: Sequence[ModelRef], source: SourceRef, app_root: str) -> list[str]:
+    """``modelport serve``'s arguments for a replica in a container: the app root's entry script and
+    models, :data:`RUNTIME_PORT` on every interface (the container's network is the boundary)."""
+    return [
+        "--entry_script",
+        f"{app_root}/{source.entry_script}",
+        "--model_dir",
+        f"{app_root}/{model_dir(models)}",
+        "--port",
+        str(RUNTIME_PORT),
+        "--host",
+        "0.0.0.0",
+    ]
+
+
 def replica_environment(spec: ServiceSpec, app_root: str, workspace_name: str | None) -> dict[str, str]:
     """The variables a replica of ``spec`` runs with, as Azure ML's scoring container had them.
 
@@ -59,18 +86,14 @@ def replica_environment(spec: ServiceSpec, app_root: str, workspace_name: str | 
     if spec.environment is not None:
         variables = spec.environment.definition.get("environmentVariables") or {}
         env.update({str(k): str(v) for k, v in variables.items()})
+    env.update(app_environment(spec.models, spec.source, app_root))
     env.update(
         {
-            "AML_APP_ROOT": app_root,
-            "AZUREML_MODEL_DIR": f"{app_root}/{model_dir(spec.models)}",
-            "AZUREML_ENTRY_SCRIPT": spec.source.entry_script,
             "SERVICE_NAME": spec.name,
             "SCORING_TIMEOUT_MS": str(spec.deployment.scoring_timeout_ms),
             GRACEFUL_TIMEOUT_ENV: str(graceful_timeout(spec)),
         }
     )
-    if spec.source.directory:
-        env["AZUREML_SOURCE_DIRECTORY"] = spec.source.directory
     if workspace_name:
         env["WORKSPACE_NAME"] = workspace_name
     return env

@@ -2,8 +2,8 @@
 
 ``Model.deploy`` returns the ``Webservice`` subclass Azure ML returned for the deployment config
 given: ``LocalWebservice`` for ``LocalWebservice.deploy_configuration``, ``AciWebservice`` for
-``AciWebservice.deploy_configuration``, ``AksWebservice`` otherwise. Every deployment goes to the
-local target until the Kubernetes target exists.
+``AciWebservice.deploy_configuration``, ``AksWebservice`` otherwise. ``Model.package`` returns a
+``ModelPackage``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from modelport.config import InferenceConfig
 from modelport.errors import WebserviceException
 from modelport.registry.model import Model as _Model
+from modelport.service.package import ModelPackage, package
 
 
 class Model(_Model):
@@ -65,13 +66,8 @@ class Model(_Model):
             show_output,
         )
 
-    @staticmethod
-    def package(*args: Any, **kwargs: Any) -> Any:
-        """Not supported yet: modelport runs services from registered files, not images."""
-        raise WebserviceException(
-            "Model.package is not supported by modelport yet: services run from the registered files "
-            "and the environment directly, no image is built. Fix: deploy with Model.deploy."
-        )
+    # Azure ML's Model.package(workspace, models, ...): docs/models.md, "Packaging a model".
+    package = staticmethod(package)
 
     @staticmethod
     def profile(*args: Any, **kwargs: Any) -> Any:
@@ -79,4 +75,4 @@ class Model(_Model):
         raise WebserviceException("Model.profile is not supported by modelport.")
 
 
-__all__ = ["InferenceConfig", "Model"]
+__all__ = ["InferenceConfig", "Model", "ModelPackage"]

@@ -13,6 +13,13 @@ build`` turns into that image:
 * ``conda.yml``: the environment's conda specification, for reference (when it has one);
 * ``README.md``: how to build, push and use the image.
 
+The same context with a :class:`ServingApp` is a *package* (``Model.package(...,
+generate_dockerfile=True)``): the models and the source laid out under ``azureml-app/`` as a
+replica's app root (``service/replica_contract.py``), copied to ``/var/azureml-app``, with the
+contract's variables and a ``CMD`` that runs ``modelport serve`` on them, so ``docker run``
+serves the model. The environment's step then copies only ``requirements.txt`` into the build
+folder, so the models are not copied into the image twice.
+
 The base (docs/environments.md, "A build context for your CI"): ``base_image`` when given; else
 the environment's ``docker.base_dockerfile`` (inlined) or its own ``docker.base_image``; else,
 and for Azure ML's own images (``mcr.microsoft.com/azureml/...``, which hold Azure ML's conda
@@ -22,6 +29,7 @@ toolchain, not modelport), modelport's runtime image.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shlex
 import textwrap
@@ -36,6 +44,8 @@ from modelport.compute.kubernetes.fetch_plan import APP_ROOT
 from modelport.compute.kubernetes.objects import DEFAULT_IMAGE
 from modelport.errors import EnvironmentException
 from modelport.registry.environment import DEFAULT_CPU_IMAGE, Environment
+from modelport.service.replica_contract import RUNTIME_PORT, app_environment, serve_arguments
+from modelport.service.spec import ModelRef, SourceRef
 
 DOCKERFILE = "Dockerfile"
 REQUIREMENTS = "requirements.txt"
@@ -55,7 +65,9 @@ BUILD_ARG = "MODELPORT_REQUIREMENT"
 # --trusted-host through them.
 PIP_INDEX_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 # The Dockerfile instructions this module writes (tests check every instruction is one of them).
-INSTRUCTIONS = ("FROM", "LABEL", "ARG", "USER", "COPY", "RUN", "ENV")
+INSTRUCTIONS = ("FROM", "LABEL", "ARG", "USER", "COPY", "RUN", "ENV", "WORKDIR", "EXPOSE", "CMD")
+# A package's app root inside its build context: copied to APP_ROOT in the image.
+APP_DIR = "azureml-app"
 
 # envplan's wording for python/pip is the local target's ("uv provides ..."); in an image the
 # image provides them.
@@ -71,6 +83,17 @@ _DIRECTIVE = re.compile(r"#\s*(syntax|escape|check)\s*=", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class ServingApp:
+    """What a package's image serves besides its environment: the models and the source (laid out
+    under :data:`APP_DIR` by the caller, as a replica's app root) and the image reference the
+    README's commands tag it with."""
+
+    models: tuple[ModelRef, ...]
+    source: SourceRef
+    image: str
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """A build context as planned (``files``) and, once written, where (``directory``)."""
 
@@ -82,19 +105,25 @@ class BuildContext:
     notes: tuple[str, ...]
     files: dict[str, str]
     directory: Path | None = None
+    app: ServingApp | None = None
 
     def summary(self) -> dict[str, Any]:
         """What the CLI prints: the environment, the base, the files and the choices made."""
-        return {
+        summary: dict[str, Any] = {
             "name": self.environment,
             "version": self.version,
             "contentHash": self.content_hash,
             "directory": str(self.directory) if self.directory else None,
             "base": self.base,
-            "files": sorted(self.files),
+            "files": sorted([*self.files, *([APP_DIR] if self.app else [])]),
             "requirements": list(self.requirements),
             "notes": list(self.notes),
         }
+        if self.app is not None:
+            summary["models"] = [model.id for model in self.app.models]
+            summary["entryScript"] = self.app.source.entry_script
+            summary["image"] = self.app.image
+        return summary
 
 
 def suggested_tag(environment: Environment) -> str:
@@ -240,13 +269,14 @@ def render_build_context(
     base_image: str | None = None,
     *,
     modelport_requirement: str | None = None,
+    app: ServingApp | None = None,
 ) -> BuildContext:
     """Plan the build context of ``environment``: the files' contents and the notes; writes nothing.
 
     ``base_image`` overrides the base (see the module docstring). ``modelport_requirement`` is the
     default of the Dockerfile's ``MODELPORT_REQUIREMENT`` build argument (``modelport[kubernetes]``
-    pinned to this version). Raises :class:`EnvironmentException` (field, value, fix) for what an
-    image build cannot do.
+    pinned to this version). ``app`` makes it a package's context: the image serves those models.
+    Raises :class:`EnvironmentException` (field, value, fix) for what an image build cannot do.
     """
     python = environment.python
     if python.user_managed_dependencies and python.interpreter_path != "python":
@@ -291,10 +321,15 @@ def render_build_context(
     python_note = _python_note(python_request, image)
     if python_note:
         notes.append(python_note)
+    base_name = image or "the environment's base Dockerfile"
     files = {
-        DOCKERFILE: _dockerfile(environment, image, dockerfile, notes, modelport_requirement),
+        DOCKERFILE: _dockerfile(environment, image, dockerfile, notes, modelport_requirement, app),
         REQUIREMENTS: _requirements(environment, requirements),
-        README: _readme(environment, image or "the environment's base Dockerfile", image == DEFAULT_IMAGE),
+        README: (
+            _readme(environment, base_name, image == DEFAULT_IMAGE)
+            if app is None
+            else _package_readme(environment, base_name, app)
+        ),
     }
     if conda is not None:
         files[CONDA] = conda.serialize_to_string()
@@ -306,6 +341,7 @@ def render_build_context(
         requirements=tuple(line for line in requirements if not line.startswith("-")),
         notes=tuple(notes),
         files=files,
+        app=app,
     )
 
 
@@ -316,14 +352,18 @@ def write_build_context(
     *,
     force: bool = False,
     modelport_requirement: str | None = None,
+    app: ServingApp | None = None,
 ) -> BuildContext:
     """Write the build context of ``environment`` into the folder ``dest`` (created if missing).
 
     A ``dest`` that exists and is not empty is refused unless ``force``, which replaces the files
     listed in :data:`WRITTEN` and keeps every other file (a wheel placed there, for instance).
     Nothing is written when the environment cannot be expressed (see :func:`render_build_context`).
+    With ``app``, the caller lays out the models and the source under :data:`APP_DIR`.
     """
-    context = render_build_context(environment, base_image, modelport_requirement=modelport_requirement)
+    context = render_build_context(
+        environment, base_image, modelport_requirement=modelport_requirement, app=app
+    )
     folder = Path(dest)
     if folder.exists() and not folder.is_dir():
         raise EnvironmentException(
@@ -353,12 +393,27 @@ def _describe(environment: Environment) -> str:
     return f"environment {environment.name!r}{version}"
 
 
+def _header(environment: Environment, app: ServingApp | None) -> list[str]:
+    if app is None:
+        what = f"# The image of {_describe(environment)} (content hash {environment.content_hash[:12]}),"
+        written_by = "`modelport environment build-context`"
+    else:
+        what = f"# A serving image of {', '.join(m.id for m in app.models)} in {_describe(environment)},"
+        written_by = "Model.package"
+    return [
+        what,
+        f"# written by modelport {__version__} ({written_by}): what Azure ML would",
+        "# have built for it. Build it with `docker build -t IMAGE .`; README.md says how to use it.",
+    ]
+
+
 def _dockerfile(
     environment: Environment,
     image: str | None,
     base_dockerfile: str | None,
     notes: list[str],
     modelport_requirement: str | None,
+    app: ServingApp | None,
 ) -> str:
     requirement = modelport_requirement or f"modelport[kubernetes]=={__version__}"
     minimum = minimum_runtime_python()
@@ -368,12 +423,7 @@ def _dockerfile(
         f"'modelport needs Python >= {needed}; this image has ' + sys.version.split()[0])"
     )
     directives, base_lines = _split_directives(environment, base_dockerfile) if base_dockerfile else ([], [])
-    lines = [
-        *directives,
-        f"# The image of {_describe(environment)} (content hash {environment.content_hash[:12]}),",
-        f"# written by modelport {__version__} (`modelport environment build-context`): what Azure ML would",
-        "# have built for it. Build it with `docker build -t IMAGE .`; README.md says how to use it.",
-    ]
+    lines = [*directives, *_header(environment, app)]
     if base_dockerfile is not None:
         lines += ["", "# --- the environment's docker.base_dockerfile, as registered ---"]
         lines += [*base_lines, "# --- modelport's layers on top of it ---"]
@@ -394,14 +444,16 @@ def _dockerfile(
     lines += [
         "",
         "# modelport itself, pinned to the version that wrote this file (the runtime image has it",
-        "# already). Override it, e.g. with a wheel copied into this folder:",
+        "# already). Override it, e.g. with a wheel copied into this folder"
+        + (":" if app is None else f" and named after {REQUIREMENTS} below:"),
         f"#   docker build --build-arg {BUILD_ARG}=./modelport-{__version__}-py3-none-any.whl ...",
         f"ARG {BUILD_ARG}={_quoted(requirement)}",
         "# The package index pip installs from (unset when empty: pip's default), e.g.",
         "#   docker build --build-arg PIP_INDEX_URL=https://mirror.example/simple ...",
         *(f'ARG {name}=""' for name in PIP_INDEX_ARGS),
         "USER root",
-        "COPY . /tmp/modelport-build/",
+        # A package's models stay out of this step: copied here, they would weigh twice in the image.
+        f"COPY {'.' if app is None else REQUIREMENTS} /tmp/modelport-build/",
         "# One pip run resolves the environment's packages together with modelport's dependencies, and",
         "# pip check fails the build if anything installed is left broken: a pin that cannot coexist",
         "# with the runtime (pydantic==1.10, say) is an error here, as it is on the local target.",
@@ -428,7 +480,25 @@ def _dockerfile(
         "# Non-root, as the runtime image: clusters that enforce runAsNonRoot accept it.",
         f"USER {RUNTIME_UID}",
     ]
+    if app is not None:
+        lines += _serving_lines(app)
     return "\n".join(lines) + "\n"
+
+
+def _serving_lines(app: ServingApp) -> list[str]:
+    """A package's layers: its app root, the replica contract's variables and ``modelport serve``."""
+    variables = app_environment(app.models, app.source, APP_ROOT)
+    command = ["python", "-m", "modelport", "serve", *serve_arguments(app.models, app.source, APP_ROOT)]
+    return [
+        "",
+        "# The models (azureml-models/<name>/<version>/) and the source, laid out as a replica's app",
+        "# root, with the variables a replica gets (AZUREML_MODEL_DIR: Azure ML's rule).",
+        f"COPY --chown={RUNTIME_UID} {APP_DIR}/ {APP_ROOT}/",
+        "ENV " + " \\\n    ".join(f"{name}={_quoted(value)}" for name, value in variables.items()),
+        f"WORKDIR {APP_ROOT}",
+        f"EXPOSE {RUNTIME_PORT}",
+        f"CMD {json.dumps(command)}",
+    ]
 
 
 def _requirements(environment: Environment, requirements: list[str]) -> str:
@@ -441,6 +511,26 @@ def _requirements(environment: Environment, requirements: list[str]) -> str:
             "# User-managed dependencies: nothing to install; the base image's Python is used as it is."
         )
     return "\n".join([*header, *requirements]) + "\n"
+
+
+def _package_readme(environment: Environment, base: str, app: ServingApp) -> str:
+    models = ", ".join(f"`{model.id}`" for model in app.models)
+    lines = [
+        f"# A serving image of {models}",
+        "",
+        f"Written by `Model.package` / `modelport model package` (modelport {__version__}): `{base}`",
+        f"plus the packages of {_describe(environment)} (`requirements.txt`), the models and the",
+        f"source under `{APP_DIR}/` (copied to `{APP_ROOT}`), and a command that serves them.",
+        "",
+        f"    docker build -t {app.image} .",
+        f"    docker run --rm -p {RUNTIME_PORT}:{RUNTIME_PORT} {app.image}",
+        f"    curl -H 'Content-Type: application/json' -d @sample.json localhost:{RUNTIME_PORT}/score",
+        "",
+        "The server answers `GET /` (liveness), `GET /health/ready` once `init()` has returned, and",
+        "`POST /score`, with no keys or tokens: those are the front end's, which a deployment adds",
+        "(`Model.deploy`), so run the image behind a front end of your own.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _readme(environment: Environment, base: str, on_runtime: bool) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from modelport.compute.imagebuild import (
+    Builder,
     OnLine,
     RegistryCredentials,
     build_image,
@@ -141,20 +142,32 @@ def ensure_environment_image(
         for note in context.notes:
             timed(f"  {note}")
         assert context.directory is not None
-        same_registry = registry_host(target.image) == registry_host(registry)
-        build_image(
-            chosen,
-            context.directory,
-            reference,
-            build_args=index_build_args(target, on_line),
-            on_line=timed,
-            pull_insecure=target.registry_insecure and same_registry,
-        )
-    timed(f"Built {reference}; pushing it to {registry}.")
-    push_image(chosen, reference, credentials=credentials, insecure=target.registry_insecure, on_line=timed)
-    seconds = time.monotonic() - started
-    timed(f"Pushed {reference}.")
-    return EnvironmentImage(reference, built=True, seconds=seconds)
+        build_and_push(chosen, context.directory, reference, target, on_line=timed)
+    return EnvironmentImage(reference, built=True, seconds=time.monotonic() - started)
+
+
+def build_and_push(
+    builder: Builder, context_dir: Path, reference: str, target: KubernetesTarget, *, on_line: OnLine
+) -> None:
+    """Build ``context_dir`` (``FROM`` the target's runtime image) as ``reference`` with the target's
+    index settings, and push it to the target's registry with its credentials (environment images
+    and ``Model.package`` images alike)."""
+    registry = target.registry or registry_host(reference)
+    same_registry = registry_host(target.image) == registry_host(registry)
+    build_image(
+        builder,
+        context_dir,
+        reference,
+        build_args=index_build_args(target, on_line),
+        on_line=on_line,
+        pull_insecure=target.registry_insecure and same_registry,
+    )
+    on_line(f"Built {reference}; pushing it to {registry}.")
+    credentials = registry_credentials(target)
+    push_image(
+        builder, reference, credentials=credentials, insecure=target.registry_insecure, on_line=on_line
+    )
+    on_line(f"Pushed {reference}.")
 
 
 def image_environment(spec: ServiceSpec, target: KubernetesTarget, image: str) -> Environment | None:

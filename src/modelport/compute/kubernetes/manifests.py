@@ -55,8 +55,8 @@ from modelport.service.replica_contract import (
     READINESS_PATH,
     RUNTIME_PORT,
     graceful_timeout,
-    model_dir,
     replica_environment,
+    serve_arguments,
 )
 from modelport.service.spec import ServiceSpec
 
@@ -279,17 +279,7 @@ def deployment(spec: ServiceSpec, inputs: ServiceInputs) -> Manifest:
     scorer = {
         "name": "scorer",
         "image": inputs.image,
-        "command": _scorer_command(
-            inputs,
-            "--entry_script",
-            f"{APP_ROOT}/{spec.source.entry_script}",
-            "--model_dir",
-            f"{APP_ROOT}/{model_dir(spec.models)}",
-            "--port",
-            str(RUNTIME_PORT),
-            "--host",
-            "0.0.0.0",
-        ),
+        "command": _scorer_command(inputs, *serve_arguments(spec.models, spec.source, APP_ROOT)),
         "workingDir": APP_ROOT,
         "env": _scorer_env(spec, inputs) + (replica_env(inputs.environment) if inputs.environment else []),
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],

@@ -35,7 +35,7 @@ from modelport.config.inference import InferenceConfig
 from modelport.registry.environment import Environment
 from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
-from tests.compute.kubernetes.testbed import netns
+from tests.compute.kubernetes.testbed import image, netns
 from tests.servers import S3Server, s3_server
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -193,3 +193,20 @@ def deploy(
         entry_script="score.py", source_directory=str(source), environment=environment
     )
     return Model.deploy(ws, name, models, inference, config)
+
+
+def build_and_push(real_node: RealNode, kind: str, context: Path, reference: str) -> None:
+    """Build the build context ``context`` (its Dockerfile ``FROM`` the runtime image) with buildah,
+    cached by its files, where the package index is reachable; push it to ``reference``."""
+    files = sorted(p for p in context.rglob("*") if p.is_file())
+    local_name = f"localhost/modelport/{kind}:testbed"
+    archive = image.build_from_dockerfile(
+        kind,
+        context,
+        context / "Dockerfile",
+        local_name,
+        (image.runtime_image(), image.RUNTIME_NAME),
+        [str(p.relative_to(context)).encode() + b"\0" + p.read_bytes() for p in files],
+        prefix=real_node.outside,
+    )
+    image.push(archive, local_name, reference, ())

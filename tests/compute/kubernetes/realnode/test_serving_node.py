@@ -28,7 +28,7 @@ from modelport.registry.environment import Environment
 from modelport.service import states
 from modelport.workspace import Workspace
 from tests.clirun import modelport
-from tests.compute.kubernetes.realnode.conftest import RealNode, deploy
+from tests.compute.kubernetes.realnode.conftest import RealNode, build_and_push, deploy
 from tests.compute.kubernetes.test_serving_testbed import FAILING_INIT, IRIS_SCORE, SAMPLE
 from tests.compute.kubernetes.testbed import image
 from tests.servers import wait_until
@@ -73,17 +73,7 @@ def iris_image(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) ->
     reference = f"{real_node.registry}/modelport/iris-env:1"
     context = tmp_path_factory.mktemp("iris-context")
     write_build_context(_iris_environment(reference), context, base_image=image.RUNTIME_NAME, force=True)
-    files = sorted(p for p in context.iterdir() if p.is_file())
-    archive = image.build_from_dockerfile(
-        "iris-env",
-        context,
-        context / "Dockerfile",
-        "localhost/modelport/iris-env:testbed",
-        (image.runtime_image(), image.RUNTIME_NAME),
-        [p.name.encode() + b"\0" + p.read_bytes() for p in files],
-        prefix=real_node.outside,
-    )
-    image.push(archive, "localhost/modelport/iris-env:testbed", reference, ())
+    build_and_push(real_node, "iris-env", context, reference)
     return reference
 
 
