@@ -110,6 +110,9 @@ def test_model_package_writes_the_build_context_of_az_ml_output_path(files: Path
     assert printed == {"generateDockerfile": True, "state": "Succeeded", "location": str(context.resolve())}
     assert (context / "azureml-app/azureml-models/pkg-iris/1/sklearn_iris.pkl").is_file()
     assert (context / "azureml-app/cli_src/score.py").read_text() == SCORE
+    as_table = modelport("ml", "model", "package", "-m", "pkg-iris:1", "--ic", "inferenceconfig.json",
+                         "--output-path", "pkg-context-2", "-o", "table", cwd=files)  # fmt: skip
+    assert "-o table has no effect on `modelport model package`" in as_table.stderr
     refused = modelport("ml", "model", "package", "-m", "pkg-iris:1", "--ic", "inferenceconfig.json",
                         cwd=files, rc=1)  # fmt: skip
     assert "--registry" in refused.stderr and "--dockerfile-only" in refused.stderr

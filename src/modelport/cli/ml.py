@@ -143,6 +143,13 @@ def run_command(target: Any, prog: str, args: list[str]) -> None:
             )
     if _has_output_option(target) and "--help" not in new_args:
         new_args += ["-o", OUTPUT_FORMATS.get(output or "json", "json")]
+    elif output not in (None, "none"):
+        with warnings_as_notes():
+            warnings.warn(
+                f"-o {output} has no effect on `{prog}`: it has one output form (-o none silences it).",
+                AzureArgumentIgnoredWarning,
+                stacklevel=2,
+            )
     sink = io.StringIO() if output == "none" else None
     with contextlib.redirect_stdout(sink) if sink is not None else contextlib.nullcontext():
         target.main(args=new_args, prog_name=prog, standalone_mode=False)
