@@ -37,8 +37,8 @@ def test_build_reports_an_image_the_registry_has(tmp_path: Path, capsys: pytest.
     assert isinstance(fetched, Environment) and isinstance(Environment.list(ws)["sk"], Environment)
     with tiny_registry() as registry:
         _attach_record(ws, registry.address)
-        reference = environment_image_reference(registry.address, env)
-        registry.tags.add((reference.split("/", 1)[1].split(":")[0], env.content_hash))
+        reference = environment_image_reference(registry.address, env, KubernetesTarget().image)
+        registry.tags.add((reference.split("/", 1)[1].split(":")[0], reference.rsplit(":", 1)[1]))
         build = fetched.build(ws, image_build_compute="aks")
         build.wait_for_completion(show_output=True)
     assert build.status == "Succeeded" and build.image == reference

@@ -98,11 +98,13 @@ def test_references_split_as_the_registry_api_needs(
 def test_the_environment_image_is_tagged_with_the_content_hash() -> None:
     env = Environment("Iris_Env 2")
     env.python.conda_dependencies.add_pip_package("scikit-learn")  # type: ignore[union-attr]
-    reference = environment_image_reference("registry.example:5000/team/", env)
-    assert reference == f"registry.example:5000/team/modelport-env-iris_env-2:{env.content_hash}"
+    reference = environment_image_reference("registry.example:5000/team/", env, "runtime:1")
+    assert reference.startswith(f"registry.example:5000/team/modelport-env-iris_env-2:{env.content_hash}-")
     changed = Environment("Iris_Env 2")
-    assert environment_image_reference("r.example", changed).rsplit(":", 1)[1] == changed.content_hash
-    assert changed.content_hash != env.content_hash
+    tag = environment_image_reference("r.example", changed, "runtime:1").rsplit(":", 1)[1]
+    assert tag.startswith(changed.content_hash) and changed.content_hash != env.content_hash
+    on_new_runtime = environment_image_reference("registry.example:5000/team/", env, "runtime:2")
+    assert on_new_runtime != reference and len(on_new_runtime.rsplit(":", 1)[1]) <= 128
     assert registry_host("registry.example:5000/team") == "registry.example:5000"
 
 

@@ -15,6 +15,7 @@ Credentials never appear on a command line: they go into a temporary auth file t
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -375,7 +376,12 @@ def image_repository(environment: Environment) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", environment.name.lower()).strip("-._") or "environment"
 
 
-def environment_image_reference(registry: str, environment: Environment) -> str:
-    """The image of ``environment`` in ``registry`` (``HOST[/PREFIX]``), tagged with its content
-    hash: the key the node cache builds under too, so one definition is one image everywhere."""
-    return f"{registry.rstrip('/')}/modelport-env-{image_repository(environment)}:{environment.content_hash}"
+def environment_image_reference(registry: str, environment: Environment, base_image: str) -> str:
+    """The image of ``environment`` built on ``base_image``, in ``registry`` (``HOST[/PREFIX]``).
+
+    Tagged with the environment's content hash (the key the node cache builds under too) and a
+    short hash of the base image: the same definition on another runtime image (a target's new
+    ``--image``) is another image, built anew rather than an old one reused."""
+    base = hashlib.sha256(base_image.encode()).hexdigest()[:12]
+    repository = image_repository(environment)
+    return f"{registry.rstrip('/')}/modelport-env-{repository}:{environment.content_hash}-{base}"

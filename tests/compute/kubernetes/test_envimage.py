@@ -160,8 +160,8 @@ def test_an_image_the_registry_has_is_not_built_again(
         target = KubernetesTarget(
             env_mode="image", registry=f"{registry.address}/team", registry_insecure=True
         )
-        reference = environment_image_reference(target.registry or "", env)
-        registry.tags.add(("team/" + reference.split("/", 2)[2].split(":")[0], env.content_hash))
+        reference = environment_image_reference(target.registry or "", env, target.image)
+        registry.tags.add(("team/" + reference.split("/", 2)[2].split(":")[0], reference.rsplit(":", 1)[1]))
         lines: list[str] = []
         found = ensure_environment_image(env, target, "prod", on_line=lines.append)
         assert (found.reference, found.built) == (reference, False)
@@ -189,8 +189,8 @@ def test_build_image_on_the_command_line_skips_what_the_registry_has(tmp_path: P
         target = KubernetesTarget(env_mode="image", registry=registry.address, registry_insecure=True)
         targets.add_target(ws, "prod", "kubernetes", target.model_dump(mode="json"))
         targets.set_state(ws, "prod", targets.SUCCEEDED, definition=target.model_dump(mode="json"))
-        reference = environment_image_reference(registry.address, env)
-        registry.tags.add((reference.split("/", 1)[1].split(":")[0], env.content_hash))
+        reference = environment_image_reference(registry.address, env, target.image)
+        registry.tags.add((reference.split("/", 1)[1].split(":")[0], reference.rsplit(":", 1)[1]))
         done = modelport(
             "environment",
             "build-image",

@@ -124,7 +124,7 @@ def ensure_environment_image(
     runtime image and pushed (``force``: built even when found). ``on_line`` gets every step and
     the builder's output, timed from the start."""
     registry = _require_registry(target, target_name)
-    reference = environment_image_reference(registry, environment)
+    reference = environment_image_reference(registry, environment, target.image)
     credentials = registry_credentials(target)
     label = f"environment {environment.name!r} version {environment.version}"
     if not force and registry_has_tag(reference, credentials=credentials, insecure=target.registry_insecure):

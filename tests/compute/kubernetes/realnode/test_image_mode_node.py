@@ -99,7 +99,7 @@ def test_image_mode_builds_pushes_and_the_kubelet_pulls_the_environment_image(
     env = Environment("iris-image")
     env.python.conda_dependencies.add_pip_package("scikit-learn")  # type: ignore[union-attr]
     env = env.register(ws)
-    reference = environment_image_reference(target.registry or "", env)
+    reference = environment_image_reference(target.registry or "", env, target.image)
     model = Model.register(ws, str(iris_file), "iris")
 
     service = deploy(ws, "image-svc", [model], IRIS_SCORE, tmp_path, environment=env)
