@@ -60,6 +60,12 @@ EXTRA_INDEX_OPTION = typer.Option(None, "--extra-index-url", help="Another packa
 TRUSTED_HOST_OPTION = typer.Option(
     None, "--trusted-host", help="Index host allowed without valid TLS (repeatable)."
 )
+PROXY_OPTION = typer.Option(
+    None, "--package-proxy", help="HTTP(S) proxy for environment builds: http://[USER:${VAR}@]HOST:PORT."
+)
+NO_PROXY_OPTION = typer.Option(
+    None, "--no-proxy", help="Host the builds reach without the proxy (repeatable)."
+)
 
 ENV_MODE_OPTION = typer.Option(
     None,
@@ -106,6 +112,8 @@ def kubernetes(
     index_url: str | None = INDEX_URL_OPTION,
     extra_index_url: list[str] | None = EXTRA_INDEX_OPTION,
     trusted_host: list[str] | None = TRUSTED_HOST_OPTION,
+    package_proxy: str | None = PROXY_OPTION,
+    no_proxy: list[str] | None = NO_PROXY_OPTION,
     env_mode: str | None = ENV_MODE_OPTION,
     registry: str | None = REGISTRY_OPTION,
     registry_username: str | None = REGISTRY_USERNAME_OPTION,
@@ -147,6 +155,8 @@ def kubernetes(
         package_index_url=index_url,
         extra_index_urls=tuple(extra_index_url) if extra_index_url else None,
         trusted_hosts=tuple(trusted_host) if trusted_host else None,
+        package_proxy=package_proxy,
+        no_proxy=tuple(no_proxy) if no_proxy else None,
         env_mode=env_mode,
         registry=registry,
         registry_username=registry_username,

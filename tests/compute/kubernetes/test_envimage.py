@@ -129,6 +129,8 @@ def test_the_index_settings_reach_the_build_and_a_password_in_them_is_warned_abo
     }
     assert len(lines) == 1 and "PIP_INDEX_URL carries a password" in lines[0]
     assert index_build_args(KubernetesTarget(), lines.append) == {}
+    proxied = KubernetesTarget(package_proxy="http://proxy.corp:3128")
+    assert index_build_args(proxied, lines.append)["HTTPS_PROXY"] == "http://proxy.corp:3128"
 
 
 def test_empty_index_build_arguments_leave_pips_defaults(tmp_path: Path) -> None:

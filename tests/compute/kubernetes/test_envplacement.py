@@ -111,6 +111,27 @@ def test_index_settings_become_uv_variables_with_credentials_from_the_deploying_
         package_index_secret("https://ml:${INDEX_TOKEN}@nexus.example/simple", (), ())
 
 
+def test_a_proxy_reaches_the_build_in_both_spellings_with_credentials_from_the_deploying_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROXY_PW", "pw")
+    values = package_index_secret(
+        None, (), (), "http://me:${PROXY_PW}@proxy.corp:3128", ("nexus.corp", ".svc")
+    )
+    assert values == {
+        "HTTP_PROXY": "http://me:pw@proxy.corp:3128",
+        "HTTPS_PROXY": "http://me:pw@proxy.corp:3128",
+        "NO_PROXY": "nexus.corp,.svc",
+        "http_proxy": "http://me:pw@proxy.corp:3128",
+        "https_proxy": "http://me:pw@proxy.corp:3128",
+        "no_proxy": "nexus.corp,.svc",
+    }
+    with pytest.raises(UserErrorException, match="package_proxy='proxy.corp:3128'.*give the proxy's URL"):
+        target_from_options(package_proxy="proxy.corp:3128")
+    with pytest.raises(UserErrorException, match="--no-proxy has no effect without --package-proxy"):
+        target_from_options(no_proxy=("nexus.corp",))
+
+
 def test_cache_settings_are_checked_at_attach() -> None:
     with pytest.raises(UserErrorException, match="env_cache='envs'.*absolute hostPath"):
         target_from_options(env_cache="envs")

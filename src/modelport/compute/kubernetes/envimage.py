@@ -41,6 +41,7 @@ from modelport.compute.kubernetes.envplacement import (
     REGISTRY_SECRET,
     cached_environment,
     expand,
+    proxy_variables,
 )
 from modelport.compute.kubernetes.target import KubernetesTarget
 from modelport.errors import UserErrorException
@@ -92,6 +93,9 @@ def index_build_args(target: KubernetesTarget, on_line: OnLine) -> dict[str, str
         args["PIP_TRUSTED_HOST"] = " ".join(
             expand(host, "--trusted-host", PACKAGE_INDEX_SECRET) for host in target.trusted_hosts
         )
+    # The proxy variables are build arguments the builders predefine: they reach the build's steps
+    # without an ARG line and stay out of the image's history.
+    args |= proxy_variables(target.package_proxy, target.no_proxy, PACKAGE_INDEX_SECRET)
     for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         if any(urlsplit(url).password for url in args.get(name, "").split()):
             on_line(

@@ -124,7 +124,11 @@ def replica_mount() -> dict[str, Any]:
 
 
 def package_index_secret(
-    index_url: str | None, extra_index_urls: tuple[str, ...], trusted_hosts: tuple[str, ...]
+    index_url: str | None,
+    extra_index_urls: tuple[str, ...],
+    trusted_hosts: tuple[str, ...],
+    proxy: str | None = None,
+    no_proxy: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """The Secret's values: uv's own variables, so the init container passes them to uv as they are.
 
@@ -142,7 +146,19 @@ def package_index_secret(
         values["UV_INSECURE_HOST"] = " ".join(
             expand(h, "--trusted-host", PACKAGE_INDEX_SECRET) for h in trusted_hosts
         )
-    return values
+    return values | proxy_variables(proxy, no_proxy, PACKAGE_INDEX_SECRET)
+
+
+def proxy_variables(proxy: str | None, no_proxy: tuple[str, ...], secret: str) -> dict[str, str]:
+    """The proxy as the variables uv, pip and the image builders read (both spellings: tools differ
+    in which they honour); empty without a proxy."""
+    if proxy is None:
+        return {}
+    url = expand(proxy, "--package-proxy", secret)
+    values = {"HTTP_PROXY": url, "HTTPS_PROXY": url}
+    if no_proxy:
+        values["NO_PROXY"] = ",".join(no_proxy)
+    return values | {name.lower(): value for name, value in values.items()}
 
 
 def expand(value: str, setting: str, secret: str) -> str:

@@ -112,7 +112,13 @@ def service_inputs(
     environment = cached_environment(spec, image_is_the_environments=image != target.image)
     if environment is not None and environment_image is not None:
         image, environment = environment_image, None
-    index = package_index_secret(target.package_index_url, target.extra_index_urls, target.trusted_hosts)
+    index = package_index_secret(
+        target.package_index_url,
+        target.extra_index_urls,
+        target.trusted_hosts,
+        target.package_proxy,
+        target.no_proxy,
+    )
     if environment is not None and index:
         secrets.append(shared_secret(PACKAGE_INDEX_SECRET, target.namespace, index))
     if pull_secret_config is not None:

@@ -60,6 +60,11 @@ class KubernetesTarget(BaseModel):
     package_index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
+    # An HTTP(S) proxy for the environment builds only (node cache and image mode), as corporate
+    # networks put in front of PyPI or a mirror; ${VAR} allowed for its credentials. Replicas and
+    # the model fetch never use it.
+    package_proxy: str | None = None
+    no_proxy: tuple[str, ...] = ()
     # Image mode (envimage.py): each environment becomes an image, built on the deploying machine
     # on top of ``image`` and pushed to ``registry`` (HOST[:PORT][/PREFIX]); pods pull it with the
     # credentials, which travel in a Secret. The password is a ${VAR} reference, resolved when
@@ -116,6 +121,19 @@ class KubernetesTarget(BaseModel):
         ):
             raise ValueError("give HOST[:PORT][/PREFIX], lower case, such as registry.example:5000/team")
         return value
+
+    @field_validator("package_proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("give the proxy's URL, http://[USER:${VAR}@]HOST:PORT (or https://)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_proxy_needs_proxy(self) -> KubernetesTarget:
+        if self.no_proxy and self.package_proxy is None:
+            raise ValueError("--no-proxy has no effect without --package-proxy: give the proxy, or drop it")
+        return self
 
     @field_validator("registry_password")
     @classmethod
