@@ -20,6 +20,7 @@ from modelport.compute.kubernetes.envimage import (
     ensure_environment_image,
     image_environment,
     index_build_args,
+    prebuilt_environment_image,
     pull_secret_config,
 )
 from modelport.compute.kubernetes.target import KubernetesTarget, target_from_options
@@ -70,12 +71,16 @@ def test_image_mode_settings_are_checked_at_attach() -> None:
     assert KubernetesTarget.model_validate(target.model_dump(mode="json")) == target
 
 
-def test_only_an_environment_with_packages_needs_an_image_and_only_in_image_mode() -> None:
+def test_only_an_environment_with_packages_needs_an_image_in_image_mode_or_with_a_registry() -> None:
     image_mode = KubernetesTarget(env_mode="image", registry="r.example", image="rt:1")
     spec = _spec_with(_sklearn())
     found = image_environment(spec, image_mode, "rt:1")
     assert found is not None and found.content_hash == _sklearn().content_hash
-    assert image_environment(spec, KubernetesTarget(image="rt:1"), "rt:1") is None  # node-cache mode
+    assert image_environment(spec, KubernetesTarget(image="rt:1"), "rt:1") is None  # node cache, no registry
+    with_registry = KubernetesTarget(
+        image="rt:1", registry="r.example"
+    )  # node cache: a prebuilt image is used
+    assert image_environment(spec, with_registry, "rt:1") is not None
     assert image_environment(spec, image_mode, "registry.example/own:1") is None  # it names its own image
     assert image_environment(make_spec(), image_mode, "rt:1") is None  # no environment
     managed = _sklearn()
@@ -180,6 +185,25 @@ def test_an_image_the_registry_has_is_not_built_again(
             ensure_environment_image(env, target, "prod", on_line=lines.append)
     with pytest.raises(UserErrorException, match=r"'prod' has no registry .*--registry HOST"):
         ensure_environment_image(env, KubernetesTarget(), "prod", on_line=lines.append)
+
+
+def test_a_node_cache_target_runs_the_image_build_image_pushed_else_builds_in_the_cache() -> None:
+    """Image mode per environment: the tiny registry (tests/registry_server.py) has the image of
+    one environment; a registry that cannot be reached is said and the node cache used."""
+    env = _sklearn()
+    with tiny_registry() as registry:
+        target = KubernetesTarget(registry=registry.address, registry_insecure=True)
+        lines: list[str] = []
+        assert prebuilt_environment_image(env, target, on_line=lines.append) is None and lines == []
+        reference = environment_image_reference(registry.address, env, target.image)
+        registry.tags.add((reference.split("/", 1)[1].split(":")[0], reference.rsplit(":", 1)[1]))
+        assert prebuilt_environment_image(env, target, on_line=lines.append) == reference
+        assert "from environment build-image" in lines[-1] and "builds nothing" in lines[-1]
+        address = registry.address
+    gone = KubernetesTarget(registry=address, registry_insecure=True)  # the registry has stopped
+    assert prebuilt_environment_image(env, gone, on_line=lines.append) is None
+    assert lines[-1].startswith(f"Warning: could not ask {address}") and "node cache builds it" in lines[-1]
+    assert prebuilt_environment_image(env, KubernetesTarget(), on_line=lines.append) is None
 
 
 def test_build_image_on_the_command_line_skips_what_the_registry_has(tmp_path: Path) -> None:

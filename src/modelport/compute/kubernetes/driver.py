@@ -23,8 +23,10 @@ from modelport.compute.kubernetes.diagnose import MODEL_FETCH_FAILED, diagnose, 
 from modelport.compute.kubernetes.envimage import (
     ensure_environment_image,
     image_environment,
+    prebuilt_environment_image,
     pull_secret_config,
 )
+from modelport.compute.kubernetes.envplacement import IMAGE_MODE
 from modelport.compute.kubernetes.fetch_plan import check_artifact_url
 from modelport.compute.kubernetes.inputs import image_for, service_inputs
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
@@ -178,10 +180,13 @@ class KubernetesDriver:
 
     def _environment_image(self, spec: ServiceSpec, target: KubernetesTarget) -> str | None:
         """Image mode: the service's environment image, built and pushed first when the registry
-        lacks it (the build's output goes to the deploying user); None when pods need none."""
+        lacks it (the build's output goes to the deploying user); node-cache mode: the image
+        ``environment build-image`` pushed, if any; None when pods need none."""
         environment = image_environment(spec, target, image_for(spec, target))
         if environment is None:
             return None
+        if target.env_mode != IMAGE_MODE:
+            return prebuilt_environment_image(environment, target, on_line=note)
         return ensure_environment_image(environment, target, self.target_name, on_line=note).reference
 
     def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from modelport.compute.imagebuild import (
     Builder,
+    ImageBuildError,
     OnLine,
     RegistryCredentials,
     build_image,
@@ -175,10 +176,38 @@ def build_and_push(
 
 
 def image_environment(spec: ServiceSpec, target: KubernetesTarget, image: str) -> Environment | None:
-    """The environment a service's pods need as an image in image mode (None: node-cache mode, no
-    environment, a user-managed one, or one that names its own ``image``)."""
-    if target.env_mode != IMAGE_MODE or spec.environment is None:
+    """The environment a service's pods could run as an image: in image mode, or on a node-cache
+    target with a registry (where ``environment build-image`` may have pushed it). None: neither,
+    no environment, a user-managed one, or one that names its own ``image``."""
+    if spec.environment is None or (target.env_mode != IMAGE_MODE and target.registry is None):
         return None
     if cached_environment(spec, image_is_the_environments=image != target.image) is None:
         return None
     return Environment.from_dict(spec.environment.definition)
+
+
+def prebuilt_environment_image(
+    environment: Environment, target: KubernetesTarget, *, on_line: OnLine
+) -> str | None:
+    """Image mode per environment, on a node-cache target with a registry: the environment's image
+    when ``environment build-image`` has pushed it there (pods run it, no node-cache build), else
+    None (the node cache builds it). A registry that cannot be asked is said, and the node cache
+    used: the target's mode is node-cache, so the registry is not needed to deploy."""
+    if target.registry is None:
+        return None
+    reference = environment_image_reference(target.registry, environment, target.image)
+    try:
+        found = registry_has_tag(
+            reference, credentials=registry_credentials(target), insecure=target.registry_insecure
+        )
+    except ImageBuildError as exc:
+        on_line(
+            f"Warning: could not ask {target.registry} for {reference} ({exc}); the node cache builds it."
+        )
+        return None
+    if found:
+        on_line(
+            f"Environment {environment.name!r} version {environment.version} has its image {reference} "
+            "(from environment build-image): pods run it, the node cache builds nothing."
+        )
+    return reference if found else None
