@@ -10,6 +10,7 @@ an immutable ``EffectiveDeploymentConfig``, which is what target drivers consume
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
@@ -26,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelport.config.files import type_error_message
+from modelport.config.files import ConfigWarning, type_error_message
 from modelport.config.rules import (
     DEPLOY_PREFIX,
     DEPLOYMENT_RULES,
@@ -390,3 +391,42 @@ def validate_as(
 ) -> _ConfigT:
     """Build ``config_class`` from ``values``; type errors name parameters by ``labels`` (e.g. file keys)."""
     return config_class.model_validate(dict(values), context={"labels": labels})
+
+
+class SettingWithoutEffectWarning(ConfigWarning):
+    """A deployment setting accepted for Azure ML compatibility that takes no effect in modelport."""
+
+
+# The Azure ML settings modelport accepts but does not act on, with the value that would need an
+# effect and why it has none. Every other setting takes effect, or is refused by the rules above
+# or by the target's check (tests/config/test_settings_effect.py keeps this list honest).
+WITHOUT_EFFECT: dict[str, tuple[object, str]] = {
+    "collect_model_data": (
+        True,
+        "model data collection is not available yet: nothing is stored, and an entry script that "
+        "imports azureml.monitoring fails. Leave it out (or False) until it is.",
+    ),
+    "enable_app_insights": (
+        True,
+        "Application Insights is Azure's service, and its OpenTelemetry replacement is not available "
+        "yet: no telemetry is exported. Leave it out (or False); the front end's /metrics serves "
+        "Prometheus metrics meanwhile.",
+    ),
+    "blobfuse_enabled": (
+        True,
+        "modelport always copies the model files into each replica before it starts (what "
+        "blobfuse_enabled=False did); nothing is mounted. Leave it out (or False).",
+    ),
+}
+
+
+def warn_settings_without_effect(given: Mapping[str, Any], action: str) -> None:
+    """A ``SettingWithoutEffectWarning`` per setting of ``given`` (the settings the caller gave, by
+    name) that asks for what modelport does not do; ``action`` (``deploy``, ``update()``) leads."""
+    for name, (value, reason) in WITHOUT_EFFECT.items():
+        if given.get(name) == value:
+            warnings.warn(
+                f"{action}: {name}={value!r} has no effect: {reason}",
+                SettingWithoutEffectWarning,
+                stacklevel=3,
+            )

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from modelport._notes import note
 from modelport.compute import targets as attached_targets
-from modelport.config.deployment import DeploymentConfig, EffectiveDeploymentConfig, LocalDeploymentConfig
+from modelport.config.deployment import (
+    DeploymentConfig,
+    EffectiveDeploymentConfig,
+    LocalDeploymentConfig,
+    warn_settings_without_effect,
+)
 from modelport.config.inference import InferenceConfig
 from modelport.errors import UserErrorException, WebserviceException
 from modelport.names import check_service_name
@@ -179,6 +184,7 @@ def deploy(
     if deployment_config is None:
         deployment_config = LocalDeploymentConfig()
     deployment_config.validate_configuration()
+    warn_settings_without_effect(deployment_config.given(), "deploy")
     compute_type, target = resolve_target(workspace, deployment_config, deployment_target)
     driver = driver_for(compute_type, target)
     effective = with_keys(deployment_config.effective())

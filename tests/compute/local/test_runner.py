@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -217,3 +218,70 @@ def test_a_replica_that_dies_is_restarted_and_the_service_is_healthy_again(tmp_p
         assert victim.id not in {r.id for r in back.replicas}
 
     _run(harness, scenario)
+
+
+def test_a_frozen_replica_is_killed_by_liveness_only_after_the_initial_delay(tmp_path: Path) -> None:
+    """The replica's processes are stopped (SIGSTOP), so its liveness GET / times out; the runner
+    kills it after failure_threshold misses, and never probes before initial_delay_seconds from
+    the replica's start, as the kubelet does."""
+    harness = Harness(tmp_path, {1: OK_SCORE})
+    probes = {"period_seconds": 1, "timeout_seconds": 1, "failure_threshold": 2, "initial_delay_seconds": 6}
+    record = _record(1)
+    record = replace(
+        record,
+        spec=record.spec.model_copy(update={"deployment": record.spec.deployment.model_copy(update=probes)}),
+    )
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        seen = await harness.drive(record, 1, _healthy_at(1))
+        (victim,) = seen.replicas
+        os.killpg(int(victim.extras["pid"]), signal.SIGSTOP)
+        await harness.drive(record, 1, lambda o: o.extras["restarts"] == 1, deadline_s=120)
+        assert time.monotonic() - started >= probes["initial_delay_seconds"]
+
+    _run(harness, scenario)
+    assert any("LivenessProbeFailed" in message for _, kind, message in harness.events if kind == "replica")
+
+
+def test_readiness_needs_success_threshold_answers_in_a_row(tmp_path: Path) -> None:
+    """A replica whose /health/ready is served by a loopback server of the test (no process of its
+    own: only the probe is exercised) becomes ready at the third 200 in a row, not before."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from modelport.compute.local.replica import Replica
+
+    answers = [200, 503, 200, 200, 200]
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(answers.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    Thread(target=server.serve_forever, daemon=True).start()
+    launch = ReplicaLaunch(
+        python=Path(sys.executable),
+        app_root=tmp_path,
+        entry_script="score.py",
+        model_dir=tmp_path,
+        env={},
+        log_path=tmp_path / "log",
+    )
+    replica = Replica("probe-only", 1, launch, port=server.server_address[1])
+
+    async def probe() -> list[bool]:
+        async with httpx.AsyncClient() as client:
+            return [await replica.check_ready(client, success_threshold=3) for _ in range(5)]
+
+    try:
+        assert asyncio.run(probe()) == [False, False, False, False, True]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert replica.state == "ready"

@@ -137,6 +137,7 @@ class Replica:
     unix_socket: str | None = None
     host: Host = field(default_factory=current_host)
     _liveness_failures: int = 0
+    _ready_successes: int = 0
 
     @property
     def base_url(self) -> str:
@@ -206,16 +207,19 @@ class Replica:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_socket)
 
-    async def check_ready(self, client: httpx.AsyncClient) -> bool:
-        """While starting: True once ``/health/ready`` answers 200 (every worker's init() returned)."""
+    async def check_ready(self, client: httpx.AsyncClient, success_threshold: int = 1) -> bool:
+        """While starting: True once ``/health/ready`` has answered 200 ``success_threshold`` times
+        in a row (every worker's init() returned), as a readiness probe's successThreshold counts."""
         if self.state != "starting" or self.poll_exit():
             return False
         try:
             response = await client.get(f"{self.base_url}{READINESS_PATH}", timeout=1.0)
         except httpx.HTTPError:
+            self._ready_successes = 0
             return False
+        self._ready_successes = self._ready_successes + 1 if response.status_code == 200 else 0
         # A replica already over its memory limit is killed, never reported ready for a moment.
-        if response.status_code == 200 and self.check_memory():
+        if self._ready_successes >= success_threshold and self.check_memory():
             self.state = "ready"
             self.ready_at = time.monotonic()
             self.ever_ready = True

@@ -102,7 +102,7 @@ class ServiceRunner:
         if rollout.launch is None:
             return
         await self._collect_exits(rollout)
-        await self._check_readiness(client)
+        await self._check_readiness(client, rollout.spec.deployment.success_threshold)
         self._check_memory()
         await self._check_liveness(client, rollout.spec)
         await self._start_missing(rollout)
@@ -193,9 +193,9 @@ class ServiceRunner:
             details=(evidence,),
         )
 
-    async def _check_readiness(self, client: httpx.AsyncClient) -> None:
+    async def _check_readiness(self, client: httpx.AsyncClient, success_threshold: int) -> None:
         starting = [r for r in self.replicas if r.state == "starting"]
-        results = await asyncio.gather(*(r.check_ready(client) for r in starting))
+        results = await asyncio.gather(*(r.check_ready(client, success_threshold) for r in starting))
         for replica, ready in zip(starting, results, strict=True):
             if ready:
                 owner = (
@@ -217,7 +217,12 @@ class ServiceRunner:
         if now - self._last_live_check < config.period_seconds:
             return
         self._last_live_check = now
-        ready = [r for r in self.replicas if r.state == "ready"]
+        # As the kubelet does: no liveness probe before initial_delay_seconds from the replica's start.
+        ready = [
+            r
+            for r in self.replicas
+            if r.state == "ready" and now - r.started_at >= config.initial_delay_seconds
+        ]
         await asyncio.gather(
             *(r.check_live(client, float(config.timeout_seconds), config.failure_threshold) for r in ready)
         )
