@@ -77,6 +77,17 @@ def test_front_end_reaches_the_replicas_over_their_unix_socket(iris_service) -> 
     assert len(entries) >= 2, entries
 
 
+def test_print_in_run_reaches_get_logs_without_a_flush(local_ws, write_source) -> None:
+    """Azure ML users debug with print() in run(): the replica's output is unbuffered."""
+    script = "def init():\n    pass\n\n\ndef run(raw):\n    print('run() saw', raw)\n    return 'ok'\n"
+    config = InferenceConfig(entry_script="score.py", source_directory=str(write_source(script)))
+    service = Model.deploy(local_ws, "printer", [], config, local_deploy_configuration())
+    service.wait_for_deployment(timeout_sec=120)
+    assert service.run("marker-7d1f") == "ok"
+    wait_until(lambda: "run() saw marker-7d1f" in service.get_logs(), "run()'s print() in get_logs()", 30)
+    service.delete()
+
+
 def test_state_list_serialize_and_logs(local_ws, iris_service) -> None:
     again = Webservice(local_ws, "iris-svc")
     assert again.state == "Healthy" and again.compute_type == "Local"

@@ -56,7 +56,9 @@ def init():
 
 
 def run(raw_data):
-    return model.predict(json.loads(raw_data)["data"]).tolist()
+    data = json.loads(raw_data)["data"]
+    print("scored", len(data), "rows")  # no flush: Azure ML users rely on print() reaching the logs
+    return model.predict(data).tolist()
 """
 FAILING_INIT = """\
 def init():
@@ -152,6 +154,7 @@ def test_a_model_is_fetched_served_scored_rotated_updated_and_logged(
     init_log = service.get_logs(init=True)
     assert "fetching 1 file(s)" in init_log and "azureml-models/iris/1/model.pkl" in init_log
     assert "iris model loaded" in service.get_logs()
+    wait_until(lambda: "scored 2 rows" in service.get_logs(), "run()'s print() in get_logs()", 30, 0.5)
     primary, secondary = service.get_keys()
     refused = httpx.post(service.scoring_uri, json=SAMPLE, headers={"Authorization": "Bearer wrong"})
     assert refused.status_code == 401
