@@ -16,6 +16,7 @@ from modelport.config import InferenceConfig, local_deploy_configuration
 from modelport.errors import WebserviceException
 from modelport.host import current as current_host
 from modelport.service.webservice import Webservice
+from tests.clirun import modelport
 from tests.servers import wait_until
 from tests.service.conftest import FAILING_INIT_SCORE, IRIS_SCORE
 
@@ -136,7 +137,7 @@ def test_regenerated_key_stops_the_old_one_at_once(iris_service) -> None:
         iris_service.regen_key("tertiary")
 
 
-def test_killed_replica_is_replaced(local_ws, iris_service) -> None:
+def test_killed_replica_is_replaced(local_ws, iris_service, tmp_path: Path) -> None:
     replica = next(r for r in iris_service.observed["replicas"] if r["state"] == "ready")
     os.killpg(replica["pid"], signal.SIGKILL)
 
@@ -149,6 +150,21 @@ def test_killed_replica_is_replaced(local_ws, iris_service) -> None:
 
     wait_until(replaced, "a new ready replica", 60)
     assert iris_service.run(SAMPLE) == [0, 2]
+    kinds = [e["kind"] for e in iris_service.get_events()]
+    assert kinds[0] == "operation" and "state" in kinds
+    about = [
+        e["message"] for e in iris_service.get_events(kinds=["replica"]) if replica["id"] in e["message"]
+    ]
+    assert [m.split(" ")[0] for m in about] == ["Started", "Replica", "Replica"], about
+    assert "is ready" in about[1] and "stopped unexpectedly (exit code -9)" in about[2]
+    (restart,) = [
+        e for e in iris_service.get_events(kinds=["replica"]) if "stopped unexpectedly" in e["message"]
+    ]
+    local_ws.write_config(path=tmp_path)
+    listed = modelport("service", "events", "-n", "iris-svc", "-k", "replica", "-o", "json", cwd=tmp_path)
+    assert restart in json.loads(listed.stdout)
+    refused = modelport("service", "events", "-n", "iris-svc", "-k", "nope", cwd=tmp_path, rc=2)
+    assert "nope: not an event kind" in refused.stderr
     if not replica["unixSocket"].startswith("@"):  # a killed replica's socket file is the agent's to remove
         wait_until(lambda: not Path(replica["unixSocket"]).exists(), "the killed replica's socket file", 30)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,33 @@ def logs(
 ) -> None:
     """Print a service's logs."""
     sys.stdout.write(_service(name, workspace, path).get_logs(num_lines=num_lines, init=init))
+
+
+EVENT_KINDS = ("operation", "state", "rollout", "replica", "autoscale", "cluster")
+
+
+@app.command("events")
+def events(
+    name: str = NAME_OPTION,
+    kind: list[str] | None = typer.Option(
+        None, "--kind", "-k", help=f"Only these kinds (repeatable): {', '.join(EVENT_KINDS)}."
+    ),
+    since: datetime | None = typer.Option(
+        None, "--since", help="Only events at or after this time (ISO 8601)."
+    ),
+    workspace: str | None = WORKSPACE_OPTION,
+    path: Path | None = PATH_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Print a service's history: operations, state changes, restarts, autoscale decisions."""
+    unknown = sorted(set(kind or ()) - set(EVENT_KINDS))
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: not an event kind; use one of {', '.join(EVENT_KINDS)}",
+            param_hint="--kind",
+        )
+    found = _service(name, workspace, path).get_events(kinds=kind or None, since=since)
+    emit(found, output, columns=["time", "generation", "kind", "message"])
 
 
 # ``keys -n SVC`` prints Azure ML's two keys (as ``ml service get-keys``); its sub-commands manage

@@ -156,6 +156,11 @@ class TargetDriver(Protocol):
     def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
         """The replicas' output (``init``: the preparation's: environment build, model download)."""
 
+    def target_events(self, workspace: Workspace, name: str) -> list[service_store.ServiceEvent]:
+        """The service's events that the target keeps itself rather than in the workspace (a
+        cluster's Events: the in-cluster front end's autoscale decisions, the kubelet's restarts
+        and kills), oldest first; ``generation`` 0 where an event belongs to none."""
+
     def delete(self, workspace: Workspace, name: str) -> None:
         """Stop the service (already marked deleting), remove what it owns, forget it; waits."""
 

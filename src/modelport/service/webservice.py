@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -257,6 +258,17 @@ class Webservice:
         """The replicas' output (``init=True``: the preparation log: environment build, model download)."""
         self.check_machine("read the logs of")
         return self.driver.logs(self.workspace, self.name, self._record.generation, num_lines, init)
+
+    def get_events(
+        self, kinds: Sequence[str] | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The service's history, oldest first: operations, state changes, replica restarts and
+        kills, autoscale decisions (``kinds``: only these, e.g. ``["autoscale"]``; ``since``: at or
+        after this time), from the workspace and, on a cluster, from the cluster's Events."""
+        from modelport.service.events import event_json, service_events
+
+        self.check_machine("read the events of")
+        return [event_json(e) for e in service_events(self.workspace, self.name, self.driver, kinds, since)]
 
     def get_keys(self) -> tuple[str | None, str | None]:
         """``(primary_key, secondary_key)``."""

@@ -13,7 +13,13 @@ from modelport.compute.kubernetes import fetch_plan as fp
 from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.envplacement import CachedEnvironment, NodeCache
-from modelport.compute.kubernetes.objects import Manifest, find, owner_reference, with_owner
+from modelport.compute.kubernetes.objects import (
+    Manifest,
+    find,
+    owner_reference,
+    service_object_name,
+    with_owner,
+)
 from modelport.compute.kubernetes.termination import PRESTOP_DELAY_S
 from modelport.errors import ComputeTargetException, UserErrorException
 from tests.compute.kubernetes.specs import DIGEST_A, make_inputs, make_spec
@@ -286,3 +292,18 @@ def test_replicas_drain_within_a_grace_period_that_covers_the_longest_run(
     # ... and Kubernetes waits for both before it kills the container.
     pod = deployment["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > PRESTOP_DELAY_S + graceful_s
+
+
+def test_events_are_matched_to_a_service_by_its_objects_names() -> None:
+    owned = service_object_name("iris")
+    assert (
+        owned.fullmatch("iris")
+        and owned.fullmatch("iris-7d9f8c6b5")
+        and owned.fullmatch("iris-7d9f8c6b5-x2k9q")
+    )
+    assert (
+        not owned.fullmatch("iris-svc")
+        and not owned.fullmatch("iris2")
+        and not owned.fullmatch("other-7d9f8c6b5")
+    )
+    assert not owned.fullmatch("iris-7d9f8c6b5-x2k9q-extra")

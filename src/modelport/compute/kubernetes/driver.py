@@ -12,6 +12,7 @@ permanent one fails the deployment with the cluster's reason; an applied generat
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelport._notes import note
@@ -29,6 +30,7 @@ from modelport.compute.kubernetes.envimage import (
 from modelport.compute.kubernetes.envplacement import IMAGE_MODE
 from modelport.compute.kubernetes.fetch_plan import check_artifact_url
 from modelport.compute.kubernetes.inputs import image_for, service_inputs
+from modelport.compute.kubernetes.objects import AUTOSCALE_EVENT_REASON, service_object_name
 from modelport.compute.kubernetes.rollout import rollout_status, timed_out_error
 from modelport.compute.kubernetes.target import KubernetesTarget, load_target
 from modelport.compute.kubernetes.target_status import frontend_url
@@ -215,6 +217,35 @@ class KubernetesDriver:
                     text = _pod_log(client, target, pod, container, num_lines)
                     parts.append(f"--- pod {pod['metadata']['name']} ({container}) ---\n{text}")
         return "\n".join(parts)
+
+    def target_events(self, workspace: Workspace, name: str) -> list[service_store.ServiceEvent]:
+        """The cluster's Events about the service's Deployment, ReplicaSets and pods (kept by the
+        cluster for about an hour): ``autoscale`` for the front end's scale decisions, ``cluster``
+        for the rest (restarts, kills, probe failures, scheduling)."""
+        from lightkube.resources.core_v1 import Event
+
+        target = self.target(workspace)
+        client = self.client(workspace)
+        owned = service_object_name(name)
+        found = []
+        with cluster_errors(target, f"reading the events of service {name}"):
+            for event in client.list(Event, namespace=target.namespace):
+                about = event.involvedObject
+                if about is None or about.name is None or not owned.fullmatch(about.name):
+                    continue
+                when = event.lastTimestamp or event.eventTime or event.metadata.creationTimestamp
+                repeated = f" (×{event.count})" if (event.count or 1) > 1 else ""
+                found.append(
+                    service_store.ServiceEvent(
+                        id=0,
+                        time=when if isinstance(when, datetime) else datetime.now(UTC),
+                        generation=0,
+                        kind="autoscale" if event.reason == AUTOSCALE_EVENT_REASON else "cluster",
+                        message=f"{about.kind}/{about.name}: {event.reason}: {event.message}{repeated}",
+                        data={"type": event.type, "reason": event.reason},
+                    )
+                )
+        return sorted(found, key=lambda e: e.time)
 
     def delete(self, workspace: Workspace, name: str) -> None:
         """Delete the Deployment with foreground propagation, wait until every object is gone, forget it."""

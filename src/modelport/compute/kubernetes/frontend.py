@@ -89,6 +89,7 @@ from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import PatchType
 
 from modelport.compute.kubernetes.frontend_manifests import FRONTEND_NAME, FRONTEND_PORT
+from modelport.compute.kubernetes.objects import AUTOSCALE_EVENT_REASON
 from modelport.compute.kubernetes.routes import SERVICE_SELECTOR, ClusterService, build_table
 from modelport.errors import ModelportError
 from modelport.frontend.routes import ServiceRoute
@@ -101,7 +102,6 @@ log = logging.getLogger("modelport.frontend.cluster")
 NAMESPACE_ENV = "MODELPORT_SERVICES_NAMESPACE"
 PORT_ENV = "MODELPORT_FRONTEND_PORT"
 FIELD_MANAGER = FRONTEND_NAME  # names the writer of scale changes (audit log; managedFields from 1.22)
-EVENT_REASON = "Autoscale"
 RESYNC_S = 300.0
 # lightkube types a selector as a dict of wider values (strings, None, operators); dict is invariant.
 _SELECTOR: LabelSelector = dict(SERVICE_SELECTOR)
@@ -407,7 +407,7 @@ class ClusterFrontEnd:
             involvedObject=ObjectReference(
                 apiVersion="apps/v1", kind="Deployment", name=name, namespace=self.namespace, uid=uid
             ),
-            reason=EVENT_REASON,
+            reason=AUTOSCALE_EVENT_REASON,
             message=message,
             type="Normal",
             source=EventSource(component=FRONTEND_NAME),

@@ -9,6 +9,7 @@ nothing here talks to a cluster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,11 @@ DEFAULT_IMAGE = "modelport/runtime:0.1.0"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
+# The reason of the Events the in-cluster front end writes on a Deployment it scales.
+AUTOSCALE_EVENT_REASON = "Autoscale"
+# The characters of a ReplicaSet's pod-template hash and of a pod's random suffix (Kubernetes'
+# SafeEncodeString alphabet): no vowels, no 0, 1 or 3.
+_GENERATED = "[bcdfghjklmnpqrstvwxz2456789]"
 
 
 def object_meta(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -79,3 +85,9 @@ def find(manifests: Sequence[Manifest], kind: str, name: str | None = None) -> M
     if len(found) != 1:
         raise LookupError(f"expected one {kind} {name or ''}, found {len(found)}")
     return found[0]
+
+
+def service_object_name(service: str) -> re.Pattern[str]:
+    """The names of a service's Deployment (``NAME``), ReplicaSets (``NAME-HASH``) and pods
+    (``NAME-HASH-SUFFIX``), which is how Events name what they are about (they carry no labels)."""
+    return re.compile(rf"{re.escape(service)}(-{_GENERATED}{{6,10}}(-{_GENERATED}{{5}})?)?")

@@ -204,6 +204,10 @@ class LocalDriver:
         )
         return log_tail(path, num_lines)
 
+    def target_events(self, workspace: Workspace, name: str) -> list[service_store.ServiceEvent]:
+        """None: the agent writes every event (autoscale decisions, restarts) to the workspace."""
+        return []
+
     def status(self, workspace: Workspace) -> dict[str, Any]:
         """What ``modelport local status`` prints."""
         pid = agent_pid(workspace)

@@ -360,4 +360,9 @@ def test_the_autoscaler_scales_one_to_three_replicas_under_a_load_step_and_back(
     # load's last requests still needed two (frontend/autoscaler.py), then to 1.
     downs = [e.message for e in events if e.reason == "Autoscale" and " to 1 replicas" in e.message]
     assert any(re.match(r"Scaled from [23] to 1 replicas: below target for", m) for m in downs), downs
+    # The service's history has them too, from the cluster's Events, beside the workspace's.
+    history = service.get_events()
+    assert {"operation", "state", "autoscale"} <= {e["kind"] for e in history}
+    scaled = [e["message"] for e in history if e["kind"] == "autoscale"]
+    assert any(f"Deployment/{name}: Autoscale: Scaled from 1 to" in m for m in scaled), scaled
     service.delete()
