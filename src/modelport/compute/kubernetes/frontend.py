@@ -46,7 +46,9 @@ Decisions, with the reasons:
   (:mod:`~modelport.compute.kubernetes.election`, :mod:`~modelport.compute.kubernetes.frontend_leader`).
   A replica that stops leading drops its planners, and one that starts leading plans afresh:
   its first decisions can scale up at once but scale down only after a full scale-down delay
-  of its own observation, so a hand-over never shrinks a service on a stale view. Without a
+  of its own observation, so a hand-over never shrinks a service on a stale view. Every replica
+  reports its load each second (:mod:`~modelport.compute.kubernetes.frontend_load`) and the
+  leader plans from its own plus the others' fresh reports. Without a
   lease namespace (a front end run by hand) the process decides alone, and says so.
 * **Tokens.** Each service's tokens are verified with its own ``tokenSecret`` from its keys
   Secret, exactly as on the local target, so rotating one service's secret touches no other.
@@ -96,9 +98,12 @@ from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import PatchType
 
 from modelport.compute.kubernetes.frontend_leader import LeaderElection
+from modelport.compute.kubernetes.frontend_load import LoadReporter, combined
 from modelport.compute.kubernetes.frontend_manifests import FRONTEND_NAME, FRONTEND_PORT
+from modelport.compute.kubernetes.load_reports import LoadCombiner
 from modelport.compute.kubernetes.routes import SERVICE_SELECTOR, ClusterService, build_table
 from modelport.errors import ModelportError
+from modelport.frontend.autoscaler import LoadSample
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.server import FrontEnd
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV, graceful_timeout
@@ -273,9 +278,17 @@ class ClusterFrontEnd:
         frontend: FrontEnd,
         graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S,
         election: LeaderElection | None = None,
+        lease_namespace: str | None = None,
     ) -> None:
         self.client = client
         self.election = election
+        # With an election, every replica reports its load and the leader plans from all of them.
+        self.reporter = (
+            LoadReporter(client, lease_namespace, election.identity, self._samples, election.clock)
+            if election is not None and lease_namespace is not None
+            else None
+        )
+        self._combiners: dict[str, LoadCombiner] = {}
         self.namespace = namespace
         self.frontend = frontend
         self.graceful_timeout_s = graceful_timeout_s
@@ -300,6 +313,8 @@ class ClusterFrontEnd:
         tasks = [asyncio.create_task(w.run(), name=f"watch-{w.kind.__name__}") for w in self.watched]
         if self.election is not None:
             tasks.append(asyncio.create_task(self.election.run(), name="leader-election"))
+        if self.reporter is not None:
+            tasks.append(asyncio.create_task(self.reporter.run(), name="load-reports"))
         try:
             while not self._stopping and not all(w.synced for w in self.watched):
                 await self._wait()
@@ -331,6 +346,8 @@ class ClusterFrontEnd:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.election is not None:  # hand over first: the drain below may take a while
                 await self.election.release()
+            if self.reporter is not None:
+                await self.reporter.remove()
             await self.frontend.stop(self.graceful_timeout_s)
             for task in self._background:
                 task.cancel()
@@ -355,6 +372,7 @@ class ClusterFrontEnd:
             self.frontend.set_routes(routes)
         for name in set(self.planners) - set(table):
             self.planners.pop(name, None)
+            self._combiners.pop(name, None)
             self._written.pop(name, None)
             self._next_scale.pop(name, None)
 
@@ -394,6 +412,10 @@ class ClusterFrontEnd:
         self.planners.clear()
         self._written.clear()
         self._next_scale.clear()
+        self._combiners.clear()
+
+    def _samples(self) -> list[LoadSample]:
+        return [self.frontend.load(name) for name in self.table]
 
     def _current(self, name: str, service: ClusterService, now: float) -> int:
         # The count last written stands in for spec.replicas until the watch shows it.
@@ -411,7 +433,8 @@ class ClusterFrontEnd:
             planner = self.planners.setdefault(name, ReplicaPlanner(name))
             now = time.monotonic()
             current = self._current(name, service, now)
-            desired, decision = planner.plan(service.autoscale, self.frontend.load(name), current)
+            load = combined(self._combiners, self.frontend.load(name), self.reporter)
+            desired, decision = planner.plan(service.autoscale, load, current)
             # At most one write per refresh period, also when a write failed or was undone.
             write = (
                 service.autoscale.enabled and desired != current and now >= self._next_scale.get(name, 0.0)
@@ -487,7 +510,9 @@ async def serve(options: Options, config: SingleConfig) -> None:
         log.warning("no lease namespace: this front end makes autoscaling decisions alone (run one replica)")
     else:
         election = LeaderElection(client, options.lease_namespace, options.identity)
-    owner = ClusterFrontEnd(client, options.namespace, frontend, options.graceful_timeout_s, election)
+    owner = ClusterFrontEnd(
+        client, options.namespace, frontend, options.graceful_timeout_s, election, options.lease_namespace
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, owner.stop)

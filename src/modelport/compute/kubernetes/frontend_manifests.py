@@ -79,9 +79,10 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
 
     In the services namespace: discover replicas (pods), read service keys (secrets), follow
     Deployments, change their replica count through the scale subresource, record Events. In its
-    own namespace: Leases only (the leader election, ``frontend_leader.py``). No ClusterRole: it
-    can read no Secret of any other namespace. When both namespaces are one, one Role holds both
-    sets of rules (two Roles would share a name).
+    own namespace: Leases only (the leader election, ``frontend_leader.py``, and the replicas'
+    load reports, ``frontend_load.py``). No ClusterRole: it can read no Secret of any other
+    namespace. When both namespaces are one, one Role holds both sets of rules (two Roles would
+    share a name).
     """
     watch = ["get", "list", "watch"]
     labels = frontend_labels()
@@ -93,9 +94,9 @@ def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
         # Autoscaling decisions are recorded as Events on the Deployment (kubectl describe).
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
-    lease_rules = [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": [*watch, "create", "update"]}
-    ]
+    # The leader Lease (create, update) and each replica's load report (apply, delete).
+    lease_verbs = [*watch, "create", "update", "patch", "delete"]
+    lease_rules = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": lease_verbs}]
     rules = {cluster.services_namespace: services_rules}
     rules[cluster.system_namespace] = rules.get(cluster.system_namespace, []) + lease_rules
 
