@@ -573,7 +573,7 @@ def test_one_of_several_front_ends_leads_and_a_killed_leader_is_replaced_under_l
         autoscale_min_replicas=1,
         autoscale_max_replicas=3,
         autoscale_refresh_seconds=1,
-        replica_max_concurrent_requests=4,
+        replica_max_concurrent_requests=6,
         max_request_wait_time=60_000,
     )
     replicas.start("ha-svc")
@@ -631,7 +631,8 @@ def test_one_of_several_front_ends_leads_and_a_killed_leader_is_replaced_under_l
             thread.start()
         try:
             wait_until(started(10), "the steady load to run", DEADLINE_S)
-            assert scale_of(kube, namespace, "ha-svc") == 1  # two busy of 4 per replica: no scale-up
+            # At most two busy of six per replica: well within the target, whichever way it is counted.
+            assert scale_of(kube, namespace, "ha-svc") == 1
             alive.remove(leader)  # the Service stops sending to the leader ...
             before = len(answers)
             running[leader].process.kill()  # ... which then dies without releasing the Lease
@@ -655,9 +656,9 @@ def test_one_of_several_front_ends_leads_and_a_killed_leader_is_replaced_under_l
         assert len(failed) <= len(clients), failed
         print(f"hand-over after the leader's death: {handover_s:.1f} s")
 
-        # Autoscaling goes on under the new leader: six concurrent requests need two replicas.
+        # Autoscaling goes on under the new leader: eight concurrent requests need two replicas.
         survivor = running[follower]
-        burst = [threading.Thread(target=lambda: survivor.score("ha-svc", {"sleep": 3})) for _ in range(6)]
+        burst = [threading.Thread(target=lambda: survivor.score("ha-svc", {"sleep": 3})) for _ in range(8)]
         for thread in burst:
             thread.start()
         try:
