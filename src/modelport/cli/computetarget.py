@@ -36,6 +36,9 @@ IMAGE_OPTION = typer.Option(None, "--image", help="Runtime image of replicas and
 SERVICE_TYPE_OPTION = typer.Option(
     None, "--frontend-service-type", help="LoadBalancer (default), NodePort or ClusterIP."
 )
+FRONTEND_REPLICAS_OPTION = typer.Option(
+    None, "--frontend-replicas", help="Front-end replicas (1..10; default 3 on FastProd, 1 on DevTest)."
+)
 SCORING_URL_OPTION = typer.Option(
     None, "--scoring-url", help="The front end's address as clients reach it (ingress, port-forward)."
 )
@@ -104,6 +107,7 @@ def kubernetes(
     cluster_purpose: str | None = PURPOSE_OPTION,
     image: str | None = IMAGE_OPTION,
     frontend_service_type: str | None = SERVICE_TYPE_OPTION,
+    frontend_replicas: int | None = FRONTEND_REPLICAS_OPTION,
     scoring_url: str | None = SCORING_URL_OPTION,
     store_endpoint: str | None = STORE_ENDPOINT_OPTION,
     progress_deadline: int | None = DEADLINE_OPTION,
@@ -147,6 +151,7 @@ def kubernetes(
         cluster_purpose=cluster_purpose,
         image=image,
         frontend_service_type=frontend_service_type,
+        frontend_replicas=frontend_replicas,
         scoring_url=scoring_url,
         store_endpoint_url=store_endpoint,
         progress_deadline_s=progress_deadline,

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -251,10 +252,18 @@ def test_named_keys_reach_the_policy_as_hashes_with_their_limits() -> None:
 def test_options_come_from_the_environment_the_manifest_sets() -> None:
     container = fm.frontend_deployment(fm.ClusterInputs(services_namespace="ml"))["spec"]["template"]["spec"]
     environ = {e["name"]: e["value"] for e in container["containers"][0]["env"] if "value" in e}
+    # What the kubelet resolves from the pod's own name (valueFrom).
+    environ[cluster_frontend.IDENTITY_ENV] = "modelport-frontend-abc12"
 
     options = cluster_frontend.parse_options([], environ)
 
-    assert options == cluster_frontend.Options(namespace="ml", host="0.0.0.0", port=fm.FRONTEND_PORT)
+    assert options == cluster_frontend.Options(
+        namespace="ml",
+        host="0.0.0.0",
+        port=fm.FRONTEND_PORT,
+        lease_namespace=fm.DEFAULT_SYSTEM_NAMESPACE,
+        identity="modelport-frontend-abc12",
+    )
 
 
 def test_flags_override_the_environment() -> None:
@@ -269,9 +278,21 @@ def test_flags_override_the_environment() -> None:
         "k",
         "--context",
         "c",
+        "--lease-namespace",
+        "sys",
+        "--identity",
+        "fe-1",
     ]
-    options = cluster_frontend.parse_options(argv, {cluster_frontend.NAMESPACE_ENV: "other"})
-    assert options == cluster_frontend.Options("ns", "127.0.0.1", 9000, Path("k"), "c")
+    environ = {cluster_frontend.NAMESPACE_ENV: "other", cluster_frontend.IDENTITY_ENV: "fe-0"}
+    options = cluster_frontend.parse_options(argv, environ)
+    assert options == cluster_frontend.Options(
+        "ns", "127.0.0.1", 9000, Path("k"), "c", lease_namespace="sys", identity="fe-1"
+    )
+
+
+def test_without_a_lease_namespace_the_front_end_decides_alone_named_by_its_host() -> None:
+    options = cluster_frontend.parse_options(["--namespace", "ns"], {})
+    assert options.lease_namespace is None and options.identity == socket.gethostname()
 
 
 def test_no_namespace_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,8 +21,9 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,14 @@ from typing import Any
 import httpx
 import pytest
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Event, Namespace, Node, Pod, Secret, ServiceAccount
 from lightkube.types import CascadeType, PatchType
 
+from modelport.compute.kubernetes import election as election_rules
 from modelport.compute.kubernetes import frontend_manifests as fm
 from modelport.compute.kubernetes import manifests as m
 from modelport.compute.kubernetes.apply import apply_all, apply_service
@@ -142,19 +146,15 @@ class FrontEndProcess:
         )
 
 
-@pytest.fixture
-def frontend(frontend_kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[FrontEndProcess]:
-    """The front end for ``namespace``, answering ``GET /``; stopped with SIGTERM, which must exit 0."""
+@contextlib.contextmanager
+def running_frontend(
+    kubeconfig: Path, namespace: str, log_path: Path, extra: tuple[str, ...] = ()
+) -> Iterator[FrontEndProcess]:
+    """A front end for ``namespace``, answering ``GET /``; stopped with SIGTERM, which must exit 0
+    (unless the test killed it)."""
     port = free_port()
-    log_path = tmp_path / "frontend.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "modelport.compute.kubernetes.frontend",
-        "--kubeconfig",
-        str(frontend_kubeconfig),
-    ]
-    argv += ["--namespace", namespace, "--port", str(port), "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "modelport.compute.kubernetes.frontend", "--kubeconfig", str(kubeconfig)]
+    argv += ["--namespace", namespace, "--port", str(port), "--host", "127.0.0.1", *extra]
     # Short scale-down delay, so that the autoscaling test sees a scale-down too.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MODELPORT_AUTOSCALE_SCALE_DOWN_DELAY_S": "2"}
     with log_path.open("wb") as log_file:
@@ -172,6 +172,7 @@ def frontend(frontend_kubeconfig: Path, namespace: str, tmp_path: Path) -> Itera
         wait_until(healthy, "the front end to answer GET /", DEADLINE_S)
         yield running
     finally:
+        killed = process.poll() == -signal.SIGKILL
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
@@ -181,7 +182,14 @@ def frontend(frontend_kubeconfig: Path, namespace: str, tmp_path: Path) -> Itera
             process.wait()
             code = None
         print(running.log())  # shown by pytest for failing tests
-    assert code == 0, f"the front end did not stop cleanly ({code}):\n{running.log()}"
+    assert killed or code == 0, f"the front end did not stop cleanly ({code}):\n{running.log()}"
+
+
+@pytest.fixture
+def frontend(frontend_kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[FrontEndProcess]:
+    """The front end for ``namespace`` (no leader election: it decides alone)."""
+    with running_frontend(frontend_kubeconfig, namespace, tmp_path / "frontend.log") as running:
+        yield running
 
 
 # -- replicas ---------------------------------------------------------------------------------
@@ -527,3 +535,138 @@ def test_sigterm_stops_listening_and_lets_requests_in_flight_finish(
     assert still_running  # the listener closed while the request was still on the replica
     assert [a.status_code for a in answers] == [200]
     assert frontend.process.wait(timeout=DEADLINE_S) == 0
+
+
+# -- several front-end replicas: one leader ---------------------------------------------------
+def lease_holder(kube: Client, namespace: str) -> str | None:
+    """The leader Lease's holder in the front end's namespace (None: no Lease yet)."""
+    try:
+        lease = kube.get(Lease, fm.LEADER_LEASE_NAME, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+    return lease.spec.holderIdentity if lease.spec else None
+
+
+def lease_names(kube: Client, namespace: str) -> set[str]:
+    """The names of the Leases in ``namespace``."""
+    return {lease.metadata.name for lease in kube.list(Lease, namespace=namespace) if lease.metadata}
+
+
+def test_one_of_several_front_ends_leads_and_a_killed_leader_is_replaced_under_load(
+    kube: Client,
+    namespace: str,
+    replicas: Replicas,
+    frontend_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    """Two front ends with the election on, as the Deployment runs them. The load generator plays
+    the Service: it spreads requests over the front ends it believes alive, and stops sending to
+    one before the test kills it (the endpoints controller's part, which the testbed does not run).
+    The leader dies by SIGKILL, so it cannot release the Lease: the slow path of a hand-over."""
+    system = f"{namespace}-sys"
+    replicas.deploy(
+        "ha-svc",
+        auth_enabled=False,
+        autoscale_enabled=True,
+        autoscale_min_replicas=1,
+        autoscale_max_replicas=3,
+        autoscale_refresh_seconds=1,
+        replica_max_concurrent_requests=6,
+        max_request_wait_time=60_000,
+    )
+    replicas.start("ha-svc")
+    election = ("--lease-namespace", system)
+    with contextlib.ExitStack() as stack:
+        running = {
+            identity: stack.enter_context(
+                running_frontend(
+                    frontend_kubeconfig,
+                    namespace,
+                    tmp_path / f"{identity}.log",
+                    (*election, "--identity", identity),
+                )
+            )
+            for identity in ("fe-a", "fe-b")
+        }
+        wait_until(lambda: lease_holder(kube, system) in running, "a front end to hold the Lease", DEADLINE_S)
+        leader = lease_holder(kube, system)
+        assert leader is not None
+        (follower,) = set(running) - {leader}
+        wait_until(
+            lambda: "leading: this replica" in running[leader].log(), "the leader to say so", DEADLINE_S
+        )
+        assert "leading: this replica" not in running[follower].log()
+        for front in running.values():
+            eventually_status(front, "ha-svc", 200)
+        # Each replica reports its load in a Lease of its own, which the leader reads.
+        wait_until(
+            lambda: {f"{fm.FRONTEND_NAME}-load-{i}" for i in running} <= lease_names(kube, system),
+            "both front ends' load reports",
+            DEADLINE_S,
+        )
+
+        # Steady, bounded load: two clients, each one request at a time, over the live front ends.
+        alive = list(running)
+        answers: list[tuple[str, int | str]] = []
+        stop = threading.Event()
+
+        def client(index: int) -> None:
+            for turn in itertools.count(index):
+                if stop.is_set():
+                    return
+                target = alive[turn % len(alive)]
+                try:
+                    code: int | str = running[target].score("ha-svc", {"sleep": 0.2}).status_code
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                answers.append((target, code))
+
+        def started(count: int) -> Callable[[], bool]:
+            return lambda: len(answers) >= count
+
+        clients = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+        for thread in clients:
+            thread.start()
+        try:
+            wait_until(started(10), "the steady load to run", DEADLINE_S)
+            # At most two busy of six per replica: well within the target, whichever way it is counted.
+            assert scale_of(kube, namespace, "ha-svc") == 1
+            alive.remove(leader)  # the Service stops sending to the leader ...
+            before = len(answers)
+            running[leader].process.kill()  # ... which then dies without releasing the Lease
+            killed_at = time.monotonic()
+            # The follower takes over once the Lease has gone unrenewed for its duration, seen on
+            # its own clock (plus up to one retry period; slack for a busy machine).
+            wait_until(
+                lambda: lease_holder(kube, system) == follower,
+                "the follower to take the Lease over",
+                election_rules.LEASE_DURATION_S + 2 * election_rules.RETRY_S + 5,
+            )
+            handover_s = time.monotonic() - killed_at
+            wait_until(started(before + 10), "the load to go on through the survivor", DEADLINE_S)
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=DEADLINE_S)
+        failed = [(front, code) for front, code in answers if code != 200]
+        # Only requests in flight on the killed front end may fail: at most one per client.
+        assert all(front == leader for front, _ in failed), failed
+        assert len(failed) <= len(clients), failed
+        print(f"hand-over after the leader's death: {handover_s:.1f} s")
+
+        # Autoscaling goes on under the new leader: eight concurrent requests need two replicas.
+        survivor = running[follower]
+        burst = [threading.Thread(target=lambda: survivor.score("ha-svc", {"sleep": 3})) for _ in range(8)]
+        for thread in burst:
+            thread.start()
+        try:
+            wait_until(
+                lambda: scale_of(kube, namespace, "ha-svc") > 1, "a scale-up by the new leader", DEADLINE_S
+            )
+        finally:
+            for thread in burst:
+                thread.join(timeout=DEADLINE_S)
+        assert "service ha-svc: Scaled from 1 to" in survivor.log()
+        assert "Scaled from" not in running[leader].log()

@@ -19,6 +19,16 @@ def test_attach_options_are_validated_with_field_and_value() -> None:
     assert target_from_options(namespace=None).namespace == "modelport-services"
 
 
+def test_front_end_replicas_follow_the_cluster_purpose_unless_set() -> None:
+    assert target_from_options().frontend_replica_count() == 3  # FastProd, the default purpose
+    assert target_from_options(cluster_purpose="DevTest").frontend_replica_count() == 1
+    assert target_from_options(cluster_purpose="DevTest", frontend_replicas=2).frontend_replica_count() == 2
+    assert target_from_options(frontend_replicas=1).frontend_replica_count() == 1
+    for bad in (0, 11):
+        with pytest.raises(UserErrorException, match=rf"frontend_replicas={bad}: .*must be in 1..10"):
+            target_from_options(frontend_replicas=bad)
+
+
 @pytest.mark.parametrize("name", ["ab", "1prod", "prod-", "a" * 25, "local", "amlcompute"])
 def test_compute_target_names_follow_azure_mls_rule(name: str) -> None:
     with pytest.raises(UserErrorException):

@@ -52,6 +52,7 @@ def _cluster_inputs(target: KubernetesTarget, owner: str) -> fm.ClusterInputs:
         system_namespace=target.system_namespace,
         image=target.image,
         service_type=target.frontend_service_type,
+        replicas=target.frontend_replica_count(),
         owner=owner,
     )
 
@@ -110,6 +111,28 @@ def wait_rolled_out(
         time.sleep(POLL_S)
 
 
+def _apply_unless_unserved(client: Any, manifest: Manifest, progress: Progress) -> bool:
+    """Apply ``manifest``; a PodDisruptionBudget the cluster cannot store is skipped with a note.
+
+    ``policy/v1`` is served from Kubernetes 1.21; on an older cluster the front end runs without
+    its budget (drains may evict several replicas at once) rather than not at all.
+    """
+    from lightkube.core.exceptions import ApiError
+
+    try:
+        apply(client, manifest)
+    except ApiError as exc:
+        if manifest["kind"] != "PodDisruptionBudget" or exc.status.code != 404:
+            raise
+        progress(
+            "  No PodDisruptionBudget for the front end: the cluster does not serve policy/v1 "
+            "(Kubernetes < 1.21), so a node drain may evict several front-end replicas at once. "
+            "Fix: upgrade the cluster to 1.21 or later and attach again."
+        )
+        return False
+    return True
+
+
 def attach(
     workspace: Workspace,
     name: str,
@@ -148,7 +171,8 @@ def attach(
                 if o["kind"] != "Namespace" or o["metadata"]["name"] in created
             ]
             for manifest in objects:
-                apply(client, manifest)
+                if not _apply_unless_unserved(client, manifest, progress):
+                    continue
                 applied.append(manifest)
             progress(f"Installed the front end in namespace {target.system_namespace} ({target.image})")
             deployment = client.get(Deployment, fm.FRONTEND_NAME, namespace=target.system_namespace)

@@ -39,8 +39,17 @@ Decisions, with the reasons:
   ``deployments/<name>/scale`` (field manager ``modelport-frontend``) and recorded as a
   ``Normal`` Event with reason ``Autoscale`` on the Deployment (best effort). With autoscaling
   off the front end never writes the count (``apply`` owns it). ``MODELPORT_AUTOSCALE_SCALE_DOWN_DELAY_S``
-  shortens the scale-down delay as on the local target. One front end replica: several would
-  each see a share of the load and disagree on the count.
+  shortens the scale-down delay as on the local target.
+* **Several replicas, one decider.** Every replica serves traffic; only the holder of the
+  ``modelport-frontend-leader`` Lease in ``--lease-namespace`` (``MODELPORT_FRONTEND_NAMESPACE``,
+  set by the Deployment: the system namespace) writes replica counts
+  (:mod:`~modelport.compute.kubernetes.election`, :mod:`~modelport.compute.kubernetes.frontend_leader`).
+  A replica that stops leading drops its planners, and one that starts leading plans afresh:
+  its first decisions can scale up at once but scale down only after a full scale-down delay
+  of its own observation, so a hand-over never shrinks a service on a stale view. Every replica
+  reports its load each second (:mod:`~modelport.compute.kubernetes.frontend_load`) and the
+  leader plans from its own plus the others' fresh reports. Without a
+  lease namespace (a front end run by hand) the process decides alone, and says so.
 * **Tokens.** Each service's tokens are verified with its own ``tokenSecret`` from its keys
   Secret, exactly as on the local target, so rotating one service's secret touches no other.
   The cluster-wide key in the token-signing Secret attach creates is not given to the front end:
@@ -88,10 +97,14 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import PatchType
 
+from modelport.compute.kubernetes.frontend_leader import LeaderElection
+from modelport.compute.kubernetes.frontend_load import LoadReporter, combined
 from modelport.compute.kubernetes.frontend_manifests import FRONTEND_NAME, FRONTEND_PORT
+from modelport.compute.kubernetes.load_reports import LoadCombiner
 from modelport.compute.kubernetes.objects import AUTOSCALE_EVENT_REASON
 from modelport.compute.kubernetes.routes import SERVICE_SELECTOR, ClusterService, build_table
 from modelport.errors import ModelportError
+from modelport.frontend.autoscaler import LoadSample
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.server import FrontEnd
 from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOUT_ENV, graceful_timeout
@@ -101,6 +114,8 @@ log = logging.getLogger("modelport.frontend.cluster")
 
 NAMESPACE_ENV = "MODELPORT_SERVICES_NAMESPACE"
 PORT_ENV = "MODELPORT_FRONTEND_PORT"
+LEASE_NAMESPACE_ENV = "MODELPORT_FRONTEND_NAMESPACE"
+IDENTITY_ENV = "MODELPORT_FRONTEND_IDENTITY"
 FIELD_MANAGER = FRONTEND_NAME  # names the writer of scale changes (audit log; managedFields from 1.22)
 RESYNC_S = 300.0
 # lightkube types a selector as a dict of wider values (strings, None, operators); dict is invariant.
@@ -123,6 +138,8 @@ class Options:
     kubeconfig: Path | None = None
     context: str | None = None
     graceful_timeout_s: int = DEFAULT_GRACEFUL_TIMEOUT_S
+    lease_namespace: str | None = None  # None: no election, this process decides alone
+    identity: str = ""  # this replica's name in the Lease (the pod's name in a cluster)
 
 
 def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Options:
@@ -155,6 +172,16 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         help=f"seconds requests in flight get to finish after SIGTERM (default: ${GRACEFUL_TIMEOUT_ENV}, "
         f"else {DEFAULT_GRACEFUL_TIMEOUT_S})",
     )
+    parser.add_argument(
+        "--lease-namespace",
+        default=environ.get(LEASE_NAMESPACE_ENV),
+        help=f"namespace of the leader Lease (default: ${LEASE_NAMESPACE_ENV}; none: decide alone)",
+    )
+    parser.add_argument(
+        "--identity",
+        default=environ.get(IDENTITY_ENV) or socket.gethostname(),
+        help=f"this replica's name in the Lease (default: ${IDENTITY_ENV}, else the host name)",
+    )
     args = parser.parse_args(argv)
     if not args.namespace:
         parser.error(f"no services namespace: pass --namespace or set {NAMESPACE_ENV}")
@@ -162,7 +189,16 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     grace = graceful_timeout(args.graceful_timeout, environ, errors)
     if errors:
         parser.error(errors[0])
-    return Options(args.namespace, args.host, args.port, args.kubeconfig, args.context, grace)
+    return Options(
+        args.namespace,
+        args.host,
+        args.port,
+        args.kubeconfig,
+        args.context,
+        grace,
+        args.lease_namespace or None,
+        args.identity,
+    )
 
 
 def kube_config(options: Options) -> SingleConfig:
@@ -241,8 +277,18 @@ class ClusterFrontEnd:
         namespace: str,
         frontend: FrontEnd,
         graceful_timeout_s: float = DEFAULT_GRACEFUL_TIMEOUT_S,
+        election: LeaderElection | None = None,
+        lease_namespace: str | None = None,
     ) -> None:
         self.client = client
+        self.election = election
+        # With an election, every replica reports its load and the leader plans from all of them.
+        self.reporter = (
+            LoadReporter(client, lease_namespace, election.identity, self._samples, election.clock)
+            if election is not None and lease_namespace is not None
+            else None
+        )
+        self._combiners: dict[str, LoadCombiner] = {}
         self.namespace = namespace
         self.frontend = frontend
         self.graceful_timeout_s = graceful_timeout_s
@@ -265,6 +311,10 @@ class ClusterFrontEnd:
     async def run(self) -> None:
         """Read the namespace, listen once everything has been listed, route and scale until stopped."""
         tasks = [asyncio.create_task(w.run(), name=f"watch-{w.kind.__name__}") for w in self.watched]
+        if self.election is not None:
+            tasks.append(asyncio.create_task(self.election.run(), name="leader-election"))
+        if self.reporter is not None:
+            tasks.append(asyncio.create_task(self.reporter.run(), name="load-reports"))
         try:
             while not self._stopping and not all(w.synced for w in self.watched):
                 await self._wait()
@@ -285,13 +335,23 @@ class ClusterFrontEnd:
                 if self._dirty.is_set():
                     self._dirty.clear()
                     self._refresh()
-                await self._autoscale()
+                if self.election is None or self.election.is_leader:
+                    await self._autoscale()
+                else:
+                    self._forget_plans()
         finally:
             log.info("stopping: requests in flight get up to %g s", self.graceful_timeout_s)
-            await self.frontend.stop(self.graceful_timeout_s)
-            for task in [*tasks, *self._background]:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.election is not None:  # hand over first: the drain below may take a while
+                await self.election.release()
+            if self.reporter is not None:
+                await self.reporter.remove()
+            await self.frontend.stop(self.graceful_timeout_s)
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _wait(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -312,6 +372,7 @@ class ClusterFrontEnd:
             self.frontend.set_routes(routes)
         for name in set(self.planners) - set(table):
             self.planners.pop(name, None)
+            self._combiners.pop(name, None)
             self._written.pop(name, None)
             self._next_scale.pop(name, None)
 
@@ -345,6 +406,17 @@ class ClusterFrontEnd:
                 log.warning("service %s is not served: %s", name, why)
 
     # -- autoscaling -------------------------------------------------------------------------
+    def _forget_plans(self) -> None:
+        # A follower keeps no plans: the leader's writes change the counts behind them, and a
+        # replica that starts leading must observe a full scale-down delay itself.
+        self.planners.clear()
+        self._written.clear()
+        self._next_scale.clear()
+        self._combiners.clear()
+
+    def _samples(self) -> list[LoadSample]:
+        return [self.frontend.load(name) for name in self.table]
+
     def _current(self, name: str, service: ClusterService, now: float) -> int:
         # The count last written stands in for spec.replicas until the watch shows it.
         written = self._written.get(name)
@@ -361,7 +433,8 @@ class ClusterFrontEnd:
             planner = self.planners.setdefault(name, ReplicaPlanner(name))
             now = time.monotonic()
             current = self._current(name, service, now)
-            desired, decision = planner.plan(service.autoscale, self.frontend.load(name), current)
+            load = combined(self._combiners, self.frontend.load(name), self.reporter)
+            desired, decision = planner.plan(service.autoscale, load, current)
             # At most one write per refresh period, also when a write failed or was undone.
             write = (
                 service.autoscale.enabled and desired != current and now >= self._next_scale.get(name, 0.0)
@@ -432,7 +505,14 @@ async def serve(options: Options, config: SingleConfig) -> None:
     """Run the front end until SIGTERM or SIGINT."""
     client = AsyncClient(config=config, namespace=options.namespace, field_manager=FIELD_MANAGER)
     frontend = FrontEnd(host=options.host, port=options.port)
-    owner = ClusterFrontEnd(client, options.namespace, frontend, options.graceful_timeout_s)
+    election = None
+    if options.lease_namespace is None:
+        log.warning("no lease namespace: this front end makes autoscaling decisions alone (run one replica)")
+    else:
+        election = LeaderElection(client, options.lease_namespace, options.identity)
+    owner = ClusterFrontEnd(
+        client, options.namespace, frontend, options.graceful_timeout_s, election, options.lease_namespace
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, owner.stop)

@@ -1,8 +1,9 @@
 """What ``computetarget attach`` installs on a cluster, as plain JSON-ready dicts.
 
-The in-cluster front end (the role of Azure's ``azureml-fe``: its Deployment and Service), its
-identity and the only permissions it needs (a ServiceAccount, a Role and RoleBinding in the
-services namespace), the target's token-signing Secret, and the namespaces, in apply order.
+The in-cluster front end (the role of Azure's ``azureml-fe``: its Deployment, spread over the
+nodes, its PodDisruptionBudget and Service), its identity and the only permissions it needs (a
+ServiceAccount, a Role and RoleBinding in each namespace), the target's token-signing Secret, and
+the namespaces, in apply order.
 Pure functions: a :class:`ClusterInputs` in, manifests out; :mod:`~modelport.compute.kubernetes.cluster`
 applies them and, on detach, deletes them by the same names. Every manifest validates strictly
 for Kubernetes 1.25 … 1.37 and applies on the 1.20 testbed (``tests/compute/kubernetes``).
@@ -29,6 +30,8 @@ from modelport.runtime.config import DEFAULT_GRACEFUL_TIMEOUT_S, GRACEFUL_TIMEOU
 DEFAULT_SYSTEM_NAMESPACE = "modelport-system"
 FRONTEND_PORT = 8080
 FRONTEND_NAME = "modelport-frontend"
+# The Lease whose holder makes the autoscaling decisions, in the system namespace.
+LEADER_LEASE_NAME = "modelport-frontend-leader"
 TOKEN_SECRET_NAME = "modelport-frontend-token-signing"
 # On the front end's Deployment: which workspace and target attached it ("<workspace>/<target>").
 ANNOTATION_OWNER = "modelport.io/attached-by"
@@ -44,8 +47,8 @@ class ClusterInputs:
     system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
     image: str = DEFAULT_IMAGE
     service_type: FrontendServiceType = "LoadBalancer"
-    # One replica: each front end scales services from the load it sees, so several would each
-    # see a share of it and disagree (docs/kubernetes.md, "what is not built yet").
+    # Several replicas serve traffic; one of them, the Lease holder, makes the autoscaling
+    # decisions (frontend_leader.py). FastProd attaches 3, DevTest 1 (target.frontend_replica_count).
     replicas: int = 1
     owner: str = ""  # "<workspace>/<target>", recorded on the front end's Deployment
     # Seconds the front end's requests in flight get after SIGTERM (MODELPORT_GRACEFUL_TIMEOUT).
@@ -72,38 +75,49 @@ def frontend_service_account(cluster: ClusterInputs) -> Manifest:
 
 
 def frontend_roles(cluster: ClusterInputs) -> list[Manifest]:
-    """The front end's Role and RoleBinding, with only the verbs it uses.
+    """The front end's Roles and RoleBindings, with only the verbs it uses.
 
-    In the services namespace only: discover replicas (pods), read service keys (secrets), follow
-    Deployments, change their replica count through the scale subresource, record Events. Nothing
-    in its own namespace and no ClusterRole: it can read no Secret of any other namespace.
+    In the services namespace: discover replicas (pods), read service keys (secrets), follow
+    Deployments, change their replica count through the scale subresource, record Events. In its
+    own namespace: Leases only (the leader election, ``frontend_leader.py``, and the replicas'
+    load reports, ``frontend_load.py``). No ClusterRole: it can read no Secret of any other
+    namespace. When both namespaces are one, one Role holds both sets of rules (two Roles would
+    share a name).
     """
     watch = ["get", "list", "watch"]
     labels = frontend_labels()
     subject = {"kind": "ServiceAccount", "name": FRONTEND_NAME, "namespace": cluster.system_namespace}
-    services_role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": object_meta(FRONTEND_NAME, cluster.services_namespace, labels),
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": watch},
-            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": watch},
-            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
-            # Autoscaling decisions are recorded as Events on the Deployment (kubectl describe).
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-        ],
-    }
+    services_rules: list[dict[str, list[str]]] = [
+        {"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": watch},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": watch},
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+        # Autoscaling decisions are recorded as Events on the Deployment (kubectl describe).
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+    # The leader Lease (create, update) and each replica's load report (apply, delete).
+    lease_verbs = [*watch, "create", "update", "patch", "delete"]
+    lease_rules = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": lease_verbs}]
+    rules = {cluster.services_namespace: services_rules}
+    rules[cluster.system_namespace] = rules.get(cluster.system_namespace, []) + lease_rules
 
-    def binding(role: Manifest) -> Manifest:
+    def role(namespace: str) -> Manifest:
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": object_meta(FRONTEND_NAME, namespace, labels),
+            "rules": rules[namespace],
+        }
+
+    def binding(namespace: str) -> Manifest:
         return {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": object_meta(FRONTEND_NAME, role["metadata"]["namespace"], labels),
+            "metadata": object_meta(FRONTEND_NAME, namespace, labels),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FRONTEND_NAME},
             "subjects": [subject],
         }
 
-    return [services_role, binding(services_role)]
+    return [*(role(n) for n in rules), *(binding(n) for n in rules)]
 
 
 def token_signing_secret(cluster: ClusterInputs, signing_key: str) -> Manifest:
@@ -137,6 +151,13 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
             {"name": "MODELPORT_SERVICES_NAMESPACE", "value": cluster.services_namespace},
             {"name": "MODELPORT_FRONTEND_PORT", "value": str(FRONTEND_PORT)},
             {"name": GRACEFUL_TIMEOUT_ENV, "value": str(cluster.graceful_timeout_s)},
+            # The election: the Lease lives in the front end's namespace; the pod's name is its
+            # identity (unique, and what `kubectl get lease` shows as the holder).
+            {"name": "MODELPORT_FRONTEND_NAMESPACE", "value": cluster.system_namespace},
+            {
+                "name": "MODELPORT_FRONTEND_IDENTITY",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+            },
         ],
         "ports": [{"name": "http", "containerPort": FRONTEND_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
@@ -164,9 +185,35 @@ def frontend_deployment(cluster: ClusterInputs) -> Manifest:
                     "serviceAccountName": FRONTEND_NAME,
                     "containers": [container],
                     "terminationGracePeriodSeconds": termination_grace(cluster.graceful_timeout_s),
+                    # One replica per node where the nodes allow, so that losing a node loses one
+                    # replica; ScheduleAnyway so that a one-node cluster still runs them all.
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": {LABEL_NAME: FRONTEND_NAME}},
+                        }
+                    ],
                 },
             },
         },
+    }
+
+
+def frontend_disruption_budget(cluster: ClusterInputs) -> Manifest:
+    """The front end's PodDisruptionBudget: a drain evicts one replica at a time.
+
+    ``maxUnavailable: 1`` rather than ``minAvailable: N-1``: the same rule for every replica
+    count, and with one replica (DevTest) a drain can still evict it instead of blocking forever.
+    ``policy/v1`` is served from Kubernetes 1.21; attach skips the budget, with a note, on older
+    clusters (``cluster.attach``).
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(FRONTEND_NAME, cluster.system_namespace, frontend_labels()),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {LABEL_NAME: FRONTEND_NAME}}},
     }
 
 
@@ -193,5 +240,6 @@ def attach_manifests(cluster: ClusterInputs, signing_key: str) -> list[Manifest]
         *frontend_roles(cluster),
         token_signing_secret(cluster, signing_key),
         frontend_deployment(cluster),
+        frontend_disruption_budget(cluster),
         frontend_service(cluster),
     ]

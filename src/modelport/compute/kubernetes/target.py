@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from modelport.compute import targets
-from modelport.compute.kubernetes.capacity import FAST_PROD
+from modelport.compute.kubernetes.capacity import FAST_PROD, FAST_PROD_MIN_NODES
 from modelport.compute.kubernetes.envplacement import (
     DEFAULT_CACHE,
     DEFAULT_CACHE_MAX_GB,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 COMPUTE_TYPE = "kubernetes"
 DEFAULT_SERVICES_NAMESPACE = "modelport-services"
+# Each replica reports its load and watches the routes: the API server's cost grows with the count.
+MAX_FRONTEND_REPLICAS = 10
 
 
 class KubernetesTarget(BaseModel):
@@ -45,6 +47,8 @@ class KubernetesTarget(BaseModel):
     cluster_purpose: Literal["FastProd", "DevTest"] = FAST_PROD
     image: str = DEFAULT_IMAGE
     frontend_service_type: FrontendServiceType = "LoadBalancer"
+    # Front-end replicas; None: 3 on FastProd (one per node of its minimum), 1 on DevTest.
+    frontend_replicas: int | None = None
     # The front end's address as clients reach it (an ingress, a port-forward); None: read from
     # the front end's Service (load balancer address, node port, or cluster IP).
     scoring_url: str | None = None
@@ -171,6 +175,19 @@ class KubernetesTarget(BaseModel):
                     "leave the node cache settings out, or use env_mode='node-cache'"
                 )
         return self
+
+    @field_validator("frontend_replicas")
+    @classmethod
+    def _replicas(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_FRONTEND_REPLICAS:
+            raise ValueError(f"must be in 1..{MAX_FRONTEND_REPLICAS}, got {value}")
+        return value
+
+    def frontend_replica_count(self) -> int:
+        """The front end's replica count: the setting, else by the cluster purpose."""
+        if self.frontend_replicas is not None:
+            return self.frontend_replicas
+        return FAST_PROD_MIN_NODES if self.cluster_purpose == FAST_PROD else 1
 
     @field_validator("progress_deadline_s")
     @classmethod

@@ -57,6 +57,7 @@ def describe(workspace: Workspace, record: targets.TargetRecord) -> dict[str, An
         "systemNamespace": target.system_namespace,
         "image": target.image,
         "frontendServiceType": target.frontend_service_type,
+        "frontendReplicas": target.frontend_replica_count(),
         "envMode": target.env_mode,  # how environments reach pods: node-cache or image
         "registry": target.registry,
     }

@@ -57,8 +57,8 @@ class TargetConfiguration:
 
     Names are those of :class:`~modelport.compute.kubernetes.target.KubernetesTarget`
     (``kubeconfig``, ``context``, ``in_cluster``, ``namespace``, ``system_namespace``, ``image``,
-    ``frontend_service_type``, ``scoring_url``, ``store_endpoint_url``, ``progress_deadline_s``,
-    ``pod_annotations``); they are validated when the configuration is built.
+    ``frontend_service_type``, ``frontend_replicas``, ``scoring_url``, ``store_endpoint_url``,
+    ``progress_deadline_s``, ``pod_annotations``); they are validated when the configuration is built.
     """
 
     # The ComputeTarget call that takes this configuration: "attach", or "create" (provisioning).
