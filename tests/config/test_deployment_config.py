@@ -102,7 +102,7 @@ def test_kubernetes_effective_defaults_are_aml_s() -> None:
         "compute_target_name": None,
         "cpu_cores_limit": None,
         "memory_gb_limit": None,
-        "blobfuse_enabled": True,
+        "blobfuse_enabled": False,
         "port": None,
     }
 

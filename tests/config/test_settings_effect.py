@@ -15,8 +15,9 @@ import pytest
 import modelport
 from modelport import Model
 from modelport.config import InferenceConfig, KubernetesDeploymentConfig, LocalDeploymentConfig
-from modelport.config.deployment import WITHOUT_EFFECT, SettingWithoutEffectWarning
-from modelport.errors import ComputeTargetException
+from modelport.config.deployment import REFUSED, WITHOUT_EFFECT, SettingWithoutEffectWarning
+from modelport.errors import ComputeTargetException, UserErrorException
+from modelport.service.webservice import Webservice
 from modelport.workspace import Workspace
 
 SRC = Path(modelport.__file__).parent
@@ -45,17 +46,15 @@ def _readers(setting: str) -> list[str]:
 
 
 @pytest.mark.parametrize("setting", sorted(_settings()))
-def test_each_setting_is_read_where_services_run_or_is_declared_without_effect(setting: str) -> None:
+def test_each_setting_is_read_where_services_run_or_is_warned_about_or_refused(setting: str) -> None:
     readers = _readers(setting)
-    if setting in WITHOUT_EFFECT:
-        assert readers == [], (
-            f"{setting} is read by {readers}: it has an effect now, take it out of WITHOUT_EFFECT"
-        )
+    if setting in WITHOUT_EFFECT or setting in REFUSED:
+        assert readers == [], f"{setting} is read by {readers}: it has an effect now, take it off the lists"
     elif setting in READ_INDIRECTLY:
         assert setting in (SRC / READ_INDIRECTLY[setting]).read_text()
     else:
         assert readers, (
-            f"{setting} is accepted but nothing reads it: give it an effect or a WITHOUT_EFFECT reason"
+            f"{setting} is accepted but nothing reads it: give it an effect, a warning or a refusal"
         )
 
 
@@ -66,7 +65,7 @@ def test_settings_without_effect_are_warned_about_at_deploy_before_anything_is_s
     (source / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
     inference = InferenceConfig(entry_script="score.py", source_directory=str(source))
     config = KubernetesDeploymentConfig(
-        compute_target_name="nope", collect_model_data=True, enable_app_insights=True, blobfuse_enabled=True
+        compute_target_name="nope", collect_model_data=True, enable_app_insights=True, blobfuse_enabled=False
     )
     with warnings.catch_warnings(record=True) as caught, pytest.raises(ComputeTargetException):
         warnings.simplefilter("always")
@@ -75,7 +74,6 @@ def test_settings_without_effect_are_warned_about_at_deploy_before_anything_is_s
     assert [m.split(" has no effect")[0] for m in said] == [
         "deploy: collect_model_data=True",
         "deploy: enable_app_insights=True",
-        "deploy: blobfuse_enabled=True",
     ]
     assert all("Leave it out" in m for m in said)
     quiet = KubernetesDeploymentConfig(
@@ -85,3 +83,14 @@ def test_settings_without_effect_are_warned_about_at_deploy_before_anything_is_s
         warnings.simplefilter("always")
         Model.deploy(ws, "knobs", [], inference, quiet)
     assert not [w for w in caught if issubclass(w.category, SettingWithoutEffectWarning)]
+
+
+def test_blobfuse_is_refused_with_the_reason_and_nothing_is_stored(tmp_path: Path) -> None:
+    ws = Workspace.create("ws", path=tmp_path / "ws")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "score.py").write_text("def init():\n    pass\n\n\ndef run(raw):\n    return raw\n")
+    inference = InferenceConfig(entry_script="score.py", source_directory=str(source))
+    with pytest.raises(UserErrorException, match=r"blobfuse_enabled=True cannot take effect: .*Fix: leave"):
+        Model.deploy(ws, "lazy", [], inference, LocalDeploymentConfig(blobfuse_enabled=True))
+    assert Webservice.list(ws) == []

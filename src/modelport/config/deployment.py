@@ -36,7 +36,7 @@ from modelport.config.rules import (
     Rule,
     failed_rules,
 )
-from modelport.errors import ConfigValidationError
+from modelport.errors import ConfigValidationError, UserErrorException
 
 
 def _integral_float_to_int(value: Any) -> Any:
@@ -115,7 +115,7 @@ class EffectiveDeploymentConfig(BaseModel):
     compute_target_name: str | None = None
     cpu_cores_limit: float | None = None
     memory_gb_limit: float | None = None
-    blobfuse_enabled: bool = True
+    blobfuse_enabled: bool = False  # model files are copied into each replica (REFUSED below: True)
     port: int | None = None
 
     def autoscaler_json(self) -> dict[str, Any]:
@@ -398,8 +398,9 @@ class SettingWithoutEffectWarning(ConfigWarning):
 
 
 # The Azure ML settings modelport accepts but does not act on, with the value that would need an
-# effect and why it has none. Every other setting takes effect, or is refused by the rules above
-# or by the target's check (tests/config/test_settings_effect.py keeps this list honest).
+# effect and why it has none: warned about (notebooks and files set them routinely). Every other
+# setting takes effect, or is refused (REFUSED, the rules above, the target's check);
+# tests/config/test_settings_effect.py keeps these lists honest.
 WITHOUT_EFFECT: dict[str, tuple[object, str]] = {
     "collect_model_data": (
         True,
@@ -412,17 +413,25 @@ WITHOUT_EFFECT: dict[str, tuple[object, str]] = {
         "yet: no telemetry is exported. Leave it out (or False); the front end's /metrics serves "
         "Prometheus metrics meanwhile.",
     ),
+}
+# Settings whose value asks for a behaviour modelport does not have: refused when given so.
+REFUSED: dict[str, tuple[object, str]] = {
     "blobfuse_enabled": (
         True,
-        "modelport always copies the model files into each replica before it starts (what "
-        "blobfuse_enabled=False did); nothing is mounted. Leave it out (or False).",
+        "modelport copies the model files into each replica before it starts (what "
+        "blobfuse_enabled=False did); mounting them to be read lazily is not available. Fix: leave "
+        "blobfuse_enabled out, or set it to False.",
     ),
 }
 
 
-def warn_settings_without_effect(given: Mapping[str, Any], action: str) -> None:
-    """A ``SettingWithoutEffectWarning`` per setting of ``given`` (the settings the caller gave, by
-    name) that asks for what modelport does not do; ``action`` (``deploy``, ``update()``) leads."""
+def check_settings_effect(given: Mapping[str, Any], action: str) -> None:
+    """Refuse a setting of ``given`` (the settings the caller gave, by name) that asks for what
+    modelport cannot do (``UserErrorException``), and warn (``SettingWithoutEffectWarning``) about
+    one that has no effect yet; ``action`` (``deploy``, ``update()``) leads the message."""
+    for name, (value, reason) in REFUSED.items():
+        if given.get(name) == value:
+            raise UserErrorException(f"{action}: {name}={value!r} cannot take effect: {reason}")
     for name, (value, reason) in WITHOUT_EFFECT.items():
         if given.get(name) == value:
             warnings.warn(

@@ -14,7 +14,7 @@ from modelport.config.deployment import (
     DeploymentConfig,
     EffectiveDeploymentConfig,
     LocalDeploymentConfig,
-    warn_settings_without_effect,
+    check_settings_effect,
 )
 from modelport.config.inference import InferenceConfig
 from modelport.errors import UserErrorException, WebserviceException
@@ -184,7 +184,7 @@ def deploy(
     if deployment_config is None:
         deployment_config = LocalDeploymentConfig()
     deployment_config.validate_configuration()
-    warn_settings_without_effect(deployment_config.given(), "deploy")
+    check_settings_effect(deployment_config.given(), "deploy")
     compute_type, target = resolve_target(workspace, deployment_config, deployment_target)
     driver = driver_for(compute_type, target)
     effective = with_keys(deployment_config.effective())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from modelport.config.deployment import EffectiveDeploymentConfig, warn_settings_without_effect
+from modelport.config.deployment import EffectiveDeploymentConfig, check_settings_effect
 from modelport.config.rules import DEPLOYMENT_RULES, failed_rules
 from modelport.errors import ConfigValidationError, WebserviceException
 from modelport.registry.tags import add_properties
@@ -123,7 +123,7 @@ def plan_update(
         )
         return None
     changes["deployment"] = _validated_config(spec.deployment, given)
-    warn_settings_without_effect(given, "update()")
+    check_settings_effect(given, "update()")
     _warn_unchecked_named_keys(spec.model_copy(update={"deployment": changes["deployment"]}))
     driver_for(spec.compute_type, spec.compute_target).check(workspace, changes["deployment"])
     created: list[str] = []
