@@ -1,4 +1,5 @@
-"""Test certificates made on the fly with the ``openssl`` CLI: a private CA and leaves it signs."""
+"""Test certificates made on the fly with the ``openssl`` CLI (a private CA and leaves it signs),
+and the client side of the TLS tests: fingerprints, and load across a certificate rotation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import hashlib
 import socket
 import ssl
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
+
+from tests.servers import wait_until
+
+LOAD_THREADS = 4  # even: half keep their connection, half open one per request
+ROUNDS = 3
+LOAD_DEADLINE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,17 @@ def make_leaf(ca: Issued, folder: Path, name: str, sans: str = "DNS:localhost,IP
     return Issued(cert, key)
 
 
+def rotation_set(folder: Path) -> dict[str, Issued]:
+    """``ca``, ``other_ca`` (trusted by nobody here), and ``first`` and ``second``, two leaves of ``ca``."""
+    ca = make_ca(folder, "ca")
+    return {
+        "ca": ca,
+        "other_ca": make_ca(folder, "other-ca"),
+        "first": make_leaf(ca, folder, "first"),
+        "second": make_leaf(ca, folder, "second"),
+    }
+
+
 def fingerprint(issued: Issued) -> str:
     """SHA-256 (hex) of ``issued``'s certificate."""
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(issued.cert.read_text())).hexdigest()
@@ -59,3 +81,52 @@ def served_fingerprint(port: int, ca: Issued, server_hostname: str = "localhost"
         der = conn.getpeercert(binary_form=True)
     assert der is not None
     return hashlib.sha256(der).hexdigest()
+
+
+def rotate_under_load(
+    url: str, ca: Issued, rotate: Callable[[], None], headers: dict[str, str], content: bytes
+) -> list[str]:
+    """POST to ``url`` from clients that keep one connection alive and clients that open a new one
+    per request, call ``rotate`` once each has been answered a few times, keep going until each
+    has been answered a few more times; returns the failures (the test wants none)."""
+    stop = threading.Event()
+    failures: list[str] = []
+    counts = [0] * LOAD_THREADS
+
+    def load(index: int) -> None:
+        client = None
+        try:
+            while not stop.is_set():
+                if client is None or index % 2:  # odd clients: a new connection, a new handshake
+                    if client is not None:
+                        client.close()
+                    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca.cert)), timeout=60)
+                try:
+                    answer = client.post(url, content=content, headers=headers)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if answer.status_code != 200:
+                    failures.append(f"{answer.status_code} {answer.text}")
+                counts[index] += 1
+        finally:
+            if client is not None:
+                client.close()
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(LOAD_THREADS)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: min(counts) >= ROUNDS, f"every client answered {ROUNDS} times", LOAD_DEADLINE_S)
+        before = list(counts)
+        rotate()
+        wait_until(
+            lambda: all(c >= b + ROUNDS for c, b in zip(counts, before, strict=True)),
+            f"every client answered {ROUNDS} more times after the rotation",
+            LOAD_DEADLINE_S,
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(LOAD_DEADLINE_S)
+    return failures

@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -20,25 +19,15 @@ import pytest
 from modelport.frontend import tls
 from modelport.frontend.routes import ServiceRoute
 from modelport.frontend.standalone import BackgroundFrontEnd
-from tests.frontend.certs import Issued, fingerprint, make_ca, make_leaf, served_fingerprint
+from tests.frontend.certs import Issued, fingerprint, rotate_under_load, rotation_set, served_fingerprint
 from tests.frontend.support import ReplicaProcess, score_url
-from tests.servers import wait_until
 
 Pair = tuple[ReplicaProcess, ReplicaProcess]
-LOAD_THREADS = 4
-LOAD_DEADLINE_S = 120.0
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Issued]:
-    folder = tmp_path_factory.mktemp("tls")
-    ca, other_ca = make_ca(folder, "ca"), make_ca(folder, "other-ca")
-    return {
-        "ca": ca,
-        "other_ca": other_ca,
-        "first": make_leaf(ca, folder, "first"),
-        "second": make_leaf(ca, folder, "second"),
-    }
+    return rotation_set(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -107,45 +96,11 @@ def test_rotation_under_steady_load_fails_no_request(
     """Clients on kept-alive connections and clients opening a new one per request run while the
     certificate is replaced; every request must succeed, and new handshakes present the new one."""
     url = score_url(https, "svc").replace("127.0.0.1", "localhost")
-    stop = threading.Event()
-    failures: list[str] = []
-    counts = [0] * LOAD_THREADS
 
-    def load(index: int) -> None:
-        keep_alive = index % 2 == 0
-        client = httpx.Client(verify=client_context(certs["ca"]), timeout=60)
-        try:
-            while not stop.is_set():
-                if not keep_alive:
-                    client.close()
-                    client = httpx.Client(verify=client_context(certs["ca"]), timeout=60)
-                try:
-                    answer = client.post(url, json={"i": index})
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-                    continue
-                if answer.status_code != 200:
-                    failures.append(f"{answer.status_code} {answer.text}")
-                counts[index] += 1
-        finally:
-            client.close()
-
-    threads = [threading.Thread(target=load, args=(i,)) for i in range(LOAD_THREADS)]
-    for thread in threads:
-        thread.start()
-    try:
-        wait_until(lambda: min(counts) >= 3, "every client answered 3 times", LOAD_DEADLINE_S)
-        before = list(counts)
+    def rotate() -> None:
         https.call(https.frontend.set_tls, tls.server_context(certs["second"].cert, certs["second"].key))
-        wait_until(
-            lambda: all(c >= b + 3 for c, b in zip(counts, before, strict=True)),
-            "every client answered 3 more times after the rotation",
-            LOAD_DEADLINE_S,
-        )
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(LOAD_DEADLINE_S)
+
+    failures = rotate_under_load(url, certs["ca"], rotate, {"content-type": "application/json"}, b'{"x": 3}')
     assert failures == []
     assert served_fingerprint(https.port, certs["ca"]) == fingerprint(certs["second"])
 

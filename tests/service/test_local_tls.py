@@ -8,7 +8,6 @@ import json
 import socket
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 
 import httpx
@@ -18,26 +17,17 @@ from modelport.compute.local.driver import LocalDriver
 from modelport.errors import UserErrorException
 from modelport.service.webservice import Webservice
 from tests.clirun import modelport
-from tests.frontend.certs import Issued, fingerprint, make_ca, make_leaf, served_fingerprint
+from tests.frontend.certs import Issued, fingerprint, rotate_under_load, rotation_set, served_fingerprint
 from tests.servers import wait_until
 from tests.service.test_local_keys import _deploy
 
 pytestmark = pytest.mark.local_target
 SAMPLE = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
-LOAD_THREADS = 4
-LOAD_DEADLINE_S = 120.0
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Issued]:
-    folder = tmp_path_factory.mktemp("tls")
-    ca = make_ca(folder, "ca")
-    return {
-        "ca": ca,
-        "other_ca": make_ca(folder, "other-ca"),
-        "first": make_leaf(ca, folder, "first"),
-        "second": make_leaf(ca, folder, "second"),
-    }
+    return rotation_set(tmp_path_factory.mktemp("tls"))
 
 
 def port_of(uri: str) -> int:
@@ -86,44 +76,10 @@ def test_local_https_from_configuration_to_rotation(local_ws, iris_model, write_
     assert served_fingerprint(port, certs["ca"], "127.0.0.1") == fingerprint(certs["first"])
 
     # Rotation under steady load: keep-alive clients and one-connection-per-request clients.
-    failures: list[str] = []
-    counts = [0] * LOAD_THREADS
-    stop = threading.Event()
-
-    def load(index: int) -> None:
-        client = httpx.Client(verify=verify, timeout=60)
-        try:
-            while not stop.is_set():
-                if index % 2:
-                    client.close()
-                    client = httpx.Client(verify=verify, timeout=60)
-                try:
-                    answer = client.post(uri, content=SAMPLE, headers=headers)
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-                    continue
-                if answer.status_code != 200:
-                    failures.append(f"{answer.status_code} {answer.text}")
-                counts[index] += 1
-        finally:
-            client.close()
-
-    threads = [threading.Thread(target=load, args=(i,)) for i in range(LOAD_THREADS)]
-    for thread in threads:
-        thread.start()
-    try:
-        wait_until(lambda: min(counts) >= 3, "every client answered 3 times", LOAD_DEADLINE_S)
-        before = list(counts)
+    def rotate() -> None:
         driver.configure_tls(local_ws, certs["second"].cert, certs["second"].key, None)
-        wait_until(
-            lambda: all(c >= b + 3 for c, b in zip(counts, before, strict=True)),
-            "every client answered 3 more times after the rotation",
-            LOAD_DEADLINE_S,
-        )
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(LOAD_DEADLINE_S)
+
+    failures = rotate_under_load(uri, certs["ca"], rotate, headers, SAMPLE.encode())
     assert failures == []
     assert served_fingerprint(port, certs["ca"], "127.0.0.1") == fingerprint(certs["second"])
 

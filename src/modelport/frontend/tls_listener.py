@@ -20,6 +20,7 @@ from collections.abc import Callable
 import orjson
 
 from modelport.runtime.http_server import HttpProtocol
+from modelport.runtime.listen import set_no_delay
 
 log = logging.getLogger("modelport.frontend")
 
@@ -91,6 +92,7 @@ class TlsListener:
     async def _sort(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         conn.setblocking(False)
+        set_no_delay(conn)  # before the handshake too: its flights are small writes
         handed_over = False
         try:
             first = await asyncio.wait_for(_peek(loop, conn), FIRST_BYTE_TIMEOUT_S)
