@@ -90,6 +90,7 @@ class LocalAgent:
         self.planners: dict[str, ReplicaPlanner] = {}
         self.frontend: FrontEnd | None = None
         self._tls: dict[str, Any] | None = None  # the served certificate's public part, announced
+        self._reloads: set[asyncio.Task[None]] = set()
         self._reported: dict[str, Observation] = {}
         self._routes: dict[str, ServiceRoute] = {}
         self.ports: PortListeners | None = None
@@ -103,7 +104,7 @@ class LocalAgent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         # `modelport local start --ssl-...` on a running agent: a new certificate, no restart.
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload_tls()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self.frontend = await self._start_frontend()
         self.ports = PortListeners(self.frontend)
         await asyncio.to_thread(self._forget_stale_observations)
@@ -194,6 +195,12 @@ class LocalAgent:
                 "tls": self._tls,
             },
         )
+
+    def _on_sighup(self) -> None:
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        task = asyncio.get_running_loop().create_task(self._reload_tls())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def _reload_tls(self) -> None:
         """Serve new handshakes with the pair installed now; connections open keep theirs."""
