@@ -265,3 +265,25 @@ def test_aks_deploy_configuration_rules_and_endpoint_config() -> None:
             version_name="blue", traffic_percentile=20, num_replicas=1
         )
     assert endpoint.num_replicas == 1
+
+
+def test_aks_ssl_certificates_are_checked_at_configure_time(tmp_path: Path) -> None:
+    """The in-cluster front end does not serve TLS yet, but a bad pair is refused now with the reason."""
+    from tests.frontend.certs import rotation_set
+
+    certs = rotation_set(tmp_path)
+    good = {"ssl_cert_pem_file": str(certs["first"].cert), "ssl_key_pem_file": str(certs["first"].key)}
+    config = AksCompute.provisioning_configuration(ssl_cname="localhost", **good)
+    assert config.ssl_cname == "localhost"
+    with pytest.raises(ComputeTargetException, match="does not belong to the certificate"):
+        AksCompute.provisioning_configuration(
+            ssl_cname="localhost",
+            ssl_cert_pem_file=good["ssl_cert_pem_file"],
+            ssl_key_pem_file=str(certs["second"].key),
+        )
+    with pytest.raises(ComputeTargetException, match="--ssl-cname svc.contoso.com: the certificate"):
+        AksCompute.attach_configuration("rg", "k").enable_ssl(ssl_cname="svc.contoso.com", **good)
+    with pytest.raises(
+        ComputeTargetException, match="leaf_domain_label='svc'.*Fix: pass your own certificate"
+    ):
+        AksCompute.attach_configuration("rg", "k").enable_ssl(leaf_domain_label="svc")

@@ -17,6 +17,7 @@ period to be answered, each with ``Connection: close``; any still unanswered the
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -29,6 +30,7 @@ from modelport.frontend.forward import JSON, Call, answer_error
 from modelport.frontend.limits import KeyLimiters
 from modelport.frontend.metrics import UNKNOWN_SERVICE, FrontEndMetrics
 from modelport.frontend.routes import NamedKey, ServiceRoute
+from modelport.frontend.tls_listener import TlsListener
 from modelport.runtime.config import DEFAULT_MAX_REQUEST_BYTES
 from modelport.runtime.http_server import ConnectionSet, HttpProtocol, Request, Responder, protocol_factory
 from modelport.runtime.listen import bind
@@ -49,9 +51,16 @@ class FrontEnd:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self._tls = tls
+        self._tls_listener: TlsListener | None = None
         self._requested_port = port
         self.max_request_bytes = max_request_bytes
         self._server: asyncio.Server | None = None
@@ -74,14 +83,34 @@ class FrontEnd:
             raise RuntimeError("FrontEnd.port is known only after start()")
         return self._port
 
+    @property
+    def scheme(self) -> str:
+        """``https`` when the front end serves TLS, else ``http``."""
+        return "https" if self._tls is not None else "http"
+
     async def start(self) -> None:
-        """Listen on ``host:port`` (port 0: any free port); raises ``UserErrorException`` if taken."""
+        """Listen on ``host:port`` (port 0: any free port); raises ``UserErrorException`` if taken.
+
+        With a TLS context, only TLS is served on the port (see :mod:`modelport.frontend.tls_listener`).
+        """
         sock = bind(self.host, self._requested_port)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self.track(protocol_factory(self, self.max_request_bytes)), sock=sock
-        )
+        factory = self.track(protocol_factory(self, self.max_request_bytes))
+        if self._tls is not None:
+            self._tls_listener = TlsListener(sock, factory, self._tls)
+            self._tls_listener.start()
+        else:
+            self._server = await asyncio.get_running_loop().create_server(factory, sock=sock)
         self._port = int(sock.getsockname()[1])
+
+    def set_tls(self, context: ssl.SSLContext) -> None:
+        """Serve new handshakes with ``context`` (a replaced certificate); open connections keep theirs.
+
+        Only for a front end started with TLS: switching a port between HTTP and HTTPS is a restart.
+        """
+        if self._tls_listener is None:
+            raise RuntimeError("FrontEnd.set_tls needs a front end started with tls=")
+        self._tls = context
+        self._tls_listener.set_context(context)
 
     def track(self, factory: Callable[[], HttpProtocol]) -> Callable[[], HttpProtocol]:
         """``factory`` whose client connections :meth:`stop` drains (the owner's other listeners use it)."""
@@ -95,6 +124,9 @@ class FrontEnd:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._tls_listener is not None:
+            self._tls_listener.close()
+            self._tls_listener = None
         self._connections.drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s

@@ -38,8 +38,8 @@ class BackgroundFrontEnd:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the front end."""
-        return f"http://{self.frontend.host}:{self.port}"
+        """``http://host:port`` of the front end (``https://`` when it serves TLS)."""
+        return f"{self.frontend.scheme}://{self.frontend.host}:{self.port}"
 
     def start(self) -> BackgroundFrontEnd:
         """Start the loop thread and listen; returns when the port accepts connections."""

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import uvloop
 
+from modelport.compute.local import tls_store
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.limits import unenforced_limits
 from modelport.compute.local.paths import LocalPaths
@@ -88,6 +89,8 @@ class LocalAgent:
         self.records: dict[str, service_store.ServiceRecord] = {}
         self.planners: dict[str, ReplicaPlanner] = {}
         self.frontend: FrontEnd | None = None
+        self._tls: dict[str, Any] | None = None  # the served certificate's public part, announced
+        self._reloads: set[asyncio.Task[None]] = set()
         self._reported: dict[str, Observation] = {}
         self._routes: dict[str, ServiceRoute] = {}
         self.ports: PortListeners | None = None
@@ -100,6 +103,8 @@ class LocalAgent:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        # `modelport local start --ssl-...` on a running agent: a new certificate, no restart.
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self.frontend = await self._start_frontend()
         self.ports = PortListeners(self.frontend)
         await asyncio.to_thread(self._forget_stale_observations)
@@ -127,9 +132,16 @@ class LocalAgent:
     async def _start_frontend(self) -> FrontEnd:
         port_setting = frontend_port_setting(self.machine.id)
         port = await asyncio.to_thread(service_store.get_setting, self.ws, port_setting)
+        installed = tls_store.installed(self.paths)
+        context = None
+        if installed is not None:
+            # A pair that went bad since it was installed (expired) stops the agent with the reason,
+            # rather than serving the keys over plain HTTP.
+            context, info = installed.context()
+            self._tls = installed.public(info)
         for candidate in (port, None):
             chosen = int(candidate) if candidate else free_port()
-            frontend = FrontEnd(host="127.0.0.1", port=chosen)
+            frontend = FrontEnd(host="127.0.0.1", port=chosen, tls=context)
             try:
                 await frontend.start()
             except (OSError, ModelportError) as exc:
@@ -137,7 +149,7 @@ class LocalAgent:
                 continue
             if frontend.port != port:
                 await asyncio.to_thread(service_store.set_setting, self.ws, port_setting, frontend.port)
-            log.info("front end listening on http://127.0.0.1:%d", frontend.port)
+            log.info("front end listening on %s://127.0.0.1:%d", frontend.scheme, frontend.port)
             return frontend
         raise RuntimeError("no port for the front end")
 
@@ -180,8 +192,31 @@ class LocalAgent:
                 "machineId": self.machine.id,
                 "heartbeat": datetime.now(UTC).isoformat(),
                 "stateDir": str(self.paths.root),
+                "tls": self._tls,
             },
         )
+
+    def _on_sighup(self) -> None:
+        # The loop keeps only a weak reference to a task: hold it until it is done.
+        task = asyncio.get_running_loop().create_task(self._reload_tls())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_tls(self) -> None:
+        """Serve new handshakes with the pair installed now; connections open keep theirs."""
+        installed = tls_store.installed(self.paths)
+        if self.frontend is None or installed is None or self.frontend.scheme != "https":
+            log.warning("SIGHUP: no certificate to reload (switching HTTP/HTTPS needs an agent restart)")
+            return
+        try:
+            context, info = installed.context()
+        except ModelportError as exc:
+            log.error("SIGHUP: certificate not reloaded, the previous one stays: %s", exc)
+            return
+        self.frontend.set_tls(context)
+        self._tls = installed.public(info)
+        log.info("front end certificate replaced (sha256 %s)", info.sha256)
+        await asyncio.to_thread(self._announce)
 
     # ------------------------------------------------------------------ reconcile
     async def _reconcile_all(self, client: httpx.AsyncClient) -> None:

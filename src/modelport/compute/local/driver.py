@@ -12,14 +12,17 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from modelport.compute.local import tls_store
 from modelport.compute.local.cgroups import find_cpu_limiter
 from modelport.compute.local.limits import LimitNotEnforcedWarning, unenforced_limits
 from modelport.compute.local.paths import LocalPaths
 from modelport.compute.local.replica import log_tail
 from modelport.config.deployment import EffectiveDeploymentConfig
 from modelport.errors import UserErrorException, WebserviceException
+from modelport.frontend.tls import CertificateInfo
 from modelport.host import current as current_host
 from modelport.service import store as service_store
 from modelport.service.machine import agent_setting, frontend_port_setting, this_machine
@@ -191,10 +194,60 @@ class LocalDriver:
 
     def endpoint(self, workspace: Workspace, record: service_store.ServiceRecord | None = None) -> str | None:
         """``http://127.0.0.1:<port>`` of the front end of ``record``'s machine (default: this one's),
-        known once its agent has run; on another machine, the address is that machine's loopback."""
+        known once its agent has run; on another machine, the address is that machine's loopback.
+        ``https://<cname or 127.0.0.1>:<port>`` when that agent serves TLS."""
         machine = record.machine_id if record is not None and record.machine_id else this_machine().id
         port = service_store.get_setting(workspace, frontend_port_setting(machine))
-        return f"http://127.0.0.1:{port}" if port else None
+        if not port:
+            return None
+        served = (service_store.get_setting(workspace, agent_setting(machine)) or {}).get("tls")
+        if served:
+            return f"https://{served.get('cname') or tls_store.LOOPBACK}:{port}"
+        return f"http://127.0.0.1:{port}"
+
+    def configure_tls(
+        self, workspace: Workspace, cert_file: Path, key_file: Path, cname: str | None
+    ) -> CertificateInfo:
+        """Serve the local front end over HTTPS with this pair, remembered for later starts.
+
+        A bad pair is refused before anything changes. A running agent already on HTTPS takes
+        the new pair for new handshakes without dropping a connection (SIGHUP); one on plain
+        HTTP is restarted (its services come back). Returns once the agent serves the pair.
+        """
+        paths = paths_for(workspace)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        was_tls = tls_store.installed(paths) is not None
+        info = tls_store.install(paths, cert_file, key_file, cname)
+        pid = agent_pid(workspace)
+        if pid is not None and was_tls and pid > 0:
+            os.kill(pid, signal.SIGHUP)
+            self._wait_for_certificate(workspace, info.sha256)
+        else:
+            self.stop_agent(workspace)
+            self.ensure_agent(workspace)
+        return info
+
+    def disable_tls(self, workspace: Workspace) -> bool:
+        """Forget the pair and serve plain HTTP (restarting a running agent). False if TLS was off."""
+        if not tls_store.uninstall(paths_for(workspace)):
+            return False
+        if self.stop_agent(workspace):
+            self.ensure_agent(workspace)
+        return True
+
+    def _wait_for_certificate(self, workspace: Workspace, sha256: str) -> None:
+        deadline = time.monotonic() + AGENT_START_DEADLINE_S
+        setting = agent_setting(this_machine().id)
+        while time.monotonic() < deadline:
+            served = (service_store.get_setting(workspace, setting) or {}).get("tls") or {}
+            if served.get("sha256") == sha256:
+                return
+            time.sleep(POLL_S)
+        raise WebserviceException(
+            f"The local agent did not take the new certificate within {AGENT_START_DEADLINE_S:.0f} s; "
+            f"the reason is in its log {paths_for(workspace).agent_log}:\n"
+            + log_tail(paths_for(workspace).agent_log, 20)
+        )
 
     def logs(self, workspace: Workspace, name: str, generation: int, num_lines: int, init: bool) -> str:
         """Replica logs (or, with ``init``, the preparation log: environment build and model download)."""
@@ -218,6 +271,7 @@ class LocalDriver:
             "running": pid is not None,
             "pid": pid,
             "frontendUrl": self.endpoint(workspace),
+            "tls": info.get("tls") if pid else None,
             "heartbeat": info.get("heartbeat") if pid else None,
             "stateDir": str(paths_for(workspace).root),
             "agentLog": str(paths_for(workspace).agent_log),

@@ -132,6 +132,13 @@ class PortListeners:
                 continue
             self._failures.pop(name, None)
             log.info("service %s also listens on http://localhost:%d/score", name, port)
+            if self.frontend.scheme == "https":
+                log.warning(
+                    "service %s: port %d serves plain HTTP (as LocalWebservice did); TLS is "
+                    "on the front end's port only",
+                    name,
+                    port,
+                )
         return {name: why for name, (_, _, why) in self._failures.items()}
 
     async def _open(self, name: str, port: int) -> _Listener:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.azureml.core.compute.compute import ComputeTarget, TargetConfiguration
 from modelport.compute import targets
 from modelport.compute.kubernetes.target import COMPUTE_TYPE
-from modelport.errors import ComputeTargetException
+from modelport.errors import ComputeTargetException, UserErrorException
 
 if TYPE_CHECKING:
     from modelport.compute.kubernetes.target import KubernetesTarget
@@ -111,15 +111,29 @@ class _SslMixin:
                 "Invalid configuration, not all ssl information provided. To enable SSL, provide "
                 "ssl_cname, ssl_cert_pem_file and ssl_key_pem_file."
             )
+        if self.leaf_domain_label:
+            raise ComputeTargetException(
+                f"leaf_domain_label={self.leaf_domain_label!r} asks Microsoft to issue a certificate for a "
+                "cloudapp.azure.com name, which exists only on Azure. Fix: pass your own certificate: "
+                "enable_ssl(ssl_cname=..., ssl_cert_pem_file=..., ssl_key_pem_file=...)."
+            )
+        if self.ssl_cert_pem_file and self.ssl_key_pem_file:
+            from pathlib import Path
+
+            from modelport.frontend.tls import check_pair
+
+            # Refused now with the reason, not at the first handshake.
+            try:
+                check_pair(Path(self.ssl_cert_pem_file), Path(self.ssl_key_pem_file), self.ssl_cname)
+            except UserErrorException as exc:
+                raise ComputeTargetException(str(exc)) from None
 
     def _ssl_arguments(self) -> dict[str, Any]:
-        # TLS does not exist yet: every SSL argument is ignored (and named in the warning).
+        # The in-cluster front end does not serve TLS yet: the checked pair is named in the warning.
         return {
             "ssl_cname": self.ssl_cname,
             "ssl_cert_pem_file": self.ssl_cert_pem_file,
             "ssl_key_pem_file": self.ssl_key_pem_file,
-            "leaf_domain_label": self.leaf_domain_label,
-            "overwrite_existing_domain": self.overwrite_existing_domain,
         }
 
 
