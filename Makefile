@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # PostgreSQL (Debian package) is what the metadata tests run against; nothing is started here,
-# the test fixtures start a private server on loopback in a temporary folder.
+# the test fixtures start a private server on loopback in a temporary folder. openssl makes the
+# TLS tests' certificates and curl is one of their clients.
 system-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "installing PostgreSQL (Debian package) for the test suite"; \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian packages) for the test suite"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
 quickstart: install
