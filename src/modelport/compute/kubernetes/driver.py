@@ -464,9 +464,14 @@ def _pod_log(client: Any, target: KubernetesTarget, pod: dict[str, Any], contain
     if not restarts:
         return text
     before = _read_log(client, target, name, container, lines, previous=True)
-    if before == text:  # the new run has not started: the "current" log is still the previous run's
+    # The new run has not started (the "current" log is still the previous run's), or the
+    # previous run's log is gone: nothing to add.
+    if before == text or before.startswith(NO_LOG):
         return text
     return f"{text}--- restarted {restarts} times; the log of its previous run: ---\n{before}"
+
+
+NO_LOG = "(no log: "
 
 
 def _read_log(
@@ -486,7 +491,7 @@ def _read_log(
         )
         api.raise_for_status(response)
     except ApiError as exc:
-        return f"(no log: {exc.status.message})\n"
+        return f"{NO_LOG}{exc.status.message})\n"
     return "".join(line + "\n" for line in response.iter_lines())
 
 
